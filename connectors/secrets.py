@@ -1,0 +1,35 @@
+"""Credentials at rest: Fernet-encrypted JSON, the key from settings.
+
+Only connectors and the worker ever see decrypted credentials; the store holds the token
+bytes. ``CALBOOK_ENCRYPTION_KEY`` may list several comma-separated keys: the first encrypts,
+all decrypt, so a key can be rotated without a migration.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from config.settings import get_settings
+
+
+class CredentialsUnreadable(Exception):
+    """The stored credentials cannot be decrypted with any configured key."""
+
+
+def _fernet(key_material: str | None = None) -> MultiFernet:
+    material = key_material or get_settings().resolved_encryption_key()
+    return MultiFernet([Fernet(k.strip().encode()) for k in material.split(",") if k.strip()])
+
+
+def encrypt_json(value: dict[str, Any], key_material: str | None = None) -> str:
+    return _fernet(key_material).encrypt(json.dumps(value, sort_keys=True).encode()).decode()
+
+
+def decrypt_json(token: str, key_material: str | None = None) -> dict[str, Any]:
+    try:
+        return json.loads(_fernet(key_material).decrypt(token.encode()))
+    except InvalidToken as exc:
+        raise CredentialsUnreadable("stored credentials cannot be decrypted with the configured key") from exc
