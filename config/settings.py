@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         return _local_secret(self.data_dir / "encryption-key", lambda: Fernet.generate_key().decode())
 
 
-def _local_secret(path: Path, make: "callable[[], str]") -> str:  # type: ignore[valid-type]
+def _local_secret(path: Path, make: callable[[], str]) -> str:  # type: ignore[valid-type]
     """Read a generated secret, creating it with mode 0600 on first use (embedded default only)."""
     if path.exists():
         return path.read_text().strip()

@@ -71,14 +71,15 @@ class MalformedCalendarObject(ValueError):
 
 @dataclass(slots=True)
 class Expansion:
-    """The busy intervals of one resource, and whether it recurs.
+    """The busy intervals of one resource, and whether they depend on the window.
 
-    ``recurring`` tells a caller that the intervals depend on the window: when its horizon
-    slides, a recurring object must be expanded again even if it did not change.
+    ``window_dependent`` (a recurring event, or one starting near or beyond the window's end)
+    tells a caller that when its horizon slides, the object must be expanded again even if it
+    did not change; for any other object the intervals are final.
     """
 
     intervals: list[BusyInterval] = field(default_factory=list)
-    recurring: bool = False
+    window_dependent: bool = False
 
 
 def booking_uid(booking_id: str) -> str:
@@ -127,9 +128,7 @@ def expand_busy(
     object_id: str = "",
 ) -> list[BusyInterval]:
     """Busy intervals of ``data`` overlapping ``[window_start, window_end)``, UTC, sorted."""
-    return expand_calendar(
-        data, window_start, window_end, default_tz, account_addresses, object_id
-    ).intervals
+    return expand_calendar(data, window_start, window_end, default_tz, account_addresses, object_id).intervals
 
 
 def expand_calendar(
@@ -140,7 +139,7 @@ def expand_calendar(
     account_addresses: Iterable[str] = (),
     object_id: str = "",
 ) -> Expansion:
-    """Like ``expand_busy`` but also says whether the resource recurs.
+    """Like ``expand_busy`` but also says whether the result depends on the window.
 
     Raises ``MalformedCalendarObject`` (and nothing else) for bad input data; a naive window
     or an unknown ``default_tz`` is a programming error and raises ``ValueError``.
@@ -153,7 +152,9 @@ def expand_calendar(
     start_utc, end_utc = window_start.astimezone(UTC), window_end.astimezone(UTC)
     try:
         events = calendar.walk("VEVENT")
-        recurring = any("RRULE" in ev or "RDATE" in ev for ev in events)
+        window_dependent = any(
+            "RRULE" in ev or "RDATE" in ev or _sort_key(ev) >= end_utc - _WINDOW_PAD for ev in events
+        )
         occurrences = _occurrences(calendar, events, start_utc - _WINDOW_PAD, end_utc + _WINDOW_PAD)
         intervals: set[BusyInterval] = set()
         for occurrence in occurrences:
@@ -166,7 +167,7 @@ def expand_calendar(
         raise
     except Exception as exc:  # noqa: BLE001 - untrusted input, any failure means "malformed"
         raise MalformedCalendarObject(object_id, f"cannot expand: {type(exc).__name__}: {exc}") from exc
-    return Expansion(sorted(intervals, key=lambda i: (i.start, i.end)), recurring)
+    return Expansion(sorted(intervals, key=lambda i: (i.start, i.end)), window_dependent)
 
 
 def _occurrences(
@@ -178,8 +179,11 @@ def _occurrences(
         found = query.between(start, end)
         if len(found) <= MAX_OCCURRENCES_PER_OBJECT:
             return found
-        log.warning("calendar object has %d occurrences in the window, keeping the first %d",
-                    len(found), MAX_OCCURRENCES_PER_OBJECT)
+        log.warning(
+            "calendar object has %d occurrences in the window, keeping the first %d",
+            len(found),
+            MAX_OCCURRENCES_PER_OBJECT,
+        )
         return sorted(found, key=lambda c: _sort_key(c))[:MAX_OCCURRENCES_PER_OBJECT]
     # High-frequency rule: walk lazily in start order and stop at the end or the cap.
     result: list[icalendar.cal.Component] = []

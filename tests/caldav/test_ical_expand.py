@@ -66,10 +66,12 @@ def test_weekly_berlin_across_dst_with_exdate_and_moved_instance() -> None:
     ]
 
 
-def test_result_says_whether_the_object_recurs() -> None:
-    assert expand_calendar(BERLIN_WEEKLY, *WINDOW, "UTC").recurring
+def test_result_says_whether_it_depends_on_the_window() -> None:
+    assert expand_calendar(BERLIN_WEEKLY, *WINDOW, "UTC").window_dependent
     single = vcal("UID:s\nDTSTART:20250301T100000Z\nDTEND:20250301T110000Z")
-    assert not expand_calendar(single, *WINDOW, "UTC").recurring
+    assert not expand_calendar(single, *WINDOW, "UTC").window_dependent
+    beyond = vcal("UID:s\nDTSTART:20260301T100000Z\nDTEND:20260301T110000Z")
+    assert expand_calendar(beyond, *WINDOW, "UTC").window_dependent
 
 
 def test_window_keeps_only_overlapping_occurrences() -> None:
@@ -95,8 +97,10 @@ TZOFFSETTO:+0300
 END:STANDARD
 END:VTIMEZONE
 """
-    text = vcal("UID:v\nDTSTART;TZID=Custom/Plus3:20250601T100000\nDTEND;TZID=Custom/Plus3:20250601T110000",
-                extra=vtimezone)
+    text = vcal(
+        "UID:v\nDTSTART;TZID=Custom/Plus3:20250601T100000\nDTEND;TZID=Custom/Plus3:20250601T110000",
+        extra=vtimezone,
+    )
     assert spans(busy(text)) == [(utc(2025, 6, 1, 7), utc(2025, 6, 1, 8))]
 
 
@@ -200,8 +204,10 @@ def test_high_frequency_rule_is_capped() -> None:
 
 
 def test_split_by_uid_keeps_overrides_and_timezones_together() -> None:
-    text = BERLIN_WEEKLY.replace("END:VCALENDAR", "BEGIN:VEVENT\nUID:other\nDTSTART:20250301T100000Z\n"
-                                 "DTEND:20250301T110000Z\nEND:VEVENT\nEND:VCALENDAR")
+    text = BERLIN_WEEKLY.replace(
+        "END:VCALENDAR",
+        "BEGIN:VEVENT\nUID:other\nDTSTART:20250301T100000Z\nDTEND:20250301T110000Z\nEND:VEVENT\nEND:VCALENDAR",
+    )
     from connectors.ical_expand import parse_calendar
 
     parts = split_by_uid(parse_calendar(text))

@@ -1,0 +1,275 @@
+"""The availability engine of SPEC 2.3: slots, the month view, and bookability checks.
+
+Pure functions over plain values. Busy time arrives as one sorted, merged index so that a
+candidate's conflict test is a binary search: thirty days of slots against ten thousand
+busy intervals cost a few hundred bisections, not millions of comparisons.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from booking_engine.errors import (
+    BeyondAdvanceLimit,
+    DurationNotMultipleOf15,
+    DurationTooLong,
+    DurationTooShort,
+    InThePast,
+    OutsideAvailability,
+    SlotUnavailable,
+    TooShortNotice,
+    ValidationError,
+)
+from booking_engine.model import AvailabilityException, AvailabilitySettings, Interval
+from booking_engine.timeutil import bound_instant, local_day_range, start_instant, wall, zone
+
+ABSOLUTE_MIN_DURATION = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start: datetime
+    end: datetime
+    price_cents: int
+    currency: str
+    available: bool
+
+    @property
+    def status(self) -> str:
+        return "available" if self.available else "booked"
+
+
+class BusyIndex:
+    """Busy intervals merged into disjoint sorted runs, for O(log n) conflict tests."""
+
+    __slots__ = ("_starts", "_ends")
+
+    def __init__(self, intervals: Iterable[tuple[datetime, datetime] | Interval]) -> None:
+        pairs = sorted(
+            (iv.start, iv.end) if isinstance(iv, Interval) else (iv[0], iv[1]) for iv in intervals
+        )
+        starts: list[datetime] = []
+        ends: list[datetime] = []
+        for start, end in pairs:
+            if end <= start:
+                continue
+            if ends and start <= ends[-1]:
+                if end > ends[-1]:
+                    ends[-1] = end
+            else:
+                starts.append(start)
+                ends.append(end)
+        self._starts = starts
+        self._ends = ends
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """Whether any busy time lies inside ``[start, end)``."""
+        i = bisect_right(self._ends, start)
+        return i < len(self._starts) and self._starts[i] < end
+
+    def conflicts(self, start: datetime, end: datetime, buffer: timedelta) -> bool:
+        """SPEC 2.3: ``[s, e)`` conflicts with busy ``[bs, be)`` iff ``s < be + b`` and ``bs < e + b``."""
+        return self.overlaps(start - buffer, end + buffer)
+
+
+def validate_duration(settings: AvailabilitySettings, duration: int) -> None:
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise ValidationError("durationMinutes must be an integer", field="durationMinutes")
+    minimum = max(ABSOLUTE_MIN_DURATION, settings.min_duration)
+    if duration < minimum:
+        raise DurationTooShort(f"the minimum duration is {minimum} minutes", minimum=minimum)
+    if duration % 15:
+        raise DurationNotMultipleOf15("durationMinutes must be a multiple of 15")
+    if duration > settings.max_duration:
+        raise DurationTooLong(
+            f"the maximum duration is {settings.max_duration} minutes", maximum=settings.max_duration
+        )
+
+
+def minimum_duration(settings: AvailabilitySettings) -> int:
+    minimum = max(ABSOLUTE_MIN_DURATION, settings.min_duration)
+    return minimum + (-minimum % 15)
+
+
+def price_cents(hourly_rate_cents: int, duration: int) -> int:
+    return int((Decimal(hourly_rate_cents) * duration / 60).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _window_bounds(
+    settings: AvailabilitySettings, exceptions: Mapping[date, AvailabilityException], day: date, tz: ZoneInfo
+) -> list[tuple[int, int, datetime, datetime]]:
+    """Each window of ``day`` as ``(start_minute, end_minute, start_utc, end_utc)``."""
+    return [
+        (w.start, w.end, bound_instant(wall(day, w.start), tz), bound_instant(wall(day, w.end), tz))
+        for w in settings.windows_for(day, exceptions.get(day))
+    ]
+
+
+def _candidates(
+    settings: AvailabilitySettings,
+    exceptions: Mapping[date, AvailabilityException],
+    day: date,
+    duration: timedelta,
+    tz: ZoneInfo,
+) -> Iterable[datetime]:
+    for start_min, end_min, _, end_utc in _window_bounds(settings, exceptions, day, tz):
+        minute = start_min
+        while minute < end_min:
+            start = start_instant(wall(day, minute), tz)
+            if start is not None:
+                if start + duration > end_utc:
+                    # Later wall times only end later in real time, except across a fall-back,
+                    # where they may end earlier; keep scanning rather than break.
+                    minute += settings.increment
+                    continue
+                yield start
+            minute += settings.increment
+
+
+def slots_between(
+    settings: AvailabilitySettings,
+    exceptions: Mapping[date, AvailabilityException],
+    busy: BusyIndex,
+    duration: int,
+    range_start: datetime,
+    range_end: datetime,
+    now: datetime,
+) -> list[Slot]:
+    """Every slot of ``duration`` whose start lies in ``[range_start, range_end)``, in order."""
+    validate_duration(settings, duration)
+    tz = zone(settings.timezone)
+    length = timedelta(minutes=duration)
+    buffer = timedelta(minutes=settings.buffer)
+    earliest = now + timedelta(minutes=settings.min_notice)
+    latest = now + timedelta(days=settings.advance_days)
+    price = price_cents(settings.hourly_rate_cents, duration)
+    first_day = range_start.astimezone(tz).date() - timedelta(days=1)
+    last_day = range_end.astimezone(tz).date() + timedelta(days=1)
+    slots: list[Slot] = []
+    seen: set[datetime] = set()
+    day = first_day
+    while day <= last_day:
+        for start in _candidates(settings, exceptions, day, length, tz):
+            if start < range_start or start >= range_end or start < earliest or start > latest:
+                continue
+            if start in seen:
+                continue
+            seen.add(start)
+            end = start + length
+            slots.append(Slot(start, end, price, settings.currency, not busy.conflicts(start, end, buffer)))
+        day += timedelta(days=1)
+    slots.sort(key=lambda s: s.start)
+    return slots
+
+
+def slots_for_date(
+    settings: AvailabilitySettings,
+    exceptions: Mapping[date, AvailabilityException],
+    busy: BusyIndex,
+    day: date,
+    duration: int,
+    now: datetime,
+    viewer_tz: str | None = None,
+) -> list[Slot]:
+    """Slots starting on the local date ``day`` as read in ``viewer_tz`` (default: the expert's)."""
+    tz = zone(viewer_tz or settings.timezone)
+    start, end = local_day_range(day, tz)
+    return slots_between(settings, exceptions, busy, duration, start, end, now)
+
+
+def query_range_for_date(settings: AvailabilitySettings, day: date, viewer_tz: str | None) -> Interval:
+    """UTC range of busy time that can affect the slots of ``day`` (for loading from the store)."""
+    start, end = local_day_range(day, zone(viewer_tz or settings.timezone))
+    pad = timedelta(days=1, minutes=settings.buffer + settings.max_duration)
+    return Interval(start - pad, end + pad)
+
+
+def month_range(year: int, month: int, tz_name: str) -> Interval:
+    tz = zone(tz_name)
+    first = date(year, month, 1)
+    last = date(year, month, _calendar.monthrange(year, month)[1])
+    return Interval(local_day_range(first, tz)[0], local_day_range(last, tz)[1])
+
+
+def month_view(
+    settings: AvailabilitySettings,
+    exceptions: Mapping[date, AvailabilityException],
+    busy: BusyIndex,
+    year: int,
+    month: int,
+    now: datetime,
+    viewer_tz: str | None = None,
+) -> list[tuple[date, str]]:
+    """Each local date of the month: ``available``, ``partial`` or ``unavailable`` (SPEC 2.3)."""
+    if not 1 <= month <= 12 or not 1 <= year <= 9998:
+        raise ValidationError("month must be YYYY-MM", field="month")
+    tz = zone(viewer_tz or settings.timezone)
+    expert_tz = zone(settings.timezone)
+    whole = month_range(year, month, viewer_tz or settings.timezone)
+    slots = slots_between(settings, exceptions, busy, minimum_duration(settings), whole.start, whole.end, now)
+    by_day: dict[date, bool] = {}
+    for slot in slots:
+        if slot.available:
+            by_day[slot.start.astimezone(tz).date()] = True
+    # Windows as UTC intervals, to tell "available" from "partial".
+    windows: list[tuple[datetime, datetime]] = []
+    day = whole.start.astimezone(expert_tz).date() - timedelta(days=1)
+    while day <= whole.end.astimezone(expert_tz).date():
+        windows.extend((s, e) for _, _, s, e in _window_bounds(settings, exceptions, day, expert_tz))
+        day += timedelta(days=1)
+    result: list[tuple[date, str]] = []
+    for dom in range(1, _calendar.monthrange(year, month)[1] + 1):
+        local = date(year, month, dom)
+        if not by_day.get(local):
+            result.append((local, "unavailable"))
+            continue
+        day_start, day_end = local_day_range(local, tz)
+        touched = any(
+            busy.overlaps(max(ws, day_start), min(we, day_end))
+            for ws, we in windows
+            if ws < day_end and we > day_start
+        )
+        result.append((local, "partial" if touched else "available"))
+    return result
+
+
+def check_bookable(
+    settings: AvailabilitySettings,
+    exceptions: Mapping[date, AvailabilityException],
+    busy: BusyIndex,
+    start: datetime,
+    duration: int,
+    now: datetime,
+) -> None:
+    """Raise the specific error that keeps ``[start, start+duration)`` from being booked (SPEC 2.4)."""
+    validate_duration(settings, duration)
+    start = start.astimezone(UTC)
+    if start.second or start.microsecond:
+        raise ValidationError("startTime must be on a whole minute", field="startTime")
+    if start <= now:
+        raise InThePast("the start time has passed", field="startTime")
+    if start < now + timedelta(minutes=settings.min_notice):
+        raise TooShortNotice(f"book at least {settings.min_notice} minutes ahead", minNotice=settings.min_notice)
+    if start > now + timedelta(days=settings.advance_days):
+        raise BeyondAdvanceLimit(f"book at most {settings.advance_days} days ahead")
+    tz = zone(settings.timezone)
+    end = start + timedelta(minutes=duration)
+    day = start.astimezone(tz).date()
+    inside = any(
+        ws <= start and end <= we
+        for d in (day - timedelta(days=1), day)
+        for _, _, ws, we in _window_bounds(settings, exceptions, d, tz)
+    )
+    if not inside:
+        raise OutsideAvailability("the time is outside the expert's published windows")
+    if busy.conflicts(start, end, timedelta(minutes=settings.buffer)):
+        raise SlotUnavailable("the time conflicts with another booking or busy time")

@@ -1,0 +1,114 @@
+"""Domain errors, each carrying the stable ``code`` of SPEC section 3 and its HTTP status.
+
+The HTTP layer maps every ``BookingError`` once, centrally, to problem+json; the worker
+records them. Nothing here knows about HTTP beyond the number.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BookingError(Exception):
+    code: ClassVar[str] = "validation_error"
+    status: ClassVar[int] = 422
+    title: ClassVar[str] = "Invalid request"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class ValidationError(BookingError):
+    code = "validation_error"
+    title = "The request is not valid"
+
+
+class DurationTooShort(BookingError):
+    code = "duration_too_short"
+    title = "The duration is below the minimum"
+
+
+class DurationTooLong(BookingError):
+    code = "duration_too_long"
+    title = "The duration is above the maximum"
+
+
+class DurationNotMultipleOf15(BookingError):
+    code = "duration_not_multiple_of_15"
+    title = "The duration must be a multiple of 15 minutes"
+
+
+class OutsideAvailability(BookingError):
+    code = "outside_availability"
+    title = "The time is outside the expert's availability"
+
+
+class TooShortNotice(BookingError):
+    code = "too_short_notice"
+    title = "The start is too soon"
+
+
+class BeyondAdvanceLimit(BookingError):
+    code = "beyond_advance_limit"
+    title = "The start is too far ahead"
+
+
+class InThePast(BookingError):
+    code = "in_the_past"
+    title = "The time is in the past"
+
+
+class SlotUnavailable(BookingError):
+    code = "slot_unavailable"
+    status = 409
+    title = "The slot is no longer available"
+
+
+class InvalidState(BookingError):
+    code = "invalid_state"
+    status = 409
+    title = "The action is not allowed in the current state"
+
+
+class PreconditionFailed(BookingError):
+    code = "precondition_failed"
+    status = 412
+    title = "The resource was changed by someone else"
+
+
+class Unauthenticated(BookingError):
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(BookingError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed"
+
+
+class NotFound(BookingError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+ALL_ERRORS: tuple[type[BookingError], ...] = (
+    ValidationError,
+    DurationTooShort,
+    DurationTooLong,
+    DurationNotMultipleOf15,
+    OutsideAvailability,
+    TooShortNotice,
+    BeyondAdvanceLimit,
+    InThePast,
+    SlotUnavailable,
+    InvalidState,
+    PreconditionFailed,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+)

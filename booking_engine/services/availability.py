@@ -1,0 +1,161 @@
+"""Use cases around an expert's availability: settings, exceptions, slots, month view, busy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from booking_engine import availability as engine
+from booking_engine.errors import Forbidden, NotFound, ValidationError
+from booking_engine.model import AvailabilityException, AvailabilitySettings
+from booking_engine.services._common import now_or
+from booking_engine.store import repositories as repo
+from booking_engine.store.db import Store
+from booking_engine.timeutil import to_utc, zone
+
+MAX_BUSY_RANGE = timedelta(days=366)
+MAX_EXCEPTION_RANGE_DAYS = 732
+
+
+def load_settings(conn: Connection, expert_id: str, for_update: bool = False) -> AvailabilitySettings:
+    """Saved settings, or the closed defaults (version 0) of an expert who never published."""
+    settings = repo.get_settings(conn, expert_id, for_update=for_update)
+    if settings is not None:
+        return settings
+    user = repo.get_user(conn, expert_id)
+    tz = user["timezone"] if user and user["timezone"] else "UTC"
+    return AvailabilitySettings(expert_id=expert_id, timezone=tz)
+
+
+def load_context(
+    conn: Connection, settings: AvailabilitySettings, start: datetime, end: datetime,
+    exclude_booking: str | None = None,
+) -> tuple[Mapping[date, AvailabilityException], engine.BusyIndex]:
+    """Exceptions and busy time that can matter for instants in ``[start, end)``."""
+    tz = zone(settings.timezone)
+    pad = timedelta(minutes=settings.buffer + 1)
+    exceptions = repo.get_exceptions(
+        conn,
+        settings.expert_id,
+        start.astimezone(tz).date() - timedelta(days=1),
+        end.astimezone(tz).date() + timedelta(days=1),
+    )
+    busy = repo.busy_intervals(conn, settings.expert_id, start - pad, end + pad, exclude_booking=exclude_booking)
+    return exceptions, engine.BusyIndex(busy)
+
+
+def get_availability(store: Store, expert_id: str) -> AvailabilitySettings:
+    with store.read() as conn:
+        return load_settings(conn, expert_id)
+
+
+def set_availability(
+    store: Store, actor: str, expert_id: str, body: dict[str, Any], expected_version: int,
+    now: datetime | None = None,
+) -> AvailabilitySettings:
+    """Replace the settings if they are still at ``expected_version`` (optimistic lock).
+
+    ``version`` in the body, if any, is ignored: the ``If-Match`` precondition decides.
+    """
+    if actor != expert_id:
+        raise Forbidden("only the expert may change their availability")
+    if not isinstance(body, dict):
+        raise ValidationError("the settings body is a JSON object")
+    fields = {k: v for k, v in body.items() if k != "version"}
+    parsed = AvailabilitySettings.from_dict(expert_id, fields)
+    moment = now_or(now)
+    with store.write() as conn:
+        repo.ensure_user(conn, expert_id, moment)
+        version = repo.save_settings(conn, parsed, expected_version, moment)
+        return replace(parsed, version=version)
+
+
+def list_exceptions(store: Store, expert_id: str, first: date, last: date) -> list[AvailabilityException]:
+    if last < first:
+        raise ValidationError("'to' must not be before 'from'")
+    if (last - first).days > MAX_EXCEPTION_RANGE_DAYS:
+        raise ValidationError(f"ask for at most {MAX_EXCEPTION_RANGE_DAYS} days at once")
+    with store.read() as conn:
+        found = repo.get_exceptions(conn, expert_id, first, last)
+    return [found[d] for d in sorted(found)]
+
+
+def set_exception(
+    store: Store, actor: str, expert_id: str, day: date, body: Any, now: datetime | None = None
+) -> AvailabilityException:
+    if actor != expert_id:
+        raise Forbidden("only the expert may change their exceptions")
+    exception = AvailabilityException.from_dict(day, body)
+    moment = now_or(now)
+    with store.write() as conn:
+        repo.ensure_user(conn, expert_id, moment)
+        repo.put_exception(conn, expert_id, exception, moment)
+    return exception
+
+
+def delete_exception(store: Store, actor: str, expert_id: str, day: date) -> None:
+    if actor != expert_id:
+        raise Forbidden("only the expert may change their exceptions")
+    with store.write() as conn:
+        if not repo.delete_exception(conn, expert_id, day):
+            raise NotFound(f"no exception on {day.isoformat()}")
+
+
+@dataclass(frozen=True, slots=True)
+class SlotList:
+    settings: AvailabilitySettings
+    viewer_tz: str
+    slots: list[engine.Slot]
+
+
+def get_slots(
+    store: Store, expert_id: str, day: date, duration: int, viewer_tz: str | None = None,
+    now: datetime | None = None,
+) -> SlotList:
+    moment = now_or(now)
+    if viewer_tz is not None:
+        zone(viewer_tz)
+    with store.read() as conn:
+        settings = load_settings(conn, expert_id)
+        engine.validate_duration(settings, duration)
+        window = engine.query_range_for_date(settings, day, viewer_tz)
+        exceptions, busy = load_context(conn, settings, window.start, window.end)
+    slots = engine.slots_for_date(settings, exceptions, busy, day, duration, moment, viewer_tz)
+    return SlotList(settings, viewer_tz or settings.timezone, slots)
+
+
+def get_month(
+    store: Store, expert_id: str, year: int, month: int, viewer_tz: str | None = None,
+    now: datetime | None = None,
+) -> list[tuple[date, str]]:
+    moment = now_or(now)
+    if not 1 <= month <= 12 or not 1 <= year <= 9998:
+        raise ValidationError("month must be YYYY-MM", field="month")
+    with store.read() as conn:
+        settings = load_settings(conn, expert_id)
+        whole = engine.month_range(year, month, viewer_tz or settings.timezone)
+        pad = timedelta(days=1)
+        exceptions, busy = load_context(conn, settings, whole.start - pad, whole.end + pad)
+    return engine.month_view(settings, exceptions, busy, year, month, moment, viewer_tz)
+
+
+def get_busy(store: Store, expert_id: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Busy intervals (merged, times only: no titles, no booking ids) in ``[start, end)``."""
+    start, end = to_utc(start), to_utc(end)
+    if end <= start:
+        raise ValidationError("'to' must be after 'from'")
+    if end - start > MAX_BUSY_RANGE:
+        raise ValidationError("ask for at most 366 days of busy time at once")
+    with store.read() as conn:
+        raw = repo.busy_intervals(conn, expert_id, start, end)
+    merged: list[tuple[datetime, datetime]] = []
+    for s, e in sorted(raw):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return [(max(s, start), min(e, end)) for s, e in merged]

@@ -1,0 +1,147 @@
+"""Booking request use cases (SPEC 2.5): propose, respond, withdraw, expire."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from booking_engine import availability as engine
+from booking_engine import booking_requests as domain
+from booking_engine.errors import ValidationError
+from booking_engine.model import BookingRequest, RequestStatus
+from booking_engine.services._common import now_or, require_expert, require_user, role_of
+from booking_engine.services.availability import load_settings
+from booking_engine.services.bookings import parse_type, place_booking
+from booking_engine.services.pagination import check_limit, decode_cursor, encode_cursor
+from booking_engine.store import repositories as repo
+from booking_engine.store.db import Store
+from booking_engine.timeutil import to_utc
+
+log = logging.getLogger(__name__)
+
+
+def create_request(
+    store: Store,
+    user_id: str,
+    expert_id: str,
+    duration: int,
+    booking_type: str,
+    starts: list[datetime],
+    message: str | None = None,
+    now: datetime | None = None,
+) -> BookingRequest:
+    if user_id == expert_id:
+        raise ValidationError("an expert cannot send themselves a request", field="expertId")
+    kind = parse_type(booking_type)
+    if not isinstance(starts, list):
+        raise ValidationError("proposedSlots must be a list", field="proposedSlots")
+    utc_starts = [to_utc(s) for s in starts]
+    moment = now_or(now)
+    with store.write() as conn:
+        engine.validate_duration(load_settings(conn, expert_id), duration)
+        request = domain.new_request(expert_id, user_id, duration, kind, utc_starts, message, moment)
+        repo.ensure_user(conn, user_id, moment)
+        repo.ensure_user(conn, expert_id, moment)
+        repo.insert_request(conn, request)
+        repo.add_events(conn, request.events, moment)
+    log.info("booking request created", extra={"request_id": request.id, "expert_id": expert_id})
+    return request
+
+
+def get_request(store: Store, actor: str, request_id: str) -> BookingRequest:
+    with store.read() as conn:
+        request = repo.get_request(conn, request_id)
+    role_of(request, actor, "request")
+    assert request is not None
+    return request
+
+
+def list_requests(
+    store: Store, actor: str, as_role: str = "user", statuses: list[str] | None = None,
+    cursor: str | None = None, limit: int = 50,
+) -> tuple[list[BookingRequest], str | None]:
+    if as_role not in ("user", "expert"):
+        raise ValidationError("as must be 'user' or 'expert'", field="as")
+    for status in statuses or ():
+        if status not in {s.value for s in RequestStatus}:
+            raise ValidationError(f"unknown status {status!r}", field="status")
+    limit = check_limit(limit)
+    with store.read() as conn:
+        items = repo.list_requests(
+            conn,
+            user_id=actor if as_role == "user" else None,
+            expert_id=actor if as_role == "expert" else None,
+            statuses=statuses,
+            after=decode_cursor(cursor),
+            limit=limit + 1,
+        )
+    more = len(items) > limit
+    items = items[:limit]
+    return items, encode_cursor(items[-1].created_at, items[-1].id) if more else None
+
+
+def respond_to_request(
+    store: Store,
+    actor: str,
+    request_id: str,
+    accept: Any,
+    slot_index: int | None = None,
+    message: str | None = None,
+    now: datetime | None = None,
+) -> BookingRequest:
+    """Accept one proposed slot (a confirmed booking, validated as in create) or reject."""
+    if not isinstance(accept, bool):
+        raise ValidationError("accept must be true or false", field="accept")
+    moment = now_or(now)
+    with store.write() as conn:
+        request = repo.get_request(conn, request_id, for_update=True)
+        require_expert(role_of(request, actor, "request"), "respond to a request")
+        assert request is not None
+        previous = request.version
+        if accept:
+            start = domain.chosen_start(request, slot_index, moment)
+            booking = place_booking(
+                conn, user_id=request.user_id, expert_id=request.expert_id, start=start,
+                duration=request.duration, booking_type=request.type, topic=None, notes=request.message,
+                now=moment, force_confirmed=True, request_id=request.id,
+            )
+            domain.accept(request, slot_index or 0, booking.id, message, moment)
+        else:
+            domain.reject(request, message, moment)
+        repo.update_request(conn, request, previous)
+        repo.add_events(conn, request.events, moment)
+    return request
+
+
+def withdraw_request(store: Store, actor: str, request_id: str, now: datetime | None = None) -> BookingRequest:
+    moment = now_or(now)
+    with store.write() as conn:
+        request = repo.get_request(conn, request_id, for_update=True)
+        require_user(role_of(request, actor, "request"), "withdraw a request")
+        assert request is not None
+        previous = request.version
+        domain.withdraw(request, moment)
+        repo.update_request(conn, request, previous)
+        repo.add_events(conn, request.events, moment)
+    return request
+
+
+def expire_request(store: Store, request_id: str, now: datetime | None = None) -> BookingRequest | None:
+    moment = now_or(now)
+    with store.write() as conn:
+        request = repo.get_request(conn, request_id, for_update=True)
+        if request is None or request.status != RequestStatus.PENDING or request.expires_at > moment:
+            return None
+        previous = request.version
+        domain.expire(request, moment)
+        repo.update_request(conn, request, previous)
+        repo.add_events(conn, request.events, moment)
+    return request
+
+
+def expire_requests(store: Store, now: datetime | None = None, batch: int = 500) -> int:
+    moment = now_or(now)
+    with store.read() as conn:
+        ids = repo.due_requests(conn, moment, limit=batch)
+    return sum(1 for request_id in ids if expire_request(store, request_id, moment) is not None)

@@ -1,0 +1,94 @@
+"""Engines and transactions for the two supported databases.
+
+SQLite: WAL, a busy timeout, and every write transaction opened with ``BEGIN IMMEDIATE``,
+so that write transactions run one at a time and the read-check-write of a booking cannot
+interleave with another (SPEC 2.4). Read-only transactions open with a plain ``BEGIN`` and
+never wait for a writer.
+
+PostgreSQL: READ COMMITTED plus row locks (``FOR UPDATE``) on the rows a use case changes,
+and the exclusion constraint on bookings as the last word on double booking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+_READONLY = "calbook_readonly"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            pool_size=kwargs.pop("pool_size", 8),
+            max_overflow=kwargs.pop("max_overflow", 16),
+            **kwargs,
+        )
+        _setup_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_size=kwargs.pop("pool_size", 10),
+        max_overflow=kwargs.pop("max_overflow", 30),
+        pool_pre_ping=True,
+        **kwargs,
+    )
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not pysqlite, decide how transactions start.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_READONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """The booking store: an engine and the two kinds of transaction the services use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Store:
+        return cls(make_engine(url, **kwargs))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: committed when the block ends, rolled back on any error."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{_READONLY: True})
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,231 @@
+"""The central booking store's schema (SQLAlchemy Core), mirrored by the Alembic migrations.
+
+Core tables rather than ORM classes: the domain has its own entities, and the repository
+maps rows to them explicitly, so nothing here leaks into ``booking_engine.model``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from booking_engine.store.types import JSONType, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(64)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("email", String(320)),
+    Column("display_name", String(200)),
+    Column("timezone", String(64)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+availability_settings = Table(
+    "availability_settings",
+    metadata,
+    Column("expert_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("timezone", String(64), nullable=False),
+    Column("weekly_schedule", JSONType, nullable=False),
+    Column("min_duration_minutes", Integer, nullable=False),
+    Column("max_duration_minutes", Integer, nullable=False),
+    Column("buffer_minutes", Integer, nullable=False),
+    Column("advance_days", Integer, nullable=False),
+    Column("min_notice_minutes", Integer, nullable=False),
+    Column("slot_increment_minutes", Integer, nullable=False),
+    Column("hourly_rate_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("auto_confirm", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+availability_exceptions = Table(
+    "availability_exceptions",
+    metadata,
+    Column("expert_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("local_date", Date, primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("windows", JSONType, nullable=False),
+    Column("reason", Text),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("expert_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("start_time", UTCDateTime(), nullable=False),
+    Column("end_time", UTCDateTime(), nullable=False),
+    Column("blocked_until", UTCDateTime(), nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("buffer_minutes", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("topic", Text),
+    Column("notes", Text),
+    Column("price_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payment_id", String(200)),
+    Column("refund_cents", BigInteger),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("confirmed_at", UTCDateTime()),
+    Column("cancelled_at", UTCDateTime()),
+    Column("cancellation_reason", Text),
+    Column("cancelled_by", String(10)),
+    Column("has_conflict", Boolean, nullable=False, server_default=text("false")),
+    Column("version", Integer, nullable=False),
+    Column("sequence", Integer, nullable=False, server_default=text("0")),
+    Column("request_id", ID),
+    Column("user_reminded_at", UTCDateTime()),
+    Column("expert_reminded_at", UTCDateTime()),
+    Column("starting_notified_at", UTCDateTime()),
+    Index("ix_bookings_expert_start", "expert_id", "start_time"),
+    Index("ix_bookings_user_start", "user_id", "start_time"),
+    Index(
+        "ix_bookings_reminder_due",
+        "start_time",
+        postgresql_where=text("status = 'confirmed' AND (user_reminded_at IS NULL OR expert_reminded_at IS NULL)"),
+        sqlite_where=text("status = 'confirmed' AND (user_reminded_at IS NULL OR expert_reminded_at IS NULL)"),
+    ),
+    Index(
+        "ix_bookings_starting_due",
+        "start_time",
+        postgresql_where=text("status = 'confirmed' AND starting_notified_at IS NULL"),
+        sqlite_where=text("status = 'confirmed' AND starting_notified_at IS NULL"),
+    ),
+    Index(
+        "ix_bookings_open_end",
+        "end_time",
+        postgresql_where=text("status IN ('pending', 'confirmed')"),
+        sqlite_where=text("status IN ('pending', 'confirmed')"),
+    ),
+)
+
+booking_requests = Table(
+    "booking_requests",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("expert_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("proposed_starts", JSONType, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("message", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("responded_at", UTCDateTime()),
+    Column("response_message", Text),
+    Column("booking_id", ID),
+    Column("accepted_index", Integer),
+    Column("version", Integer, nullable=False),
+    Index("ix_booking_requests_expert_created", "expert_id", "created_at"),
+    Index("ix_booking_requests_user_created", "user_id", "created_at"),
+    Index(
+        "ix_booking_requests_pending_expiry",
+        "expires_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+)
+
+calendar_connections = Table(
+    "calendar_connections",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("expert_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("account", String(320)),
+    Column("credentials", Text),
+    Column("config", JSONType, nullable=False),
+    Column("last_synced_at", UTCDateTime()),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Index("ix_calendar_connections_expert", "expert_id"),
+)
+
+calendar_sync_state = Table(
+    "calendar_sync_state",
+    metadata,
+    Column("connection_id", ID, ForeignKey("calendar_connections.id", ondelete="CASCADE"), primary_key=True),
+    Column("calendar_id", String(1000), primary_key=True),
+    Column("cursor", JSONType, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+busy_blocks = Table(
+    "busy_blocks",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("expert_id", ID, nullable=False),
+    Column("connection_id", ID, nullable=True),
+    Column("calendar_id", String(1000), nullable=False, server_default=""),
+    Column("external_id", String(1000), nullable=False),
+    Column("start_time", UTCDateTime(), nullable=False),
+    Column("end_time", UTCDateTime(), nullable=False),
+    Index("ix_busy_blocks_expert_end", "expert_id", "end_time"),
+    Index("ix_busy_blocks_source", "connection_id", "calendar_id", "external_id"),
+)
+
+booking_calendar_events = Table(
+    "booking_calendar_events",
+    metadata,
+    Column("booking_id", ID, ForeignKey("bookings.id"), primary_key=True),
+    Column("connection_id", ID, ForeignKey("calendar_connections.id", ondelete="CASCADE"), primary_key=True),
+    Column("calendar_id", String(1000), nullable=False),
+    Column("ref", String(1000), nullable=False),
+    Column("etag", String(500)),
+    Column("sequence", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("aggregate_id", ID, nullable=False),
+    Column("payload", JSONType, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("dispatched_at", UTCDateTime()),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Index(
+        "ix_outbox_pending",
+        "id",
+        postgresql_where=text("dispatched_at IS NULL"),
+        sqlite_where=text("dispatched_at IS NULL"),
+    ),
+)

@@ -1,0 +1,92 @@
+"""Wall-clock arithmetic for the expert's timezone, with the DST rules of SPEC 2.1.
+
+A local wall time maps to one instant, except on DST days:
+- in the spring-forward gap it does not exist: a slot start there is skipped, and a window
+  bound there means the transition instant (every earlier instant reads earlier on the
+  wall, every later one later);
+- in the fall-back overlap it exists twice: we take the first occurrence (``fold=0``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from booking_engine.errors import ValidationError
+
+MINUTES_PER_DAY = 24 * 60
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    """An IANA zone; an unknown or malformed name is a ``validation_error``."""
+    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+        raise ValidationError(f"unknown timezone {name!r}", field="timezone")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValidationError(f"unknown timezone {name!r}", field="timezone") from exc
+
+
+def wall(day: date, minute_of_day: int) -> datetime:
+    """Naive local wall time ``minute_of_day`` minutes after local midnight (1440 = next midnight)."""
+    return datetime.combine(day, time()) + timedelta(minutes=minute_of_day)
+
+
+def exists(naive: datetime, tz: tzinfo) -> bool:
+    aware = naive.replace(tzinfo=tz, fold=0)
+    return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == naive
+
+
+def start_instant(naive: datetime, tz: tzinfo) -> datetime | None:
+    """The UTC instant of a slot start, or ``None`` when the wall time does not exist."""
+    aware = naive.replace(tzinfo=tz, fold=0)
+    utc = aware.astimezone(UTC)
+    if utc.astimezone(tz).replace(tzinfo=None) != naive:
+        return None
+    return utc
+
+
+def bound_instant(naive: datetime, tz: tzinfo) -> datetime:
+    """The UTC instant of a window bound; a bound in a DST gap is the transition instant."""
+    utc = start_instant(naive, tz)
+    if utc is not None:
+        return utc
+    # In the gap: fold=1 reads the wall time with the offset after the jump and lands before
+    # the transition, fold=0 with the offset before it and lands after. Bisect on minutes.
+    lo = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    hi = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if lo > hi:
+        lo, hi = hi, lo
+    target = naive
+    while hi - lo > timedelta(minutes=1):
+        mid = lo + (hi - lo) / 2
+        mid = mid.replace(second=0, microsecond=0)
+        if mid.astimezone(tz).replace(tzinfo=None) < target:
+            lo = mid
+        else:
+            hi = mid
+    # ``hi`` is the first whole minute reading at or after the wall time: the transition.
+    return hi
+
+
+def local_day_range(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """UTC bounds ``[start, end)`` of a local calendar date."""
+    return bound_instant(wall(day, 0), tz), bound_instant(wall(day, MINUTES_PER_DAY), tz)
+
+
+def to_utc(value: datetime) -> datetime:
+    """Normalise an aware datetime to UTC; a naive one is a ``validation_error`` (SPEC 2.1)."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValidationError("timestamps must carry a UTC offset or 'Z'")
+    return value.astimezone(UTC)
+
+
+def iso_z(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")

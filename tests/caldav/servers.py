@@ -1,0 +1,205 @@
+"""Real servers for the CalDAV tests: Radicale in a subprocess, a fault-injecting proxy, a feed server.
+
+Nothing of calbook is mocked: the provider talks HTTP to a real Radicale, possibly through
+``FaultProxy``, which forwards every request and can answer chosen ones itself (412, 403,
+507, 429, 5xx, 401) or tweak response headers - and counts what passes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+USERNAME = "alice"
+PASSWORD = "s3cret-pw"
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RadicaleServer:
+    """``python -m radicale`` on a free port with htpasswd auth and temporary storage."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        htpasswd = self.workdir / "users"
+        htpasswd.write_text(f"{USERNAME}:{PASSWORD}\n")
+        config = self.workdir / "config"
+        config.write_text("")
+        command = [
+            sys.executable, "-m", "radicale",
+            "--config", str(config),
+            "--server-hosts", f"127.0.0.1:{self.port}",
+            "--auth-type", "htpasswd",
+            "--auth-htpasswd-filename", str(htpasswd),
+            "--auth-htpasswd-encryption", "plain",
+            "--auth-delay", "0",
+            "--rights-type", "owner_only",
+            "--storage-filesystem-folder", str(self.workdir / "collections"),
+            "--logging-level", "warning",
+        ]  # fmt: skip
+        log = open(self.workdir / "radicale.log", "wb")  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"radicale exited: {(self.workdir / 'radicale.log').read_text()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("OPTIONS", "/")
+                conn.getresponse().read()
+                conn.close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("radicale did not answer in 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Fault:
+    """Answer requests matching ``method`` (and ``match`` in path or body) with ``status``.
+
+    ``times`` limits how often (None: always). ``headers`` go on the fake answer.
+    """
+
+    method: str
+    status: int
+    match: str = ""
+    times: int | None = None
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def applies(self, method: str, path: str, body: bytes) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if method != self.method:
+            return False
+        return not self.match or self.match in path or self.match.encode() in body
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    status: int
+    authorized: bool
+    body: bytes
+
+
+class FaultProxy:
+    """A small HTTP proxy (plain reverse proxy) in front of Radicale."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.faults: list[Fault] = []
+        self.seen: list[Seen] = []
+        self.response_hook: Callable[[str, str, dict[str, str]], None] | None = None
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                proxy._handle(self, body)
+
+            do_GET = do_PUT = do_DELETE = do_PROPFIND = do_REPORT = do_OPTIONS = _any  # noqa: N815
+            do_MKCALENDAR = do_PROPPATCH = do_HEAD = do_POST = do_MKCOL = _any  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.seen.clear()
+            self.response_hook = None
+
+    def count(self, method: str | None = None) -> int:
+        return sum(1 for s in self.seen if method is None or s.method == method)
+
+    def _pick_fault(self, method: str, path: str, body: bytes) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.applies(method, path, body):
+                    if fault.times is not None:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        method, path = handler.command, handler.path
+        authorized = "Authorization" in handler.headers
+        fault = self._pick_fault(method, path, body)
+        if fault is not None:
+            self._record(Seen(method, path, fault.status, authorized, body))
+            handler.send_response(fault.status)
+            for key, value in fault.headers.items():
+                handler.send_header(key, value)
+            handler.send_header("Content-Length", str(len(fault.body)))
+            handler.end_headers()
+            handler.wfile.write(fault.body)
+            return
+        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers["Host"] = f"127.0.0.1:{self.port}"
+        upstream.request(method, path, body=body or None, headers=headers)
+        reply = upstream.getresponse()
+        data = reply.read()
+        reply_headers = {k: v for k, v in reply.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
+        if self.response_hook is not None:
+            self.response_hook(method, path, reply_headers)
+        upstream.close()
+        self._record(Seen(method, path, reply.status, authorized, body))
+        handler.send_response(reply.status)
+        for key, value in reply_headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _record(self, seen: Seen) -> None:
+        with self._lock:
+            self.seen.append(seen)
