@@ -113,4 +113,5 @@ def vevent(uid: str, start: str, end: str = "", extra: str = "") -> str:
     if extra:
         lines.extend(extra.strip().splitlines())
     body = "\r\n".join(lines)
-    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n{body}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+    return f"{head}{body}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"

@@ -21,7 +21,15 @@ from pathlib import Path
 
 USERNAME = "alice"
 PASSWORD = "s3cret-pw"
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+}
 
 
 def free_port() -> int:
@@ -188,7 +196,9 @@ class FaultProxy:
         upstream.request(method, path, body=body or None, headers=headers)
         reply = upstream.getresponse()
         data = reply.read()
-        reply_headers = {k: v for k, v in reply.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
+        reply_headers = {
+            k: v for k, v in reply.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}
+        }
         if self.response_hook is not None:
             self.response_hook(method, path, reply_headers)
         upstream.close()

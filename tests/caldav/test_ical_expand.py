@@ -31,7 +31,9 @@ def vcal(*events: str, extra: str = "") -> str:
     return f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n{extra}{body}END:VCALENDAR\n"
 
 
-def busy(text: str, tz: str = "Europe/Berlin", window: tuple[datetime, datetime] = WINDOW) -> list[BusyInterval]:
+def busy(
+    text: str, tz: str = "Europe/Berlin", window: tuple[datetime, datetime] = WINDOW
+) -> list[BusyInterval]:
     return expand_busy(text, window[0], window[1], tz, [f"mailto:{OWNER.upper()}"], "test.ics")
 
 
@@ -105,7 +107,9 @@ END:VTIMEZONE
 
 
 def test_x_wr_timezone_places_floating_times() -> None:
-    text = vcal("UID:x\nDTSTART:20250601T100000\nDTEND:20250601T110000", extra="X-WR-TIMEZONE:America/New_York\n")
+    text = vcal(
+        "UID:x\nDTSTART:20250601T100000\nDTEND:20250601T110000", extra="X-WR-TIMEZONE:America/New_York\n"
+    )
     assert spans(busy(text, tz="Europe/Berlin")) == [(utc(2025, 6, 1, 14), utc(2025, 6, 1, 15))]
 
 
@@ -128,7 +132,9 @@ def test_all_day_event_blocks_the_local_day_dst_correct() -> None:
     text = vcal("UID:a\nDTSTART;VALUE=DATE:20250330\nDTEND;VALUE=DATE:20250331")
     assert spans(busy(text)) == [(utc(2025, 3, 29, 23), utc(2025, 3, 30, 22))]
     # Without DTEND an all-day event is one day; a multi-day one spans all its days.
-    assert spans(busy(vcal("UID:b\nDTSTART;VALUE=DATE:20251026"))) == [(utc(2025, 10, 25, 22), utc(2025, 10, 26, 23))]
+    assert spans(busy(vcal("UID:b\nDTSTART;VALUE=DATE:20251026"))) == [
+        (utc(2025, 10, 25, 22), utc(2025, 10, 26, 23))
+    ]
     text = vcal("UID:c\nDTSTART;VALUE=DATE:20250701\nDTEND;VALUE=DATE:20250703")
     assert spans(busy(text, tz="America/New_York")) == [(utc(2025, 7, 1, 4), utc(2025, 7, 3, 4))]
 
@@ -174,7 +180,9 @@ def test_declined_single_instance_of_a_series() -> None:
 
 def test_calbook_own_events_are_skipped() -> None:
     by_uid = vcal(f"UID:{booking_uid('b1')}\nDTSTART:20250301T100000Z\nDTEND:20250301T110000Z")
-    by_marker = vcal(f"UID:edited\n{CALBOOK_MARKER_PROPERTY}:b1\nDTSTART:20250301T100000Z\nDTEND:20250301T110000Z")
+    by_marker = vcal(
+        f"UID:edited\n{CALBOOK_MARKER_PROPERTY}:b1\nDTSTART:20250301T100000Z\nDTEND:20250301T110000Z"
+    )
     assert busy(by_uid) == [] and busy(by_marker) == []
 
 
