@@ -22,6 +22,7 @@ from pathlib import Path
 USERNAME = "alice"
 PASSWORD = "s3cret-pw"
 _HOP_BY_HOP = {
+    "accept-encoding",
     "connection",
     "keep-alive",
     "transfer-encoding",
@@ -122,13 +123,17 @@ class Seen:
 
 
 class FaultProxy:
-    """A small HTTP proxy (plain reverse proxy) in front of Radicale."""
+    """A small reverse proxy in front of Radicale.
+
+    ``faults`` answer matching requests instead of Radicale; ``response_hook`` may edit the
+    headers (in place) and body (returned) of what Radicale answered; ``seen`` records all.
+    """
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
-        self.response_hook: Callable[[str, str, dict[str, str]], None] | None = None
+        self.response_hook: Callable[[str, str, dict[str, str], bytes], bytes] | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -200,7 +205,7 @@ class FaultProxy:
             k: v for k, v in reply.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}
         }
         if self.response_hook is not None:
-            self.response_hook(method, path, reply_headers)
+            data = self.response_hook(method, path, reply_headers, data)
         upstream.close()
         self._record(Seen(method, path, reply.status, authorized, body))
         handler.send_response(reply.status)
