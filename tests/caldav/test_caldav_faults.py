@@ -1,0 +1,151 @@
+"""Fault injection through the proxy: every failure ends as the right connector error class."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from connectors.base import AuthError, BookingEvent, ConnectorError, PermanentError, TransientError
+from connectors.caldav import CalDAVProvider
+from tests.caldav.conftest import WINDOW_END, WINDOW_START
+from tests.caldav.servers import PASSWORD, USERNAME, Fault, FaultProxy, free_port
+
+BOOKING = BookingEvent(
+    booking_id="b-0001",
+    start=datetime(2025, 3, 10, 9, tzinfo=UTC),
+    end=datetime(2025, 3, 10, 10, tzinfo=UTC),
+    summary="Call",
+    description="",
+    sequence=0,
+)
+
+
+def no_secret(err: ConnectorError) -> None:
+    assert PASSWORD not in str(err)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [
+        (429, {"Retry-After": "7"}, TransientError),
+        (500, {}, TransientError),
+        (502, {}, TransientError),
+        (503, {}, TransientError),
+        (503, {"Retry-After": "3"}, TransientError),
+        (507, {}, TransientError),
+        (401, {"WWW-Authenticate": 'Basic realm="x"'}, AuthError),
+        (403, {}, AuthError),
+        (400, {}, PermanentError),
+        (409, {}, PermanentError),
+        (415, {}, PermanentError),
+    ],
+)
+def test_put_errors_are_classified(
+    provider: CalDAVProvider,
+    proxy: FaultProxy,
+    calendar_id: str,
+    status: int,
+    headers: dict[str, str],
+    expected: type[ConnectorError],
+) -> None:
+    proxy.faults.append(Fault("PUT", status, headers=headers))
+    with pytest.raises(expected) as info:
+        provider.put_event(calendar_id, BOOKING, None)
+    assert type(info.value) is expected
+    no_secret(info.value)
+    if "Retry-After" in headers:
+        assert isinstance(info.value, TransientError) and info.value.retry_after == float(
+            headers["Retry-After"]
+        )
+
+
+def test_put_that_keeps_failing_its_precondition_is_transient(
+    provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str
+) -> None:
+    proxy.faults.append(Fault("PUT", 412))
+    with pytest.raises(TransientError):
+        provider.put_event(calendar_id, BOOKING, None)
+    assert proxy.count("PUT") == 3  # bounded retries, not a loop
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (429, TransientError),
+        (503, TransientError),
+        (401, AuthError),
+        (500, TransientError),
+        (400, PermanentError),
+    ],
+)
+def test_delete_errors_are_classified(
+    provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str, status: int, expected: type[ConnectorError]
+) -> None:
+    proxy.faults.append(Fault("DELETE", status))
+    with pytest.raises(expected):
+        provider.delete_event(calendar_id, BOOKING.booking_id, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(429, TransientError), (503, TransientError), (401, AuthError), (502, TransientError)],
+)
+def test_overload_or_auth_failure_of_the_sync_report_is_raised_not_resynced(
+    provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str, status: int, expected: type[ConnectorError]
+) -> None:
+    first = provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)
+    proxy.faults.append(Fault("REPORT", status, match="sync-collection"))
+    proxy.seen.clear()
+    with pytest.raises(expected):
+        provider.pull(calendar_id, first.cursor, WINDOW_START, WINDOW_END)
+    assert proxy.count() == 1
+
+
+def test_403_on_the_sync_report_resyncs_but_403_elsewhere_is_auth(
+    provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str
+) -> None:
+    first = provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)
+    proxy.faults.append(Fault("REPORT", 403, match="sync-collection", times=1))
+    assert provider.pull(calendar_id, first.cursor, WINDOW_START, WINDOW_END).full
+    proxy.faults.append(Fault("PROPFIND", 403))
+    with pytest.raises(AuthError):
+        provider.list_calendars()
+
+
+def test_wrong_password_is_auth_error_from_the_real_server(proxy: FaultProxy, calendar_id: str) -> None:
+    with CalDAVProvider(proxy.url, USERNAME, "wrong-password", "UTC") as provider:
+        with pytest.raises(AuthError) as info:
+            provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)
+        assert "wrong-password" not in str(info.value)
+        with pytest.raises(AuthError):
+            provider.list_calendars()
+
+
+def test_missing_calendar_is_permanent(provider: CalDAVProvider, proxy: FaultProxy) -> None:
+    with pytest.raises(PermanentError):
+        provider.pull(proxy.url + f"{USERNAME}/does-not-exist/", None, WINDOW_START, WINDOW_END)
+
+
+def test_server_down_is_transient() -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    with CalDAVProvider(url, USERNAME, PASSWORD, "UTC", timeout=2) as provider:
+        calendar = url + f"{USERNAME}/cal/"
+        for call in (
+            provider.list_calendars,
+            lambda: provider.pull(calendar, None, WINDOW_START, WINDOW_END),
+            lambda: provider.put_event(calendar, BOOKING, None),
+            lambda: provider.delete_event(calendar, BOOKING.booking_id, None),
+        ):
+            with pytest.raises(TransientError) as info:
+                call()
+            no_secret(info.value)
+
+
+def test_credentials_in_the_url_never_reach_error_messages(proxy: FaultProxy, calendar_id: str) -> None:
+    url = proxy.url.replace("http://", f"http://{USERNAME}:{PASSWORD}@")
+    proxy.faults.append(Fault("PROPFIND", 500))
+    with CalDAVProvider(url, USERNAME, PASSWORD, "UTC") as provider:
+        with pytest.raises(TransientError) as info:
+            provider.list_calendars()
+    no_secret(info.value)
