@@ -252,6 +252,9 @@ class FakeGoogleCalendar:
     # -- endpoints --------------------------------------------------------------------------
 
     def _calendar_list(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        page_token = _one(query, "pageToken")
+        if page_token:
+            return self._next_page(page_token)
         items = [
             {
                 "kind": "calendar#calendarListEntry",
