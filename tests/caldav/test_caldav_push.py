@@ -72,8 +72,12 @@ def test_create_over_an_older_version_updates_it(
     provider: CalDAVProvider, direct: Direct, calendar_path: str, calendar_id: str
 ) -> None:
     provider.put_event(calendar_id, BOOKING, None)
-    moved = replace(BOOKING, start=datetime(2025, 3, 11, 9, tzinfo=UTC), end=datetime(2025, 3, 11, 10, tzinfo=UTC),
-                    sequence=1)  # fmt: skip
+    moved = replace(
+        BOOKING,
+        start=datetime(2025, 3, 11, 9, tzinfo=UTC),
+        end=datetime(2025, 3, 11, 10, tzinfo=UTC),
+        sequence=1,
+    )
     provider.put_event(calendar_id, moved, None)  # the stored ref was lost
     (event,) = stored_events(direct, calendar_path)
     assert event["DTSTART"].dt == moved.start and int(event["SEQUENCE"]) == 1
@@ -83,8 +87,12 @@ def test_update_moves_the_same_uid_with_higher_sequence_using_if_match(
     provider: CalDAVProvider, direct: Direct, proxy: FaultProxy, calendar_path: str, calendar_id: str
 ) -> None:
     ref = provider.put_event(calendar_id, BOOKING, None)
-    moved = replace(BOOKING, start=datetime(2025, 3, 12, 14, tzinfo=UTC), end=datetime(2025, 3, 12, 15, tzinfo=UTC),
-                    sequence=1)  # fmt: skip
+    moved = replace(
+        BOOKING,
+        start=datetime(2025, 3, 12, 14, tzinfo=UTC),
+        end=datetime(2025, 3, 12, 15, tzinfo=UTC),
+        sequence=1,
+    )
     proxy.seen.clear()
     new_ref = provider.put_event(calendar_id, moved, ref)
 
@@ -105,8 +113,12 @@ def test_update_with_a_stale_etag_rereads_and_reapplies(
     status, body = direct.get(calendar_path + BOOKING.booking_id + ".ics")
     direct.put(calendar_path + BOOKING.booking_id + ".ics", body.replace("Consultation with Bob", "Edited"))
 
-    moved = replace(BOOKING, sequence=2, start=datetime(2025, 3, 13, 9, tzinfo=UTC),
-                    end=datetime(2025, 3, 13, 10, tzinfo=UTC))  # fmt: skip
+    moved = replace(
+        BOOKING,
+        sequence=2,
+        start=datetime(2025, 3, 13, 9, tzinfo=UTC),
+        end=datetime(2025, 3, 13, 10, tzinfo=UTC),
+    )
     new_ref = provider.put_event(calendar_id, moved, ref)
     (event,) = stored_events(direct, calendar_path)
     assert event["DTSTART"].dt == moved.start and str(event["SUMMARY"]) == BOOKING.summary
@@ -178,8 +190,10 @@ def test_existing_ref_addresses_the_event(
     provider: CalDAVProvider, direct: Direct, calendar_path: str, calendar_id: str
 ) -> None:
     # an event written by an older version under another name is still addressed by its href
-    direct.put(calendar_path + "legacy-name.ics", vevent(BOOKING.booking_id + "@calbook", "20250310T090000Z",
-                                                         "20250310T100000Z"))  # fmt: skip
+    direct.put(
+        calendar_path + "legacy-name.ics",
+        vevent(BOOKING.booking_id + "@calbook", "20250310T090000Z", "20250310T100000Z"),
+    )
     status, headers, _ = direct.request("GET", calendar_path + "legacy-name.ics")
     ref = EventRef(calendar_id, calendar_path + "legacy-name.ics", headers["ETag"])
     new_ref = provider.put_event(calendar_id, replace(BOOKING, sequence=3), ref)

@@ -1,0 +1,204 @@
+"""The ICS feed provider against a tiny local HTTP server: conditional GET, limits, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from connectors.base import AuthError, BookingEvent, PermanentError, TransientError
+from connectors.ics import ICSFeedProvider
+from tests.caldav.conftest import WINDOW_END, WINDOW_START, vevent
+
+
+def feed(*events: str) -> bytes:
+    inner = "".join(
+        e.split("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n", 1)[1].rsplit("END:VCALENDAR", 1)[
+            0
+        ]
+        for e in events
+    )
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//feed//EN\r\n{inner}END:VCALENDAR\r\n".encode()
+
+
+@dataclass
+class FeedState:
+    body: bytes = b""
+    etag: str | None = '"v1"'
+    last_modified: str | None = "Mon, 03 Mar 2025 10:00:00 GMT"
+    status: int = 200
+    delay: float = 0.0
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def feed_server() -> Iterator[tuple[str, FeedState]]:
+    state = FeedState()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            state.requests.append(dict(self.headers.items()))
+            if state.delay:
+                time.sleep(state.delay)
+            if state.status != 200:
+                self.send_response(state.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            # RFC 9110: If-None-Match, when present, decides; If-Modified-Since only otherwise.
+            if "If-None-Match" in self.headers:
+                fresh = bool(state.etag) and self.headers["If-None-Match"] == state.etag
+            else:
+                fresh = (
+                    bool(state.last_modified) and self.headers.get("If-Modified-Since") == state.last_modified
+                )
+            if fresh:
+                self.send_response(304)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar")
+            if state.etag:
+                self.send_header("ETag", state.etag)
+            if state.last_modified:
+                self.send_header("Last-Modified", state.last_modified)
+            self.send_header("Content-Length", str(len(state.body)))
+            self.end_headers()
+            self.wfile.write(state.body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/feeds/team.ics", state
+    server.shutdown()
+    server.server_close()
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+ONE = vevent("one", "20250301T100000Z", "20250301T110000Z")
+TWO = vevent("two", "20250302T100000Z", "20250302T110000Z", "RRULE:FREQ=DAILY;COUNT=2")
+
+
+def test_first_pull_is_full_then_304_is_an_empty_non_full_result(feed_server: tuple[str, FeedState]) -> None:
+    url, state = feed_server
+    state.body = feed(ONE, TWO)
+    with ICSFeedProvider(url, "Europe/Berlin") as provider:
+        first = provider.pull(url, None, WINDOW_START, WINDOW_END)
+        assert first.full and sorted(first.upserts) == ["one", "two"]
+        assert len(first.upserts["two"]) == 2
+        assert first.cursor["etag"] == '"v1"'
+
+        second = provider.pull(url, first.cursor, WINDOW_START, WINDOW_END)
+        assert not second.full and not second.upserts and not second.deleted
+        assert state.requests[-1]["If-None-Match"] == '"v1"'
+        assert state.requests[-1]["If-Modified-Since"] == state.last_modified
+
+        state.body, state.etag = feed(TWO), '"v2"'
+        third = provider.pull(url, second.cursor, WINDOW_START, WINDOW_END)
+        assert third.full and sorted(third.upserts) == ["two"]  # "one" disappears with the full result
+
+
+def test_last_modified_alone_is_enough_and_unchanged_body_is_no_change(
+    feed_server: tuple[str, FeedState],
+) -> None:
+    url, state = feed_server
+    state.body, state.etag = feed(ONE), None
+    with ICSFeedProvider(url, "UTC") as provider:
+        first = provider.pull(url, None, WINDOW_START, WINDOW_END)
+        assert not provider.pull(url, first.cursor, WINDOW_START, WINDOW_END).full
+        state.last_modified = None  # a server with no validators at all: the body hash decides
+        assert not provider.pull(url, first.cursor, WINDOW_START, WINDOW_END).upserts
+
+
+def test_horizon_slide_refetches_unconditionally(feed_server: tuple[str, FeedState]) -> None:
+    url, state = feed_server
+    state.body = feed(vevent("d", "20250101T080000Z", "20250101T090000Z", "RRULE:FREQ=DAILY"))
+    with ICSFeedProvider(url, "UTC") as provider:
+        first = provider.pull(url, None, utc(2025, 1, 1), utc(2025, 1, 11))
+        later = provider.pull(url, first.cursor, utc(2025, 1, 5), utc(2025, 1, 15))
+    assert "If-None-Match" not in state.requests[-1]
+    assert later.full and [i.start.day for i in later.upserts["d"]] == list(range(5, 15))
+
+
+def test_malformed_event_is_a_warning_the_rest_imports(feed_server: tuple[str, FeedState]) -> None:
+    url, state = feed_server
+    bad = vevent("bad", "20250303T100000Z", "20250303T110000Z", "RRULE:FREQ=NONSENSE")
+    state.body = feed(ONE, bad, TWO)
+    with ICSFeedProvider(url, "UTC") as provider:
+        result = provider.pull(url, None, WINDOW_START, WINDOW_END)
+    assert sorted(result.upserts) == ["one", "two"]
+    assert len(result.warnings) == 1 and "#bad" in result.warnings[0]
+
+
+def test_not_a_calendar_is_permanent(feed_server: tuple[str, FeedState]) -> None:
+    url, state = feed_server
+    state.body = b"<html>login</html>"
+    with ICSFeedProvider(url, "UTC") as provider, pytest.raises(PermanentError):
+        provider.pull(url, None, WINDOW_START, WINDOW_END)
+
+
+def test_size_limit(feed_server: tuple[str, FeedState]) -> None:
+    url, state = feed_server
+    state.body = feed(*[vevent(f"e{n}", "20250301T100000Z", "20250301T110000Z") for n in range(200)])
+    with (
+        ICSFeedProvider(url, "UTC", max_bytes=4096) as provider,
+        pytest.raises(PermanentError, match="larger"),
+    ):
+        provider.pull(url, None, WINDOW_START, WINDOW_END)
+
+
+def test_timeout_is_transient(feed_server: tuple[str, FeedState]) -> None:
+    url, state = feed_server
+    state.body, state.delay = feed(ONE), 1.5
+    with ICSFeedProvider(url, "UTC", timeout=0.2) as provider, pytest.raises(TransientError):
+        provider.pull(url, None, WINDOW_START, WINDOW_END)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, AuthError),
+        (403, AuthError),
+        (404, PermanentError),
+        (410, PermanentError),
+        (429, TransientError),
+        (500, TransientError),
+        (503, TransientError),
+    ],
+)
+def test_http_errors_are_classified(feed_server: tuple[str, FeedState], status: int, expected: type) -> None:
+    url, state = feed_server
+    state.status = status
+    with ICSFeedProvider(url, "UTC") as provider, pytest.raises(expected):
+        provider.pull(url, None, WINDOW_START, WINDOW_END)
+
+
+def test_webcal_is_https_and_other_schemes_are_refused() -> None:
+    assert ICSFeedProvider("webcal://example.org/a.ics", "UTC").url == "https://example.org/a.ics"
+    with pytest.raises(PermanentError):
+        ICSFeedProvider("file:///etc/passwd", "UTC")
+
+
+def test_feed_is_read_only() -> None:
+    provider = ICSFeedProvider("https://example.org/a.ics", "UTC")
+    booking = BookingEvent("b1", utc(2025, 3, 1, 10), utc(2025, 3, 1, 11), "x", "", 0)
+    with pytest.raises(PermanentError):
+        provider.put_event(provider.url, booking, None)
+    with pytest.raises(PermanentError):
+        provider.delete_event(provider.url, "b1", None)
+    assert provider.list_calendars()[0].writable is False
