@@ -62,7 +62,11 @@ def refresh_transport() -> google.auth.transport.requests.Request:
     return google.auth.transport.requests.Request(session=requests.Session())
 
 
-def authorized_http(credentials: Credentials, timeout: float = HTTP_TIMEOUT_SECONDS) -> httplib2.Http:
+def authorized_http(
+    credentials: Credentials,
+    refresh: google.auth.transport.requests.Request,
+    timeout: float = HTTP_TIMEOUT_SECONDS,
+) -> google_auth_httplib2.AuthorizedHttp:
     """An httplib2 client that signs API calls and refreshes tokens over ``requests``.
 
     ``AuthorizedHttp`` refreshes before a call when the token is expired and again after a 401;
@@ -70,7 +74,7 @@ def authorized_http(credentials: Credentials, timeout: float = HTTP_TIMEOUT_SECO
     httplib2 is not thread-safe: one of these per provider, one provider per task.
     """
     authed = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
-    authed._request = refresh_transport()
+    authed._request = refresh
     return authed
 
 

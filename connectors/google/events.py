@@ -48,9 +48,7 @@ def declined_by_self(event: dict[str, Any]) -> bool:
 
 def blocks_time(event: dict[str, Any]) -> bool:
     """Whether an instance counts as busy (spec 4: skip free, cancelled, declined, our own)."""
-    return not (
-        is_cancelled(event) or is_transparent(event) or declined_by_self(event) or is_calbook_event(event)
-    )
+    return not (is_cancelled(event) or is_transparent(event) or declined_by_self(event) or is_calbook_event(event))
 
 
 def event_interval(event: dict[str, Any], calendar_tz: str) -> BusyInterval | None:

@@ -26,7 +26,12 @@ from googleapiclient.http import HttpRequest
 from config.settings import Settings, get_settings
 from connectors.base import BookingEvent, BusyInterval, CalendarInfo, EventRef, PullResult
 from connectors.google.backoff import Backoff
-from connectors.google.credentials import authorized_http, credentials_from_dict, credentials_to_dict
+from connectors.google.credentials import (
+    authorized_http,
+    credentials_from_dict,
+    credentials_to_dict,
+    refresh_transport,
+)
 from connectors.google.errors import GoogleRequestRejected, translate_google_errors
 from connectors.google.events import (
     blocks_time,
@@ -99,7 +104,8 @@ class GoogleCalendarProvider:
         self._backoff = backoff or Backoff()
         self._page_size = page_size
         self._connection_id = connection_id
-        self._http = authorized_http(self._credentials)
+        self._refresh_transport = refresh_transport()
+        self._http = authorized_http(self._credentials, self._refresh_transport)
         self._service: Any = None
 
     # -- credentials ------------------------------------------------------------------------
@@ -111,16 +117,15 @@ class GoogleCalendarProvider:
         return credentials_to_dict(self._credentials, self._scopes)
 
     def close(self) -> None:
-        """Release the HTTP connection (also happens when the provider is garbage-collected)."""
+        """Release the HTTP connections (also happens when the provider is garbage-collected)."""
         self._http.close()
+        self._refresh_transport.session.close()
 
     # -- CalendarProvider -------------------------------------------------------------------
 
     def list_calendars(self) -> list[CalendarInfo]:
         calendars: list[CalendarInfo] = []
-        for page in self._pages(
-            "calendarList.list", lambda token: self._api().calendarList().list(pageToken=token)
-        ):
+        for page in self._pages("calendarList.list", lambda token: self._api().calendarList().list(pageToken=token)):
             for item in page.get("items", []):
                 calendars.append(
                     CalendarInfo(
@@ -198,9 +203,7 @@ class GoogleCalendarProvider:
         try:
             self._call(
                 "events.delete",
-                lambda: (
-                    self._api().events().delete(calendarId=calendar_id, eventId=event_id, sendUpdates="none")
-                ),
+                lambda: self._api().events().delete(calendarId=calendar_id, eventId=event_id, sendUpdates="none"),
                 calendar_id,
             )
         except GoogleRequestRejected as exc:
@@ -209,9 +212,7 @@ class GoogleCalendarProvider:
 
     # -- beyond the interface ---------------------------------------------------------------
 
-    def freebusy(
-        self, calendar_ids: list[str], start: datetime, end: datetime
-    ) -> dict[str, list[BusyInterval]]:
+    def freebusy(self, calendar_ids: list[str], start: datetime, end: datetime) -> dict[str, list[BusyInterval]]:
         """Busy intervals per calendar over ``[start, end)`` from ``freebusy.query``.
 
         Google takes at most 50 calendars and a bounded range per query, so the request is cut
@@ -227,9 +228,7 @@ class GoogleCalendarProvider:
                     "timeMax": _rfc3339(range_end),
                     "items": [{"id": calendar_id} for calendar_id in group],
                 }
-                answer = self._call(
-                    "freebusy.query", lambda body=body: self._api().freebusy().query(body=body)
-                )
+                answer = self._call("freebusy.query", lambda body=body: self._api().freebusy().query(body=body))
                 answered = answer.get("calendars", {})
                 for calendar_id in group:
                     entry = answered.get(calendar_id)
@@ -238,9 +237,7 @@ class GoogleCalendarProvider:
                         continue
                     for period in entry.get("busy", []):
                         busy[calendar_id].append(
-                            BusyInterval(
-                                start=parse_rfc3339(period["start"]), end=parse_rfc3339(period["end"])
-                            )
+                            BusyInterval(start=parse_rfc3339(period["start"]), end=parse_rfc3339(period["end"]))
                         )
         for calendar_id in failed:
             log.warning(
@@ -351,9 +348,7 @@ class GoogleCalendarProvider:
         )
         return result
 
-    def _list_events(
-        self, calendar_id: str, params: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], str, str | None]:
+    def _list_events(self, calendar_id: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
         """All pages of one ``events.list``; the sync token only comes with the last page."""
         items: list[dict[str, Any]] = []
         sync_token: str | None = None

@@ -39,14 +39,14 @@ def test_full_sync_keeps_only_busy_events_then_incremental_reports_changes(
         CALENDAR,
         timed(at(8, 9), at(8, 10), attendees=[{"email": "me@example.com", "self": True, "responseStatus": "declined"}]),
     )
-    fake.add_event(
-        CALENDAR, timed(at(9, 9), at(9, 10), extendedProperties={"private": {"calbookBookingId": "b-1"}})
-    )
+    fake.add_event(CALENDAR, timed(at(9, 9), at(9, 10), extendedProperties={"private": {"calbookBookingId": "b-1"}}))
     gone = fake.add_event(CALENDAR, timed(at(10, 9), at(10, 10)))
     fake.delete_event_externally(CALENDAR, gone["id"])
     accepted = fake.add_event(
         CALENDAR,
-        timed(at(11, 9), at(11, 10), attendees=[{"email": "me@example.com", "self": True, "responseStatus": "accepted"}]),
+        timed(
+            at(11, 9), at(11, 10), attendees=[{"email": "me@example.com", "self": True, "responseStatus": "accepted"}]
+        ),
     )
 
     first = pull(provider, None)
@@ -144,7 +144,9 @@ def test_recurring_series_with_one_cancelled_instance(
     first = pull(provider, None)
     weeks = [at(7, 9) + timedelta(weeks=n) for n in range(4)]
     expected_ids = [f"{series['id']}_{w:%Y%m%dT%H%M%SZ}" for w in weeks]
-    assert first.upserts == {i: [BusyInterval(w, w + timedelta(hours=1))] for i, w in zip(expected_ids, weeks, strict=True)}
+    assert first.upserts == {
+        i: [BusyInterval(w, w + timedelta(hours=1))] for i, w in zip(expected_ids, weeks, strict=True)
+    }
 
     cancelled = fake.cancel_instance(CALENDAR, series["id"], weeks[1])
     second = pull(provider, first.cursor)
