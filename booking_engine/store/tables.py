@@ -229,3 +229,16 @@ outbox = Table(
         sqlite_where=text("dispatched_at IS NULL"),
     ),
 )
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("event_types", JSONType, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_webhook_subscriptions_owner", "owner_id"),
+)

@@ -266,6 +266,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("connection_id", "calendar_id", name=op.f("pk_calendar_sync_state")),
     )
 
+    op.create_table(
+        "webhook_subscriptions",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("owner_id", sa.String(length=64), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("secret", sa.Text(), nullable=False),
+        sa.Column("event_types", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False),
+        sa.Column("active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.Column("created_at", booking_engine.store.types.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_webhook_subscriptions_owner_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_subscriptions")),
+    )
+    with op.batch_alter_table("webhook_subscriptions", schema=None) as batch_op:
+        batch_op.create_index("ix_webhook_subscriptions_owner", ["owner_id"], unique=False)
+
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
         op.execute(
@@ -276,6 +291,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_subscriptions")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE bookings DROP CONSTRAINT IF EXISTS ex_bookings_no_overlap")
     op.drop_table("calendar_sync_state")
