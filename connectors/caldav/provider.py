@@ -5,10 +5,11 @@ Pull strategy (SPEC 4), per calendar:
 1. With a cursor in ``sync`` mode: one RFC 6578 sync-collection REPORT with the stored token
    (ETags only), then the changed objects in calendar-multiget batches. So an incremental
    pull costs requests in proportion to the changes, not the calendar size.
-2. Any failure status of that REPORT (403/409/412 expired token, 507, 500, a malformed
-   reply...) means a full resync: an initial sync-collection (empty token) to a fresh, real
-   token, then every object by multiget, returned as a ``full`` result. Only 401 (credentials)
-   and 429/503-with-Retry-After or network trouble (overload) are raised instead.
+2. Any failure of that REPORT that is the token's or the report's fault (403/409/412
+   expired token, 507, 500, a malformed reply...) means a full resync: an initial
+   sync-collection (empty token) to a fresh, real token, then every object by multiget,
+   returned as a ``full`` result. Credentials (401) and overload or outage (429, 502, 503,
+   504, network trouble) are raised instead: a resync would only make those worse.
 3. Servers without sync support (the initial sync-collection fails too) get ``etag`` mode:
    a ctag PROPFIND (nothing changed -> one request), else a depth-1 ETag listing compared
    with the stored map, then a multiget of what changed. We never use the caldav library's

@@ -25,14 +25,9 @@ BOOKING = BookingEvent(
 
 
 def stored_events(direct: Direct, calendar_path: str) -> list[icalendar.cal.Component]:
-    status, body = direct.request("PROPFIND", calendar_path, "", {"Depth": "1"})[0], ""
-    assert status == 207
-    events = []
-    for name in ("7f1c2d3e-0000-4000-8000-00000000abcd.ics",):
-        code, body = direct.get(calendar_path + name)
-        if code == 200:
-            events.extend(icalendar.Calendar.from_ical(body).walk("VEVENT"))
-    return events
+    """The VEVENTs stored under the booking's resource name."""
+    code, body = direct.get(calendar_path + BOOKING.booking_id + ".ics")
+    return icalendar.Calendar.from_ical(body).walk("VEVENT") if code == 200 else []
 
 
 def resource_count(direct: Direct, calendar_path: str) -> int:
