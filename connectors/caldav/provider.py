@@ -431,7 +431,14 @@ class CalDAVProvider:
     # --------------------------------------------------------------------- push
 
     def put_event(self, calendar_id: str, event: BookingEvent, existing: EventRef | None) -> EventRef:
-        """Create or update the booking's event; idempotent under retries and duplicates."""
+        """Create or update the booking's event; idempotent under retries and duplicates.
+
+        ``existing`` (the ref returned by the previous write) addresses the event; a ref into
+        another calendar (the destination changed) is ignored here - the caller deletes that
+        one with ``delete_event``.
+        """
+        if existing is not None and existing.calendar_id != calendar_id:
+            existing = None
         url = self._event_url(calendar_id, event.booking_id, existing)
         body = build_event_ics(event)
         etag = existing.etag if existing else None
@@ -465,7 +472,7 @@ class CalDAVProvider:
         raise TransientError(f"PUT {redact_url(url)}: event kept changing under us (412)")
 
     def delete_event(self, calendar_id: str, booking_id: str, existing: EventRef | None) -> None:
-        """Delete the booking's event; a missing one is fine (already deleted)."""
+        """Delete the booking's event where ``existing`` says it lives; a missing one is fine."""
         url = self._event_url(calendar_id, booking_id, existing)
         with translated("DELETE", url):
             response = self.client.delete(url)
@@ -474,6 +481,8 @@ class CalDAVProvider:
         raise error_for_status(response.status, "DELETE", url, response.headers.get("Retry-After"))
 
     def _event_url(self, calendar_id: str, booking_id: str, existing: EventRef | None) -> str:
+        if existing is not None and existing.calendar_id:
+            calendar_id = existing.calendar_id
         base = calendar_id if calendar_id.endswith("/") else calendar_id + "/"
         if existing is not None and existing.ref:
             return urljoin(base, quote(existing.ref))

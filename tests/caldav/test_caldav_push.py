@@ -195,3 +195,16 @@ def test_existing_ref_addresses_the_event(
     assert new_ref.ref == calendar_path + "legacy-name.ics"
     provider.delete_event(calendar_id, BOOKING.booking_id, new_ref)
     assert direct.get(calendar_path + "legacy-name.ics")[0] == 404
+
+
+def test_moving_to_another_destination_calendar(
+    provider: CalDAVProvider, direct: Direct, proxy: FaultProxy, calendar_path: str, calendar_id: str
+) -> None:
+    old_ref = provider.put_event(calendar_id, BOOKING, None)
+    other_path = direct.make_calendar()
+    other_id = proxy.url.rstrip("/") + other_path
+    new_ref = provider.put_event(other_id, replace(BOOKING, sequence=1), old_ref)
+    assert new_ref.calendar_id == other_id and new_ref.ref == other_path + BOOKING.booking_id + ".ics"
+    provider.delete_event(calendar_id, BOOKING.booking_id, old_ref)
+    assert direct.get(calendar_path + BOOKING.booking_id + ".ics")[0] == 404
+    assert direct.get(other_path + BOOKING.booking_id + ".ics")[0] == 200
