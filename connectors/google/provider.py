@@ -58,6 +58,8 @@ margin makes that happen every two weeks rather than on every pull.
 FREEBUSY_MAX_CALENDARS = 50
 FREEBUSY_MAX_RANGE = timedelta(days=90)
 PATCH_ATTEMPTS = 3
+MAX_PAGES = 2000
+"""Guard against a server that never stops paging (2000 pages of 250 is 500k events)."""
 WRITABLE_ROLES = frozenset({"owner", "writer"})
 
 
@@ -166,6 +168,10 @@ class GoogleCalendarProvider:
     def put_event(self, calendar_id: str, event: BookingEvent, existing: EventRef | None) -> EventRef:
         """Create or move the booking's event; safe to repeat (deterministic id, 409 -> patch)."""
         body = booking_event_body(event)
+        if existing is not None and existing.calendar_id != calendar_id:
+            # The expert picked another destination calendar: move by delete + insert.
+            self.delete_event(existing.calendar_id, event.booking_id, existing)
+            existing = None
         if existing is not None:
             try:
                 return self._patch(calendar_id, existing.ref, body, existing.etag)
@@ -218,6 +224,8 @@ class GoogleCalendarProvider:
         Google takes at most 50 calendars and a bounded range per query, so the request is cut
         into chunks. A calendar Google answers with errors for (not found, no access) counts as
         busy over the whole range: offering a slot there could double-book the expert.
+        Free/busy cannot tell calbook's own events apart: a booking already written to the
+        destination calendar shows up as busy here, which the caller must allow for.
         """
         busy: dict[str, list[BusyInterval]] = {calendar_id: [] for calendar_id in calendar_ids}
         failed: set[str] = set()
@@ -367,12 +375,13 @@ class GoogleCalendarProvider:
         self, what: str, make: Callable[[str | None], HttpRequest], calendar_id: str | None = None
     ) -> Iterator[dict[str, Any]]:
         token: str | None = None
-        while True:
+        for _ in range(MAX_PAGES):
             page = self._call(what, lambda token=token: make(token), calendar_id)
             yield page
             token = page.get("nextPageToken")
             if not token:
                 return
+        raise GoogleRequestRejected(f"{what}: more than {MAX_PAGES} pages", status=200, reason="tooManyPages")
 
     # -- write internals --------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ DEFAULT_PAGE = 250
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str = "", headers: dict[str, str] | None = None):
+    def __init__(self, status: int, reason: str, message: str = "", headers: dict[str, str] | None = None) -> None:
         super().__init__(message or reason)
         self.status = status
         self.reason = reason
@@ -106,7 +106,7 @@ class FakeGoogleCalendar:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return f"http://127.0.0.1:{self._server.server_address[1]}/"
 

@@ -145,3 +145,14 @@ def test_forbidden_is_permanent_and_not_retried(
     with pytest.raises(PermanentError):
         provider.put_event(CALENDAR, booking(), None)
     assert len(fake.calls()) == 1 and sleeps == []
+
+
+def test_changed_destination_moves_the_event(provider: GoogleCalendarProvider, fake: FakeGoogleCalendar) -> None:
+    fake.add_calendar("new@example.com")
+    old = provider.put_event(CALENDAR, booking(), None)
+
+    new = provider.put_event("new@example.com", booking(), old)
+
+    assert new.calendar_id == "new@example.com" and new.ref == EVENT_ID
+    assert fake.event(CALENDAR, EVENT_ID)["status"] == "cancelled"
+    assert fake.event("new@example.com", EVENT_ID)["status"] == "confirmed"
