@@ -120,7 +120,12 @@ class FakeGoogleCalendar:
     # -- test controls ----------------------------------------------------------------------
 
     def add_calendar(
-        self, calendar_id: str, summary: str = "", time_zone: str = "UTC", access_role: str = "owner", primary=False
+        self,
+        calendar_id: str,
+        summary: str = "",
+        time_zone: str = "UTC",
+        access_role: str = "owner",
+        primary: bool = False,
     ) -> None:
         with self.lock:
             self.calendars[calendar_id] = FakeCalendarState(
@@ -165,7 +170,7 @@ class FakeGoogleCalendar:
         with self.lock:
             self._calendar(calendar_id).generation += 1
 
-    def fail_next(self, count: int, status: int, reason: str = "backendError", retry_after: str | None = None):
+    def fail_next(self, count: int, status: int, reason: str = "backendError", retry_after: str | None = None) -> None:
         with self.lock:
             self.faults.append(Fault(count, status, reason, retry_after))
 
@@ -221,7 +226,9 @@ class FakeGoogleCalendar:
         if token is None or token not in self.valid_tokens:
             raise ApiError(401, "authError", "Invalid Credentials", {"WWW-Authenticate": 'Bearer realm="fake"'})
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any):
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any
+    ) -> tuple[int, Any, dict]:
         prefix = "/calendar/v3/"
         if not path.startswith(prefix):
             raise ApiError(404, "notFound", f"no such path {path}")
@@ -292,7 +299,9 @@ class FakeGoogleCalendar:
         next_sync = _encode_sync_token(calendar_id, cal.generation, self.seq)
         return self._paged(query, items, head, sync_token=next_sync)
 
-    def _paged(self, query, items: list[dict[str, Any]], head: dict[str, Any], sync_token: str | None):
+    def _paged(
+        self, query: dict[str, list[str]], items: list[dict[str, Any]], head: dict[str, Any], sync_token: str | None
+    ) -> dict[str, Any]:
         size = int(_one(query, "maxResults") or DEFAULT_PAGE)
         if self.page_size:
             size = min(size, self.page_size)
@@ -315,7 +324,14 @@ class FakeGoogleCalendar:
             page.update(meta["tail"])
         return page
 
-    def _current(self, cal, single: bool, show_deleted: bool, time_min, time_max) -> list[dict[str, Any]]:
+    def _current(
+        self,
+        cal: FakeCalendarState,
+        single: bool,
+        show_deleted: bool,
+        time_min: datetime | None,
+        time_max: datetime | None,
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for event in cal.events.values():
             if event["status"] == "cancelled" and not show_deleted:
@@ -329,7 +345,7 @@ class FakeGoogleCalendar:
                 out.append(_public(item))
         return sorted(out, key=lambda e: (_start_key(e, cal.time_zone), e["id"]))
 
-    def _changes(self, cal, since: int, single: bool) -> list[dict[str, Any]]:
+    def _changes(self, cal: FakeCalendarState, since: int, single: bool) -> list[dict[str, Any]]:
         out: list[tuple[int, dict[str, Any]]] = []
         for event in cal.events.values():
             series_changed = event["_seq"] > since
@@ -341,7 +357,7 @@ class FakeGoogleCalendar:
                 out.append((event["_seq"], _public(event)))
         return [item for _, item in sorted(out, key=lambda pair: (pair[0], pair[1]["id"]))]
 
-    def _instances(self, cal, series: dict[str, Any]) -> list[dict[str, Any]]:
+    def _instances(self, cal: FakeCalendarState, series: dict[str, Any]) -> list[dict[str, Any]]:
         rule = _weekly_rule(series["recurrence"])
         tz = ZoneInfo(series["start"].get("timeZone") or cal.time_zone)
         start = _parse(series["start"]["dateTime"]).astimezone(tz)
@@ -395,7 +411,7 @@ class FakeGoogleCalendar:
         cal.events[event_id] = event
         return _public(event)
 
-    def _patch(self, calendar_id: str, event_id: str, headers: dict[str, str], body: dict[str, Any]):
+    def _patch(self, calendar_id: str, event_id: str, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         event = self._calendar(calendar_id).events.get(event_id)
         if event is None:
             raise ApiError(404, "notFound", "Not Found")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from connectors.base import BusyInterval
+from connectors.base import BusyInterval, PullResult
 from connectors.google.provider import GoogleCalendarProvider
 from tests.fakes.google_calendar import FakeGoogleCalendar
 from tests.google.conftest import CALENDAR
@@ -26,7 +26,7 @@ def timed(start: datetime, end: datetime, **extra: object) -> dict[str, object]:
     }
 
 
-def pull(provider: GoogleCalendarProvider, cursor: dict | None, calendar: str = CALENDAR):
+def pull(provider: GoogleCalendarProvider, cursor: dict | None, calendar: str = CALENDAR) -> PullResult:
     return provider.pull(calendar, cursor, WINDOW_START, WINDOW_END, "UTC")
 
 
