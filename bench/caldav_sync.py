@@ -145,7 +145,9 @@ def main() -> None:
                 for changes in (1, 10):
                     for n in range(changes):
                         _put(
-                            port, f"{path}bench-{n * 7 + 1}.ics", _event(n * 7 + 1).replace("Event", "Moved")
+                            port,
+                            f"{path}bench-{n * 7 + 1}.ics",
+                            _event(n * 7 + 1).replace("Event", f"Moved{changes}"),
                         )
                     requests.clear()
                     server_seconds.clear()
