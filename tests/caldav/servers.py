@@ -120,6 +120,7 @@ class Seen:
     status: int
     authorized: bool
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class FaultProxy:
@@ -187,7 +188,7 @@ class FaultProxy:
         authorized = "Authorization" in handler.headers
         fault = self._pick_fault(method, path, body)
         if fault is not None:
-            self._record(Seen(method, path, fault.status, authorized, body))
+            self._record(Seen(method, path, fault.status, authorized, body, dict(handler.headers.items())))
             handler.send_response(fault.status)
             for key, value in fault.headers.items():
                 handler.send_header(key, value)
@@ -207,7 +208,7 @@ class FaultProxy:
         if self.response_hook is not None:
             data = self.response_hook(method, path, reply_headers, data)
         upstream.close()
-        self._record(Seen(method, path, reply.status, authorized, body))
+        self._record(Seen(method, path, reply.status, authorized, body, dict(handler.headers.items())))
         handler.send_response(reply.status)
         for key, value in reply_headers.items():
             handler.send_header(key, value)

@@ -61,6 +61,7 @@ def test_put_twice_retry_or_duplicate_gives_one_event(
     assert resource_count(direct, calendar_path) == 1
     # the duplicate was answered 412 and only read back, not written again
     assert [s.status for s in proxy.seen if s.method == "PUT"] == [201, 412]
+    assert all(s.headers.get("If-None-Match") == "*" for s in proxy.seen if s.method == "PUT")
 
 
 def test_create_over_an_older_version_updates_it(
@@ -98,6 +99,7 @@ def test_update_moves_the_same_uid_with_higher_sequence_using_if_match(
     assert resource_count(direct, calendar_path) == 1
     (put,) = [s for s in proxy.seen if s.method == "PUT"]
     assert put.status in (200, 201, 204)
+    assert put.headers.get("If-Match") == ref.etag and "If-None-Match" not in put.headers
 
 
 def test_update_with_a_stale_etag_rereads_and_reapplies(
