@@ -114,7 +114,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             calendar_id = base + path
             # warm Radicale's own item cache so the first sync measures us, not its cache build
-            with CalDAVProvider(base + "/", USER, PASSWORD, "Europe/Berlin") as warm:
+            with CalDAVProvider(base + "/", USER, PASSWORD, "Europe/Berlin", timeout=600) as warm:
                 warm.pull(calendar_id, None, WINDOW_START, WINDOW_END)
 
             with CalDAVProvider(
