@@ -44,8 +44,8 @@ def load_context(
         start.astimezone(tz).date() - timedelta(days=1),
         end.astimezone(tz).date() + timedelta(days=1),
     )
-    busy = repo.busy_intervals(conn, settings.expert_id, start - pad, end + pad, exclude_booking=exclude_booking)
-    return exceptions, engine.BusyIndex(busy)
+    busy = repo.busy_micros(conn, settings.expert_id, start - pad, end + pad, exclude_booking=exclude_booking)
+    return exceptions, engine.BusyIndex.from_micros(busy)
 
 
 def get_availability(store: Store, expert_id: str) -> AvailabilitySettings:
@@ -128,6 +128,31 @@ def get_slots(
     return SlotList(settings, viewer_tz or settings.timezone, slots)
 
 
+MAX_SLOT_RANGE_DAYS = 62
+
+
+def get_slots_range(
+    store: Store, expert_id: str, first: date, last: date, duration: int, viewer_tz: str | None = None,
+    now: datetime | None = None,
+) -> dict[date, list[engine.Slot]]:
+    """Slots of every date from ``first`` to ``last`` (a week or month picker) in one read."""
+    if last < first or (last - first).days >= MAX_SLOT_RANGE_DAYS:
+        raise ValidationError(f"ask for 1 to {MAX_SLOT_RANGE_DAYS} days at once")
+    moment = now_or(now)
+    with store.read() as conn:
+        settings = load_settings(conn, expert_id)
+        engine.validate_duration(settings, duration)
+        window = engine.query_range_for_date(settings, first, viewer_tz)
+        end = engine.query_range_for_date(settings, last, viewer_tz).end
+        exceptions, busy = load_context(conn, settings, window.start, end)
+    days: dict[date, list[engine.Slot]] = {}
+    day = first
+    while day <= last:
+        days[day] = engine.slots_for_date(settings, exceptions, busy, day, duration, moment, viewer_tz)
+        day += timedelta(days=1)
+    return days
+
+
 def get_month(
     store: Store, expert_id: str, year: int, month: int, viewer_tz: str | None = None,
     now: datetime | None = None,
@@ -151,11 +176,5 @@ def get_busy(store: Store, expert_id: str, start: datetime, end: datetime) -> li
     if end - start > MAX_BUSY_RANGE:
         raise ValidationError("ask for at most 366 days of busy time at once")
     with store.read() as conn:
-        raw = repo.busy_intervals(conn, expert_id, start, end)
-    merged: list[tuple[datetime, datetime]] = []
-    for s, e in sorted(raw):
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-        else:
-            merged.append((s, e))
+        merged = engine.BusyIndex.from_micros(repo.busy_micros(conn, expert_id, start, end)).intervals()
     return [(max(s, start), min(e, end)) for s, e in merged]

@@ -161,7 +161,6 @@ def test_custom_hours_replace_weekly_windows() -> None:
 
 
 def test_buffer_edges_exactly_15_minutes_allowed_14_not() -> None:
-    settings = make()
     day = date(2030, 1, 7)
     busy_end = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)
     busy = [(datetime(2030, 1, 7, 9, 0, tzinfo=UTC), busy_end)]
