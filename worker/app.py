@@ -1,0 +1,69 @@
+"""The Celery app, configured from ``config.settings``: ``celery -A worker.app:celery_app``.
+
+Broker: the settings' URL, which is kombu's SQLAlchemy transport on a SQLite file next to
+the database by default (nothing to install) or Redis when ``CALBOOK_BROKER_URL`` says so.
+Delivery is at-least-once: ``acks_late`` with ``task_reject_on_worker_lost`` puts a task
+back when its worker dies, prefetch 1 keeps a busy worker from hoarding messages, and
+every task is idempotent because its state lives in the database (outbox rows, leases,
+notification log), never in the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from config.settings import get_settings
+from worker import schedule
+from worker.settings import get_worker_settings
+
+
+def _transport_options(broker_url: str) -> dict[str, Any]:
+    if broker_url.startswith("sqla+"):
+        # The embedded broker polls a SQLite table; poll briskly, it is a local file.
+        return {"polling_interval": 0.5}
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        # No task uses an ETA or a long countdown (webhook retries are rows in the
+        # database), so the visibility timeout only bounds how long a dead worker's
+        # unacknowledged task waits before Redis hands it out again.
+        return {"visibility_timeout": 3600}
+    return {}
+
+
+def make_app() -> Celery:
+    settings = get_settings()
+    knobs = get_worker_settings()
+    broker_url = settings.resolved_broker_url()
+    if broker_url.startswith("sqla+sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = Celery("calbook")
+    app.conf.update(
+        broker_url=broker_url,
+        broker_transport_options=_transport_options(broker_url),
+        broker_connection_retry_on_startup=True,
+        result_backend=settings.result_backend,
+        task_ignore_result=settings.result_backend is None,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=knobs.task_soft_time_limit,
+        task_time_limit=knobs.task_time_limit,
+        task_default_queue="calbook",
+        timezone="UTC",
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+celery_app = make_app()
+
+# Registers the tasks and, through their modules, any periodic entries (see worker.schedule).
+from worker import tasks  # noqa: E402,F401
+
+celery_app.conf.beat_schedule = schedule.beat_schedule()

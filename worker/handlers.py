@@ -1,0 +1,26 @@
+"""The default outbox handlers: e-mail for the events people are told about, webhooks for all.
+
+Importing this module registers them (``worker.tasks`` does, so every worker has them).
+The calendar-push handlers of the connector issues register the same way, from their own
+module: ``@register_handler("booking.confirmed", "booking.rescheduled", "booking.cancelled")``.
+"""
+
+from __future__ import annotations
+
+from booking_engine.store.db import Store
+from worker.kick import kick_webhooks
+from worker.notifications import email, webhooks
+from worker.outbox import OutboxEvent, add_handler
+
+
+def send_email(store: Store, event: OutboxEvent) -> None:
+    email.send_event_emails(store, event)
+
+
+def queue_webhooks(store: Store, event: OutboxEvent) -> None:
+    if webhooks.fan_out(store, event):
+        kick_webhooks()
+
+
+add_handler(email.EMAIL_EVENTS, send_email, name="email")
+add_handler(["*"], queue_webhooks, name="webhooks")

@@ -1,0 +1,10 @@
+"""Every Celery task of calbook; importing this package registers them and the default handlers.
+
+Tasks are thin: they take no ORM objects (most take no arguments at all), load fresh state
+through a service or the outbox, and are idempotent, so ``acks_late`` redeliveries and
+duplicate beat ticks are harmless. Connector issues add ``worker/tasks/sync.py`` and import
+it here.
+"""
+
+from worker import handlers  # noqa: F401  (registers the default outbox handlers)
+from worker.tasks import audit, jobs, outbox, webhooks  # noqa: F401
