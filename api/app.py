@@ -1,0 +1,56 @@
+"""The FastAPI application: ``create_app`` wires settings, store, auth, errors and routes.
+
+``uvicorn --factory api.app:create_app`` (what ``calbook api``/``serve`` run) calls it with
+no arguments: settings come from the environment and the store from
+``settings.resolved_database_url()``. It never migrates: ``calbook serve``/``migrate`` do,
+so that several API workers never race on a migration. Tests pass their own store and
+settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.auth import TokenVerifier
+from api.body_limit import BodyLimitMiddleware
+from api.openapi import install_openapi
+from api.problems import CatchAllMiddleware, install_problem_handlers
+from api.routes import ROUTERS
+from booking_engine.store.db import Store
+from config.settings import Settings, get_settings
+
+DESCRIPTION = """Booking backend for expert consultations.
+
+Authenticate with `Authorization: Bearer <JWT>` (HS256 with the server's secret, or RS256
+from a configured identity provider); `sub` is your user id. Errors are
+`application/problem+json` (RFC 9457) with a stable `code`. Instants are ISO 8601 and
+come back in UTC with `Z`.
+"""
+
+
+def create_app(store: Store | None = None, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    owns_store = store is None
+    active_store = store if store is not None else Store.from_url(settings.resolved_database_url())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_store:
+            active_store.dispose()
+
+    app = FastAPI(title="calbook", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = active_store
+    app.state.verifier = TokenVerifier(settings)
+    for router in ROUTERS:
+        app.include_router(router)
+    install_problem_handlers(app)
+    install_openapi(app)
+    # Last added runs first: the catch-all wraps everything, then the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.request_max_body_bytes)
+    app.add_middleware(CatchAllMiddleware)
+    return app

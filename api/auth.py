@@ -1,0 +1,127 @@
+"""Bearer-token authentication: who is calling, from a JWT's ``sub``.
+
+Two kinds of token are accepted (SPEC section 3):
+- HS256, signed with ``CALBOOK_JWT_SECRET`` (or the generated local secret of the
+  embedded default). These are calbook's own tokens (``calbook token USER_ID``); they
+  carry no audience, so issuer and audience are not checked on them.
+- RS256, only when ``CALBOOK_JWT_PUBLIC_KEY_FILE`` is set: tokens of an existing identity
+  provider, checked against ``CALBOOK_JWT_ISSUER`` and ``CALBOOK_JWT_AUDIENCE`` when those
+  are set (and then the claims are required).
+``sub`` and ``exp`` are required on both. The algorithm is chosen from a fixed list per
+key, never trusted from the token alone, so an RS256 public key can never be used as an
+HMAC secret. Every failure (missing, malformed, expired, wrong key, bad claims) is the
+same 401 ``unauthenticated`` with ``WWW-Authenticate: Bearer``; the detail says which,
+which helps a developer and tells an attacker nothing they did not send.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.schemas.common import check_id
+from booking_engine.errors import Forbidden, Unauthenticated
+from config.settings import Settings
+
+LEEWAY_SECONDS = 30
+MAX_TOKEN_LENGTH = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: ``user_id`` is the token's ``sub``."""
+
+    user_id: str
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def mint_token(
+    user_id: str, settings: Settings, ttl_seconds: int = 3600, email: str | None = None, name: str | None = None,
+) -> str:
+    """An HS256 token for ``user_id`` (``calbook token``, tests, local use)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if email:
+        claims["email"] = email
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, settings.resolved_jwt_secret(), algorithm="HS256")
+
+
+class TokenVerifier:
+    """Verifies tokens with the keys of one ``Settings``; built once per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.resolved_jwt_secret()
+        self._public_key: str | None = None
+        if settings.jwt_public_key_file is not None:
+            self._public_key = settings.jwt_public_key_file.read_text()
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+
+    def verify(self, token: str) -> Principal:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("the bearer token is missing or too long")
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the bearer token is malformed") from exc
+        required = ["sub", "exp"]
+        kwargs: dict[str, Any] = {}
+        options: dict[str, Any] = {"verify_aud": False}
+        key: str
+        if algorithm == "HS256":
+            key = self._secret
+        elif algorithm == "RS256" and self._public_key is not None:
+            key = self._public_key
+            if self._issuer:
+                kwargs["issuer"] = self._issuer
+                required.append("iss")
+            if self._audience:
+                kwargs["audience"] = self._audience
+                options["verify_aud"] = True
+                required.append("aud")
+        else:
+            raise Unauthenticated("the bearer token uses an algorithm this server does not accept")
+        options["require"] = required
+        try:
+            claims = jwt.decode(token, key, algorithms=[algorithm], options=options, leeway=LEEWAY_SECONDS, **kwargs)
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the bearer token has expired") from exc
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise Unauthenticated("the bearer token is not valid") from exc
+        subject = claims.get("sub")
+        try:
+            user_id = check_id(subject) if isinstance(subject, str) else None
+        except ValueError:
+            user_id = None
+        if user_id is None:
+            raise Unauthenticated("the token's sub must be a user id of 1 to 64 printable characters")
+        return Principal(user_id, claims)
+
+
+def require_self(principal: Principal, owner_id: str, action: str) -> None:
+    """403 unless the caller is ``owner_id``: checked before preconditions, so a stranger learns nothing else."""
+    if principal.user_id != owner_id:
+        raise Forbidden(f"only the expert may {action}")
+
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the caller's user id")
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """FastAPI dependency: the caller, or 401 ``unauthenticated``."""
+    if credentials is None:
+        raise Unauthenticated("a bearer token is required")
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier.verify(credentials.credentials)
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,188 @@
+"""Every error leaves as ``application/problem+json`` (RFC 9457), mapped here and only here.
+
+Domain errors already carry their stable ``code`` and HTTP status (``booking_engine.errors``),
+so the mapping is one handler. The others cover what happens before a service runs:
+FastAPI's request validation (422 ``validation_error`` with an ``errors`` list), unknown
+routes (404 ``not_found``), wrong methods (405 ``method_not_allowed``), oversized bodies
+(413 ``payload_too_large``, see ``api.body_limit``), an unreachable database (503
+``service_unavailable``), and a catch-all that logs the exception with the request's
+context and answers a bare 500 ``internal_error``: no traceback, no SQL, no secret leaks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from booking_engine.errors import BookingError
+
+log = logging.getLogger("api.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:calbook:problem:"
+
+_HTTP_CODES: dict[int, tuple[str, str]] = {
+    400: ("validation_error", "The request is not valid"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    413: ("payload_too_large", "The request body is too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("validation_error", "The request is not valid"),
+    428: ("precondition_failed", "A precondition is required"),
+    500: ("internal_error", "Internal server error"),
+    503: ("service_unavailable", "The service is unavailable"),
+}
+
+
+class ProblemDetail(BaseModel):
+    """One item of a validation problem's ``errors``: where, and what is wrong."""
+
+    field: str | None = None
+    message: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document with calbook's stable ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[ProblemDetail] | None = None
+
+
+def problem_body(
+    status: int, code: str, title: str, detail: str, instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> bytes:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = errors
+    return json.dumps(body, ensure_ascii=False, default=str).encode()
+
+
+def problem(
+    status: int, code: str | None = None, title: str | None = None, detail: str | None = None,
+    instance: str | None = None, errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    default_code, default_title = _HTTP_CODES.get(status, (f"http_{status}", "Error"))
+    title = title or default_title
+    body = problem_body(status, code or default_code, title, detail or title, instance, errors)
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def unauthenticated_headers() -> dict[str, str]:
+    return {"WWW-Authenticate": 'Bearer realm="calbook"'}
+
+
+def _booking_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BookingError)
+    field = exc.extra.get("field")
+    errors = [{"field": str(field), "message": exc.detail, "type": exc.code}] if field else None
+    headers = unauthenticated_headers() if exc.status == 401 else None
+    return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, errors, headers)
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _location(err.get("loc", ())), "message": str(err.get("msg", "invalid")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    detail = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+    return problem(422, "validation_error", None, detail, request.url.path, errors)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if status == 400:
+        # FastAPI answers 400 for a body it could not read at all; it is a validation problem.
+        status = 422
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if status == 404 and detail == "Not Found":
+        detail = f"no resource at {request.url.path}"
+    headers = dict(exc.headers or {})
+    if status == 401:
+        headers.update(unauthenticated_headers())
+    return problem(status, None, None, detail, request.url.path, headers=headers or None)
+
+
+def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", extra={"method": request.method, "path": request.url.path}, exc_info=exc)
+    return problem(503, detail="the database is unavailable; retry shortly", instance=request.url.path,
+                   headers={"Retry-After": "1"})
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BookingError, _booking_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+
+
+class CatchAllMiddleware:
+    """The last line: any exception no handler claimed becomes a bare 500 problem, logged once.
+
+    A pure ASGI middleware rather than ``add_exception_handler(Exception, ...)``, because
+    Starlette re-raises after such a handler and the traceback would be logged twice.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception(
+                "unhandled error",
+                extra={"method": scope.get("method"), "path": scope.get("path"), "client": scope.get("client")},
+            )
+            if started:
+                raise
+            response = problem(500, detail="an internal error occurred; it has been logged",
+                               instance=scope.get("path"))
+            await response(scope, receive, send)

@@ -1,0 +1,31 @@
+"""The routers of the REST API, one module per resource; ``create_app`` includes them all.
+
+Every route is thin: parse (the schemas), authenticate (``CurrentUser``), call one service
+function (which authorises: SPEC 2.6 lives in the services), answer.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.routes import (
+    availability,
+    booking_requests,
+    bookings,
+    exceptions,
+    health,
+    me,
+    slots,
+    webhook_subscriptions,
+)
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    me.router,
+    availability.router,
+    exceptions.router,
+    slots.router,
+    bookings.router,
+    booking_requests.router,
+    webhook_subscriptions.router,
+)

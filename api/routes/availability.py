@@ -1,0 +1,50 @@
+"""``/v1/experts/{expertId}/availability``: read by anyone signed in, written by the expert.
+
+The ETag is the settings' version; ``PUT`` needs ``If-Match`` (see ``api.preconditions``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response
+
+from api.auth import CurrentUser, require_self
+from api.deps import StoreDep
+from api.openapi import problem_responses
+from api.preconditions import etag, expected_version
+from api.routes.params import ExpertId
+from api.schemas.availability import AvailabilitySettings, AvailabilitySettingsIn
+from booking_engine.services import availability
+
+router = APIRouter(prefix="/v1/experts/{expert_id}/availability", tags=["availability"],
+                   responses=problem_responses(401, 422))
+_ETAG_HEADER = {"ETag": {"description": "The settings' version, quoted", "schema": {"type": "string"}}}
+
+
+@router.get("", response_model=AvailabilitySettings, responses={200: {"headers": _ETAG_HEADER}})
+def get_availability(expert_id: ExpertId, user: CurrentUser, store: StoreDep, response: Response) -> dict[str, Any]:
+    settings = availability.get_availability(store, expert_id)
+    response.headers["ETag"] = etag(settings.version)
+    return settings.as_dict()
+
+
+@router.put(
+    "",
+    response_model=AvailabilitySettings,
+    responses={200: {"headers": _ETAG_HEADER}, **problem_responses(403, 412, 428)},
+)
+def put_availability(
+    expert_id: ExpertId,
+    body: AvailabilitySettingsIn,
+    user: CurrentUser,
+    store: StoreDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
+) -> dict[str, Any]:
+    require_self(user, expert_id, "change their availability")
+    version = expected_version(if_match)
+    fields = body.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
+    settings = availability.set_availability(store, user.user_id, expert_id, fields, version)
+    response.headers["ETag"] = etag(settings.version)
+    return settings.as_dict()

@@ -1,0 +1,61 @@
+"""Bookings on the wire: the create body, lifecycle bodies, and the booking of SPEC section 3."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt
+
+from api.schemas.common import Id, Instant, RequestModel, ResponseModel, SafeStr, UtcInstant
+
+BookingTypeName = Literal["video_call", "audio_call", "in_person"]
+BookingStatusName = Literal["pending", "confirmed", "cancelled", "completed", "no_show"]
+
+
+class BookingCreate(RequestModel):
+    """``POST /v1/bookings``: always for the caller; there is no ``userId`` to set."""
+
+    expert_id: Id
+    start_time: Instant
+    duration_minutes: StrictInt
+    type: BookingTypeName
+    topic: Annotated[SafeStr, Field(max_length=500)] | None = None
+    notes: Annotated[SafeStr, Field(max_length=5000)] | None = None
+
+
+class Reason(RequestModel):
+    """Body of ``/cancel`` and ``/decline``; the reason is required (SPEC 2.4)."""
+
+    reason: Annotated[SafeStr, Field(min_length=1, max_length=1000)]
+
+
+class Reschedule(RequestModel):
+    new_start_time: Instant
+
+
+class Booking(ResponseModel):
+    id: str
+    expert_id: str
+    user_id: str
+    start_time: UtcInstant
+    end_time: UtcInstant
+    duration_minutes: int
+    status: BookingStatusName
+    type: BookingTypeName
+    topic: str | None
+    notes: str | None
+    price_cents: int
+    currency: str
+    payment_id: str | None
+    refund_cents: int | None
+    created_at: UtcInstant
+    confirmed_at: UtcInstant | None
+    cancelled_at: UtcInstant | None
+    cancellation_reason: str | None
+    cancelled_by: Literal["user", "expert", "system"] | None
+    has_conflict: bool
+
+
+class BookingPage(ResponseModel):
+    items: list[Booking]
+    next_cursor: str | None

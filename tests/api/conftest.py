@@ -1,0 +1,115 @@
+"""Fixtures for the HTTP tests: an app on the ``store`` fixture (SQLite and PostgreSQL), tokens, a published expert.
+
+The services read the real clock, so bookings are placed relative to now: the expert
+publishes 09:00-17:00 UTC every day and tests book "tomorrow" or later. Tests that need
+time to pass (no-show, a booking that has started) travel with ``time_machine``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from booking_engine.clock import utcnow
+from booking_engine.model import AvailabilitySettings
+from booking_engine.store.db import Store
+from config.settings import Settings
+from tests.factories import publish
+
+SECRET = "calbook-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+OTHER_SECRET = "another-secret-entirely-0123456789-abcdefghijklmnopqrstuvwxyz"
+EXPERT = "expert-1"
+USER = "user-1"
+STRANGER = "stranger-1"
+PROBLEM = "application/problem+json"
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "jwt_secret": SECRET,
+        "broker_url": f"sqla+sqlite:///{data_dir / 'broker.sqlite'}",
+        "encryption_key": Fernet.generate_key().decode(),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def token(user_id: str, secret: str = SECRET, ttl: int = 3600, **claims: Any) -> str:
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def auth(user_id: str, **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user_id, **kwargs)}"}
+
+
+def day_ahead(days: int = 1) -> date:
+    return (utcnow() + timedelta(days=days)).date()
+
+
+def at(day: date, hour: int, minute: int = 0) -> str:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The response is a problem document with this status and stable code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body = response.json()
+    assert body["status"] == status and body["code"] == code, body
+    assert body["type"].endswith(code) and body["title"] and body["detail"]
+    return body
+
+
+def booking_body(day: date | None = None, hour: int = 10, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "expertId": EXPERT,
+        "startTime": at(day or day_ahead(), hour),
+        "durationMinutes": 60,
+        "type": "video_call",
+        "topic": "Tax questions",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def app(store: Store, api_settings: Settings) -> FastAPI:
+    return create_app(store, api_settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def expert(store: Store) -> AvailabilitySettings:
+    """``EXPERT`` has published 09:00-17:00 UTC every day, 60 USD/h, 15 min buffer, no auto-confirm."""
+    return publish(store, EXPERT, now=utcnow())
+
+
+@pytest.fixture
+def booking(client: TestClient, expert: AvailabilitySettings) -> dict[str, Any]:
+    """A pending booking of ``USER`` with ``EXPERT`` tomorrow 10:00-11:00 UTC."""
+    response = client.post("/v1/bookings", json=booking_body(), headers=auth(USER))
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
