@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from booking_engine.store.db import Store
 from booking_engine.store.migrate import upgrade
-from booking_engine.store.tables import metadata
+from booking_engine.store.schema import metadata
 
 PG_ADMIN_URL = os.environ.get("CALBOOK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

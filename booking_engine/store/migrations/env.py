@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from booking_engine.store.db import make_engine
-from booking_engine.store.tables import metadata
+from booking_engine.store.schema import metadata
 
 config = context.config
 
