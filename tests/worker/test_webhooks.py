@@ -1,0 +1,136 @@
+"""Outbound webhooks in-process: fan-out to owners, signatures, retries, the delivery log."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import httpx
+import time_machine
+from sqlalchemy import select
+
+from booking_engine.clock import utcnow
+from booking_engine.store.db import Store
+from booking_engine.store.worker_tables import webhook_deliveries, webhook_delivery_attempts
+from tests.factories import NOW
+from tests.worker.conftest import Receiver
+from tests.worker.scenario import EXPERT, USER, book, next_slot, parties, redispatch_everything, subscribe
+from worker import outbox
+from worker.notifications import webhooks
+
+
+def _deliveries(store: Store) -> list[dict]:
+    with store.read() as conn:
+        return [dict(r) for r in conn.execute(select(webhook_deliveries).order_by(webhook_deliveries.c.id)).mappings()]
+
+
+def test_sign_and_verify_roundtrip() -> None:
+    body = b'{"id":"e1"}'
+    header = webhooks.sign("whsec_x", 1_900_000_000, body)
+    assert header.startswith("t=1900000000,v1=")
+    assert webhooks.verify("whsec_x", header, body, now=1_900_000_010)
+    assert not webhooks.verify("whsec_y", header, body, now=1_900_000_010)
+    assert not webhooks.verify("whsec_x", header, body + b" ", now=1_900_000_010)
+    assert not webhooks.verify("whsec_x", header, body, now=1_900_000_000 + 3600)  # replayed later
+    assert not webhooks.verify("whsec_x", "garbage", body)
+
+
+def test_owners_subscriptions_get_signed_events_once(store: Store, receiver: Receiver) -> None:
+    parties(store)
+    receiver.secret = subscribe(store, EXPERT, receiver.url)
+    subscribe(store, "stranger", receiver.url)  # not a party: hears nothing
+    subscribe(store, USER, receiver.url + "?user", ["booking.cancelled"])  # the user wants cancellations only
+    booking = book(store, next_slot(1, 10), confirm=True)
+    outbox.drain(store)
+    assert webhooks.deliver_due(store) == 2
+    got = receiver.snapshot()
+    assert [r.body["type"] for r in got] == ["booking.created", "booking.confirmed"]
+    assert all(r.signature_ok and r.status == 200 for r in got)
+    assert got[0].body["data"]["booking"]["id"] == booking.id
+    assert set(got[0].body) == {"id", "type", "createdAt", "data"}
+    assert got[0].event_id == got[0].body["id"]
+    # A redelivered outbox event adds no delivery, and a delivered one is never sent again.
+    redispatch_everything(store)
+    outbox.drain(store)
+    assert webhooks.deliver_due(store) == 0
+    assert len(receiver.snapshot()) == 2
+    assert [d["status"] for d in _deliveries(store)] == ["succeeded", "succeeded"]
+
+
+def test_server_errors_are_retried_with_backoff_until_one_success(store: Store, receiver: Receiver) -> None:
+    parties(store)
+    receiver.secret = subscribe(store, EXPERT, receiver.url, ["booking.created"])
+    receiver.fail_first = 3
+    book(store, next_slot(1, 10))
+    outbox.drain(store)
+    moment = utcnow()
+    for step in range(10):
+        with time_machine.travel(moment + timedelta(minutes=step), tick=False):
+            webhooks.deliver_due(store)
+    assert [r.status for r in receiver.snapshot()] == [500, 500, 500, 200]
+    assert len({r.event_id for r in receiver.snapshot()}) == 1
+    [delivery] = _deliveries(store)
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("succeeded", 4, 200)
+    with store.read() as conn:
+        codes = [r[0] for r in conn.execute(select(webhook_delivery_attempts.c.status_code)
+                                            .order_by(webhook_delivery_attempts.c.id))]
+    assert codes == [500, 500, 500, 200]
+
+
+def test_a_failed_attempt_waits_for_its_backoff(store: Store, receiver: Receiver) -> None:
+    parties(store)
+    receiver.secret = subscribe(store, EXPERT, receiver.url, ["booking.created"])
+    receiver.fail_first = 1
+    book(store, next_slot(1, 10))
+    outbox.drain(store)
+    with time_machine.travel(utcnow(), tick=False):
+        assert webhooks.deliver_due(store) == 1
+        assert webhooks.deliver_due(store) == 0  # not due yet: no hammering
+        [delivery] = _deliveries(store)
+        assert delivery["next_attempt_at"] > utcnow()
+
+
+def test_retries_stop_after_the_window(store: Store) -> None:
+    parties(store)
+    # Nothing listens on this port: every attempt is a connection error.
+    subscribe(store, EXPERT, "http://127.0.0.1:9/hook", ["booking.created"])
+    book(store, next_slot(1, 10))
+    outbox.drain(store)
+    start = utcnow()
+    statuses = []
+    for hour in range(0, 30):
+        with time_machine.travel(start + timedelta(hours=hour), tick=False):
+            webhooks.deliver_due(store, client=httpx.Client(timeout=1))
+            statuses.append(_deliveries(store)[0]["status"])
+    assert statuses[0] == "pending"
+    assert statuses[-1] == "failed"
+    assert "failed" not in statuses[:23]
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    delays = [webhooks.retry_delay(n) for n in range(1, 30)]
+    assert 0.1 <= delays[0] <= 0.2
+    assert delays[5] > delays[0]
+    assert max(delays) <= 3600
+
+
+def test_deleted_subscription_cancels_delivery(store: Store, receiver: Receiver) -> None:
+    from booking_engine.services import webhook_subscriptions
+
+    parties(store)
+    receiver.secret = subscribe(store, EXPERT, receiver.url, ["booking.created"])
+    book(store, next_slot(1, 10))
+    outbox.drain(store)
+    [sub] = webhook_subscriptions.list_subscriptions(store, EXPERT)
+    webhook_subscriptions.delete_subscription(store, EXPERT, sub["id"])
+    webhooks.deliver_due(store)
+    assert receiver.snapshot() == []
+    assert _deliveries(store)[0]["status"] == "cancelled"
+
+
+def test_body_is_stable_json(store: Store) -> None:
+    event = outbox.OutboxEvent(1, "e-1", "booking.created", "b-1", {"booking": {"id": "b-1"}}, NOW, 1)
+    body = webhooks.body_for(event)
+    assert json.loads(body) == {"id": "e-1", "type": "booking.created", "createdAt": "2030-03-04T08:00:00Z",
+                                "data": {"booking": {"id": "b-1"}}}
+    assert body == webhooks.body_for(event)
