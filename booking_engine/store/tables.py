@@ -172,6 +172,9 @@ calendar_connections = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("sync_lock_until", UTCDateTime()),
+    Column("sync_requested_at", UTCDateTime()),
+    Column("last_reconciled_at", UTCDateTime()),
     Index("ix_calendar_connections_expert", "expert_id"),
 )
 
@@ -241,4 +244,30 @@ webhook_subscriptions = Table(
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_webhook_subscriptions_owner", "owner_id"),
+)
+
+watch_channels = Table(
+    "watch_channels",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("connection_id", ID, ForeignKey("calendar_connections.id", ondelete="CASCADE"), nullable=False),
+    Column("calendar_id", String(1000), nullable=False),
+    Column("resource_id", String(500), nullable=False),
+    Column("token_hash", String(200), nullable=False),
+    Column("expiration", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("stopped_at", UTCDateTime()),
+    Index("ix_watch_channels_connection", "connection_id"),
+    Index("ix_watch_channels_expiration", "expiration"),
+)
+
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("state", String(200), primary_key=True),
+    Column("expert_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )

@@ -1,0 +1,312 @@
+"""Calendar connections of an expert (SPEC 4): create, read, disconnect, status, sync lease.
+
+Credentials reach this module already encrypted (the caller owns the key), and never leave
+it through ``as_dict``. The worker reads them back with ``load_for_sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+
+from booking_engine.errors import Forbidden, NotFound, ValidationError
+from booking_engine.model import DomainEvent, new_id
+from booking_engine.services._common import now_or
+from booking_engine.store import repositories as repo
+from booking_engine.store.db import Store
+from booking_engine.store.tables import busy_blocks, calendar_connections, calendar_sync_state
+from booking_engine.timeutil import iso_z
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = ("google", "caldav", "ics")
+STATUSES = ("active", "error", "reauth_required", "disconnected")
+MAX_CONNECTIONS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarConnection:
+    id: str
+    expert_id: str
+    provider: str
+    status: str
+    account: str | None
+    config: dict[str, Any]
+    last_synced_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    credentials: str | None = None
+
+    @property
+    def busy_calendars(self) -> list[str]:
+        return list(self.config.get("busyCalendars") or [])
+
+    @property
+    def destination_calendar(self) -> str | None:
+        return self.config.get("destinationCalendar")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The API shape of SPEC 3: no secret in it."""
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "status": self.status,
+            "account": self.account,
+            "lastSyncedAt": iso_z(self.last_synced_at),
+            "lastError": self.last_error,
+            "busyCalendars": self.busy_calendars,
+            "destinationCalendar": self.destination_calendar,
+            "createdAt": iso_z(self.created_at),
+        }
+
+
+def _from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
+    return CalendarConnection(
+        id=row["id"],
+        expert_id=row["expert_id"],
+        provider=row["provider"],
+        status=row["status"],
+        account=row["account"],
+        config=dict(row["config"] or {}),
+        last_synced_at=row["last_synced_at"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        credentials=row["credentials"] if with_secret else None,
+    )
+
+
+def _get(conn: Connection, connection_id: str, for_update: bool = False) -> Any:
+    stmt = select(calendar_connections).where(calendar_connections.c.id == connection_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).mappings().first()
+
+
+def create_connection(
+    store: Store,
+    actor: str,
+    expert_id: str,
+    provider: str,
+    *,
+    account: str | None,
+    credentials: str | None,
+    busy_calendars: list[str],
+    destination_calendar: str | None,
+    extra_config: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> CalendarConnection:
+    """Store a verified connection (the caller has listed its calendars already)."""
+    if actor != expert_id:
+        raise Forbidden("only the expert connects their calendars")
+    if provider not in PROVIDERS:
+        raise ValidationError(f"provider must be one of {', '.join(PROVIDERS)}", field="provider")
+    moment = now_or(now)
+    config = {**(extra_config or {}), "busyCalendars": busy_calendars, "destinationCalendar": destination_calendar}
+    connection_id = new_id()
+    with store.write() as conn:
+        repo.ensure_user(conn, expert_id, moment)
+        existing = conn.execute(
+            select(calendar_connections.c.id).where(
+                calendar_connections.c.expert_id == expert_id, calendar_connections.c.status != "disconnected"
+            )
+        ).all()
+        if len(existing) >= MAX_CONNECTIONS:
+            raise ValidationError(f"at most {MAX_CONNECTIONS} calendar connections per expert")
+        conn.execute(
+            insert(calendar_connections).values(
+                id=connection_id, expert_id=expert_id, provider=provider, status="active", account=account,
+                credentials=credentials, config=config, created_at=moment, updated_at=moment,
+                sync_requested_at=moment,
+            )
+        )
+        row = _get(conn, connection_id)
+    log.info("calendar connection created", extra={"connection_id": connection_id, "provider": provider})
+    return _from_row(row)
+
+
+def list_connections(store: Store, actor: str) -> list[CalendarConnection]:
+    with store.read() as conn:
+        rows = conn.execute(
+            select(calendar_connections)
+            .where(calendar_connections.c.expert_id == actor, calendar_connections.c.status != "disconnected")
+            .order_by(calendar_connections.c.created_at, calendar_connections.c.id)
+        ).mappings()
+        return [_from_row(r) for r in rows]
+
+
+def get_connection(store: Store, actor: str, connection_id: str) -> CalendarConnection:
+    """The actor's own connection; anyone else's is ``not_found``."""
+    with store.read() as conn:
+        row = _get(conn, connection_id)
+    if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
+        raise NotFound("calendar connection not found")
+    return _from_row(row)
+
+
+def load_for_sync(store: Store, connection_id: str) -> CalendarConnection | None:
+    """Worker use: the connection with its (encrypted) credentials, or None if gone."""
+    with store.read() as conn:
+        row = _get(conn, connection_id)
+    return _from_row(row, with_secret=True) if row is not None else None
+
+
+def disconnect(store: Store, actor: str, connection_id: str, now: datetime | None = None) -> CalendarConnection:
+    """Mark disconnected and drop its busy blocks at once; the worker stops its channels.
+
+    The credentials stay until the worker has stopped the provider-side channels (it needs
+    them for that), then ``forget_credentials`` wipes them.
+    """
+    moment = now_or(now)
+    with store.write() as conn:
+        row = _get(conn, connection_id, for_update=True)
+        if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
+            raise NotFound("calendar connection not found")
+        conn.execute(
+            update(calendar_connections)
+            .where(calendar_connections.c.id == connection_id)
+            .values(status="disconnected", updated_at=moment)
+        )
+        conn.execute(delete(busy_blocks).where(busy_blocks.c.connection_id == connection_id))
+        conn.execute(delete(calendar_sync_state).where(calendar_sync_state.c.connection_id == connection_id))
+        repo.add_events(
+            conn,
+            [DomainEvent("connection.disconnected", connection_id,
+                         {"connectionId": connection_id, "expertId": row["expert_id"], "provider": row["provider"]})],
+            moment,
+        )
+        row = _get(conn, connection_id)
+    return _from_row(row)
+
+
+def forget_credentials(store: Store, connection_id: str) -> None:
+    with store.write() as conn:
+        conn.execute(
+            update(calendar_connections)
+            .where(calendar_connections.c.id == connection_id, calendar_connections.c.status == "disconnected")
+            .values(credentials=None)
+        )
+
+
+def save_credentials(store: Store, connection_id: str, credentials: str, now: datetime | None = None) -> None:
+    """Refreshed tokens are written back as soon as the provider reports them."""
+    with store.write() as conn:
+        conn.execute(
+            update(calendar_connections)
+            .where(calendar_connections.c.id == connection_id)
+            .values(credentials=credentials, updated_at=now_or(now))
+        )
+
+
+def update_config(store: Store, connection_id: str, changes: dict[str, Any], now: datetime | None = None) -> None:
+    with store.write() as conn:
+        row = _get(conn, connection_id, for_update=True)
+        if row is None:
+            raise NotFound("calendar connection not found")
+        conn.execute(
+            update(calendar_connections)
+            .where(calendar_connections.c.id == connection_id)
+            .values(config={**dict(row["config"] or {}), **changes}, updated_at=now_or(now))
+        )
+
+
+def set_status(
+    store: Store, connection_id: str, status: str, error: str | None = None, now: datetime | None = None
+) -> None:
+    """Record a sync outcome. Entering ``reauth_required`` notifies the expert (outbox)."""
+    if status not in STATUSES:
+        raise ValueError(status)
+    moment = now_or(now)
+    with store.write() as conn:
+        row = _get(conn, connection_id, for_update=True)
+        if row is None or row["status"] == "disconnected":
+            return
+        values: dict[str, Any] = {"status": status, "last_error": error[:2000] if error else None,
+                                  "updated_at": moment}
+        if status == "active":
+            values["last_synced_at"] = moment
+        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id).values(**values))
+        if status == "reauth_required" and row["status"] != "reauth_required":
+            repo.add_events(
+                conn,
+                [DomainEvent("connection.reauth_required", connection_id, {
+                    "connectionId": connection_id, "expertId": row["expert_id"], "provider": row["provider"],
+                    "error": error,
+                })],
+                moment,
+            )
+    log.info("calendar connection status", extra={"connection_id": connection_id, "status": status})
+
+
+def request_sync(store: Store, actor: str | None, connection_id: str, now: datetime | None = None) -> bool:
+    """Note that a sync is wanted (API ``POST .../sync``, a Google notification).
+
+    Returns False when one was already requested and not yet started: the caller need not
+    queue another task, which coalesces bursts of notifications into one sync.
+    """
+    moment = now_or(now)
+    with store.write() as conn:
+        row = _get(conn, connection_id, for_update=True)
+        if row is None or row["status"] == "disconnected" or (actor is not None and row["expert_id"] != actor):
+            raise NotFound("calendar connection not found")
+        already = row["sync_requested_at"] is not None
+        conn.execute(
+            update(calendar_connections)
+            .where(calendar_connections.c.id == connection_id)
+            .values(sync_requested_at=row["sync_requested_at"] or moment)
+        )
+    return not already
+
+
+def acquire_sync_lease(store: Store, connection_id: str, ttl: timedelta, now: datetime | None = None) -> bool:
+    """One sync per connection at a time, across workers: a lease row update wins or loses."""
+    moment = now_or(now)
+    with store.write() as conn:
+        result = conn.execute(
+            update(calendar_connections)
+            .where(
+                calendar_connections.c.id == connection_id,
+                calendar_connections.c.status != "disconnected",
+                or_(calendar_connections.c.sync_lock_until.is_(None), calendar_connections.c.sync_lock_until <= moment),
+            )
+            .values(sync_lock_until=moment + ttl, sync_requested_at=None)
+        )
+        return result.rowcount == 1
+
+
+def release_sync_lease(store: Store, connection_id: str, reconciled: bool = False, now: datetime | None = None) -> None:
+    values: dict[str, Any] = {"sync_lock_until": None}
+    if reconciled:
+        values["last_reconciled_at"] = now_or(now)
+    with store.write() as conn:
+        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id).values(**values))
+
+
+def due_for_sync(
+    store: Store, interval: timedelta, providers: tuple[str, ...] = PROVIDERS, now: datetime | None = None,
+    limit: int = 500,
+) -> list[str]:
+    """Connections to sync now: requested, never synced, or last synced more than ``interval`` ago.
+
+    Connections in ``reauth_required`` wait for the expert; ``error`` ones are retried.
+    """
+    moment = now_or(now)
+    with store.read() as conn:
+        rows = conn.execute(
+            select(calendar_connections.c.id)
+            .where(
+                calendar_connections.c.status.in_(("active", "error")),
+                calendar_connections.c.provider.in_(providers),
+                or_(
+                    calendar_connections.c.sync_requested_at.is_not(None),
+                    calendar_connections.c.last_synced_at.is_(None),
+                    calendar_connections.c.last_synced_at <= moment - interval,
+                ),
+            )
+            .order_by(calendar_connections.c.last_synced_at)
+            .limit(limit)
+        ).all()
+    return [r[0] for r in rows]

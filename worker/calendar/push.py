@@ -1,0 +1,90 @@
+"""Write a booking's event to the expert's destination calendars (SPEC 4, push).
+
+The handler reads the booking's state now, not the event payload: a duplicate or late
+delivery of ``booking.confirmed`` after a cancellation then deletes rather than recreates,
+and any number of deliveries converge on one event. Confirmed means the event exists with
+the booking's times and SEQUENCE; any other active or cancelled state means it is gone
+(a user's reschedule puts the booking back to pending until the expert confirms again);
+completed and no-show bookings keep their event as a record.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from booking_engine.model import Booking, BookingStatus
+from booking_engine.services import calendar_sync
+from booking_engine.services import connections as connection_service
+from booking_engine.store.db import Store
+from connectors.base import AuthError, BookingEvent, EventRef, PermanentError
+from worker.calendar.providers import build_provider, close
+
+log = logging.getLogger(__name__)
+
+KEEP_AS_IS = (BookingStatus.COMPLETED, BookingStatus.NO_SHOW)
+
+
+def booking_event(booking: Booking) -> BookingEvent:
+    kind = str(booking.type).replace("_", " ")
+    summary = f"calbook: {kind}" + (f" - {booking.topic}" if booking.topic else "")
+    description = f"Booking {booking.id}\nType: {kind}\nDuration: {booking.duration} minutes"
+    return BookingEvent(
+        booking_id=booking.id, start=booking.start, end=booking.end, summary=summary[:250],
+        description=description, sequence=booking.sequence,
+    )
+
+
+def push_booking(store: Store, booking_id: str) -> int:
+    """Bring every destination calendar in line with the booking; returns calendars touched."""
+    state = calendar_sync.booking_for_push(store, booking_id)
+    if state is None:
+        return 0
+    booking: Booking = state["booking"]
+    if booking.status in KEEP_AS_IS:
+        return 0
+    touched = 0
+    for row in state["connections"]:
+        connection_id = row["id"]
+        destination = (row["config"] or {}).get("destinationCalendar")
+        if not destination or row["provider"] == "ics":
+            continue
+        try:
+            touched += _push_one(store, booking, connection_id, destination)
+        except AuthError as exc:
+            connection_service.set_status(store, connection_id, "reauth_required", str(exc))
+        except PermanentError as exc:
+            connection_service.set_status(store, connection_id, "error", f"push failed: {exc}")
+            log.error("calendar push failed", extra={"booking_id": booking_id, "connection_id": connection_id})
+    return touched
+
+
+def _push_one(store: Store, booking: Booking, connection_id: str, destination: str) -> int:
+    stored = calendar_sync.get_event_ref(store, booking.id, connection_id)
+    existing = EventRef(stored["calendar_id"], stored["ref"], stored["etag"]) if stored else None
+    confirmed = booking.status == BookingStatus.CONFIRMED
+    if not confirmed and existing is None and booking.confirmed_at is None:
+        return 0  # never confirmed: nothing was ever written
+    connection = connection_service.load_for_sync(store, connection_id)
+    if connection is None:
+        return 0
+    provider = build_provider(store, connection)
+    try:
+        if confirmed:
+            ref = provider.put_event(destination, booking_event(booking), existing)
+            calendar_sync.save_event_ref(store, booking.id, connection_id, ref.calendar_id, ref.ref, ref.etag,
+                                         booking.sequence)
+            log.info("calendar event written", extra={"booking_id": booking.id, "connection_id": connection_id})
+        else:
+            target = existing.calendar_id if existing else destination
+            provider.delete_event(target, booking.id, existing)
+            calendar_sync.delete_event_ref(store, booking.id, connection_id)
+            log.info("calendar event removed", extra={"booking_id": booking.id, "connection_id": connection_id})
+    finally:
+        close(provider)
+    return 1
+
+
+def handle_push_event(store: Store, payload: dict[str, Any], aggregate_id: str) -> None:
+    booking = payload.get("booking") or {}
+    push_booking(store, booking.get("id") or aggregate_id)

@@ -1,0 +1,112 @@
+"""Pull busy time for one connection into the store (SPEC 4), one sync per connection at a time.
+
+The lease in ``calendar_connections`` (not a broker lock) makes "one at a time" hold across
+workers, brokers and restarts; a worker that dies mid-sync loses its lease when it expires.
+A sync that fails leaves the previous blocks and cursors as they were (each calendar's
+blocks and cursor are replaced in one transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from booking_engine.clock import utcnow
+from booking_engine.services import calendar_sync
+from booking_engine.services import connections as connection_service
+from booking_engine.store.db import Store
+from config.settings import get_settings
+from connectors.base import AuthError, PermanentError, PullResult, TransientError
+from worker.calendar.providers import build_provider, close
+
+log = logging.getLogger(__name__)
+
+SYNC_LEASE = timedelta(minutes=10)
+RECONCILE_EVERY = timedelta(days=1)
+
+
+@dataclass(slots=True)
+class SyncOutcome:
+    status: str
+    calendars: int = 0
+    blocks: int = 0
+    flagged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _blocks(result: PullResult) -> dict[str, list[tuple[Any, Any]]]:
+    return {key: [(iv.start, iv.end) for iv in intervals] for key, intervals in result.upserts.items()}
+
+
+def sync_connection(store: Store, connection_id: str, force_reconcile: bool = False) -> SyncOutcome:
+    """Pull every busy calendar of the connection; raise ``TransientError`` for a retry."""
+    now = utcnow()
+    if not connection_service.acquire_sync_lease(store, connection_id, SYNC_LEASE, now=now):
+        log.info("sync already running, skipped", extra={"connection_id": connection_id})
+        return SyncOutcome("locked")
+    reconciled = False
+    try:
+        connection = connection_service.load_for_sync(store, connection_id)
+        if connection is None or connection.status in ("disconnected", "reauth_required"):
+            return SyncOutcome("skipped")
+        last = _last_reconciled(store, connection_id)
+        reconcile = force_reconcile or last is None or now - last >= RECONCILE_EVERY
+        provider = build_provider(store, connection)
+        outcome = SyncOutcome("active")
+        try:
+            calendars = connection.busy_calendars or [c.id for c in provider.list_calendars()]
+            horizon = now + timedelta(days=get_settings().sync_horizon_days)
+            window_start = now - timedelta(days=1)
+            for calendar_id in calendars:
+                cursor = calendar_sync.get_cursor(store, connection_id, calendar_id)
+                reconciler = getattr(provider, "reconcile", None)
+                if reconcile and cursor and callable(reconciler):
+                    result = reconciler(calendar_id, cursor, window_start, horizon)
+                else:
+                    result = provider.pull(calendar_id, cursor, window_start, horizon, _tz(store, connection))
+                outcome.blocks += calendar_sync.apply_pull(
+                    store, connection_id, calendar_id, full=result.full, upserts=_blocks(result),
+                    deleted=result.deleted, cursor=result.cursor,
+                )
+                outcome.warnings.extend(result.warnings)
+                outcome.calendars += 1
+            reconciled = reconcile
+        finally:
+            close(provider)
+    except AuthError as exc:
+        connection_service.set_status(store, connection_id, "reauth_required", str(exc))
+        log.warning("calendar credentials refused", extra={"connection_id": connection_id})
+        return SyncOutcome("reauth_required")
+    except PermanentError as exc:
+        connection_service.set_status(store, connection_id, "error", str(exc))
+        log.error("calendar sync failed permanently", extra={"connection_id": connection_id, "error": str(exc)})
+        return SyncOutcome("error")
+    except TransientError as exc:
+        connection_service.set_status(store, connection_id, "error", f"temporary: {exc}")
+        raise
+    finally:
+        connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
+    connection_service.set_status(store, connection_id, "active")
+    outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
+    log.info("calendar sync done", extra={"connection_id": connection_id, "calendars": outcome.calendars,
+                                           "blocks": outcome.blocks, "flagged": len(outcome.flagged)})
+    return outcome
+
+
+def _tz(store: Store, connection: Any) -> str:
+    from worker.calendar.providers import expert_timezone
+
+    return expert_timezone(store, connection.expert_id)
+
+
+def _last_reconciled(store: Store, connection_id: str) -> Any:
+    from sqlalchemy import select
+
+    from booking_engine.store.tables import calendar_connections
+
+    with store.read() as conn:
+        return conn.execute(
+            select(calendar_connections.c.last_reconciled_at).where(calendar_connections.c.id == connection_id)
+        ).scalar()

@@ -1,0 +1,92 @@
+"""Calendar tasks: sync one connection, sync what is due, push booking events, clean up.
+
+``calbook.sync.connection`` retries transient provider errors with exponential backoff and
+jitter; authentication and permanent errors are recorded on the connection and end there.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+
+from booking_engine.services import connections as connection_service
+from booking_engine.store.db import Store
+from connectors.base import TransientError
+from worker.calendar import push
+from worker.calendar.sync import sync_connection as run_sync
+from worker.kick import kick_outbox
+from worker.outbox import OutboxEvent, register_handler
+from worker.runtime import get_store
+from worker.schedule import register_periodic
+from worker.tasks.retry import RETRY_OPTIONS, TRANSIENT_ERRORS
+
+log = logging.getLogger(__name__)
+
+SYNC_TASK = "calbook.sync.connection"
+PERIODIC_INTERVAL_SECONDS = 5 * 60
+PERIODIC_JITTER_SECONDS = 60
+# Google connections are pushed by webhooks; polling them is only a slow backstop.
+BACKSTOP_INTERVAL_SECONDS = 6 * 3600
+
+
+@shared_task(
+    name=SYNC_TASK,
+    bind=True,
+    autoretry_for=(TransientError, *TRANSIENT_ERRORS),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def sync_connection(self, connection_id: str, reconcile: bool = False) -> str:  # type: ignore[no-untyped-def]
+    outcome = run_sync(get_store(), connection_id, force_reconcile=reconcile)
+    if outcome.flagged:
+        kick_outbox()
+    return outcome.status
+
+
+def queue_sync(connection_id: str, countdown: float = 0) -> None:
+    from worker.app import celery_app
+
+    celery_app.send_task(SYNC_TASK, args=[connection_id], countdown=countdown)
+
+
+@shared_task(name="calbook.sync.due_connections", **RETRY_OPTIONS)
+def sync_due_connections() -> int:
+    """Every 5 minutes: queue a sync for each due connection, spread over a minute (jitter)."""
+    from datetime import timedelta
+
+    store = get_store()
+    polled = connection_service.due_for_sync(
+        store, timedelta(seconds=PERIODIC_INTERVAL_SECONDS), providers=("caldav", "ics")
+    )
+    backstop = connection_service.due_for_sync(
+        store, timedelta(seconds=BACKSTOP_INTERVAL_SECONDS), providers=("google",)
+    )
+    for connection_id in [*polled, *backstop]:
+        queue_sync(connection_id, countdown=random.uniform(0, PERIODIC_JITTER_SECONDS))
+    return len(polled) + len(backstop)
+
+
+register_periodic("calendar-sync", "calbook.sync.due_connections", PERIODIC_INTERVAL_SECONDS)
+
+
+@register_handler("booking.confirmed", "booking.rescheduled", "booking.cancelled", name="calendar-push")
+def push_to_calendars(store: Store, event: OutboxEvent) -> None:
+    push.handle_push_event(store, event.payload, event.aggregate_id)
+
+
+@register_handler("connection.disconnected", name="connection-cleanup")
+def cleanup_connection(store: Store, event: OutboxEvent) -> None:
+    """After a disconnect: let provider-specific cleanup run (Google stops its channels), then
+    wipe the credentials."""
+    for hook in DISCONNECT_HOOKS:
+        hook(store, event.payload)
+    connection_service.forget_credentials(store, event.payload["connectionId"])
+
+
+DISCONNECT_HOOKS: list = []  # type: ignore[type-arg]
