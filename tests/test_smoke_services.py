@@ -1,7 +1,7 @@
 from datetime import date, timedelta
 
-from booking_engine.services import bookings
 from booking_engine.services import availability as av
+from booking_engine.services import bookings
 from tests.factories import NOW, publish
 
 

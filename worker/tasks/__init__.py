@@ -7,4 +7,10 @@ it here.
 """
 
 from worker import handlers  # noqa: F401  (registers the default outbox handlers)
-from worker.tasks import audit, jobs, outbox, webhooks  # noqa: F401
+from worker.tasks import (  # noqa: F401
+    audit,
+    jobs,
+    outbox,
+    sync,  # noqa: E402,F401  (calendar sync tasks and push handlers)
+    webhooks,
+)
