@@ -14,6 +14,8 @@ from api.app import create_app
 from api.auth import mint_token
 from tests.api.conftest import OTHER_SECRET, SECRET, USER, assert_problem, make_settings, token
 
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+
 
 def _unauthorized(response) -> dict:
     body = assert_problem(response, 401, "unauthenticated")
