@@ -21,8 +21,9 @@ from worker.settings import get_worker_settings
 
 def _transport_options(broker_url: str) -> dict[str, Any]:
     if broker_url.startswith("sqla+"):
-        # The embedded broker polls a SQLite table; poll briskly, it is a local file.
-        return {"polling_interval": 0.5}
+        # The SQLAlchemy transport hands these to ``create_engine`` (so no ``polling_interval``
+        # here: it polls once a second). Wait for SQLite's write lock rather than failing.
+        return {"connect_args": {"timeout": 30}}
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
         # No task uses an ETA or a long countdown (webhook retries are rows in the
         # database), so the visibility timeout only bounds how long a dead worker's

@@ -210,9 +210,10 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            # Cold shutdown: the tests' state is in the database, nothing to finish politely.
+            os.killpg(self.proc.pid, signal.SIGQUIT)
             try:
-                self.proc.wait(15)
+                self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)

@@ -63,7 +63,10 @@ def _caldav(store: Store, connection: CalendarConnection, secrets: dict[str, Any
 def _ics(store: Store, connection: CalendarConnection, secrets: dict[str, Any], tz: str) -> CalendarProvider:
     from connectors.ics import ICSFeedProvider
 
-    return ICSFeedProvider(connection.config["url"], tz, account_addresses=_addresses(connection, secrets))
+    # The API keeps the feed URL encrypted (it often holds a private token) and shows only a
+    # redacted one in ``config``; connections stored before that have only ``config["url"]``.
+    url = secrets.get("url") or connection.config["url"]
+    return ICSFeedProvider(url, tz, account_addresses=_addresses(connection, secrets))
 
 
 @register_provider("google")
