@@ -12,7 +12,9 @@ from api.routes import (
     availability,
     booking_requests,
     bookings,
+    calendar_connections,
     exceptions,
+    google,
     health,
     me,
     slots,
@@ -28,4 +30,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     bookings.router,
     booking_requests.router,
     webhook_subscriptions.router,
+    calendar_connections.router,
+    google.router,
 )

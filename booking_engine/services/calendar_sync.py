@@ -126,8 +126,9 @@ def flag_conflicts(store: Store, expert_id: str, now: datetime | None = None) ->
         ).mappings().all()
         if not upcoming:
             return []
-        start = min(r["start_time"] for r in upcoming) - timedelta(minutes=1)
-        end = max(r["end_time"] for r in upcoming) + timedelta(minutes=1)
+        widest = timedelta(minutes=max(r["buffer_minutes"] or 0 for r in upcoming) + 1)
+        start = min(r["start_time"] for r in upcoming) - widest
+        end = max(r["end_time"] for r in upcoming) + widest
         blocks = conn.execute(
             select(busy_blocks.c.start_time, busy_blocks.c.end_time).where(
                 busy_blocks.c.expert_id == expert_id, busy_blocks.c.end_time > start, busy_blocks.c.start_time < end
@@ -135,7 +136,9 @@ def flag_conflicts(store: Store, expert_id: str, now: datetime | None = None) ->
         ).all()
         index = BusyIndex([(b[0], b[1]) for b in blocks])
         for row in upcoming:
-            conflict = index.overlaps(row["start_time"], row["end_time"])
+            # Conflict as in SPEC 2.3: busy time within the booking's buffer counts too.
+            buffer = timedelta(minutes=row["buffer_minutes"] or 0)
+            conflict = index.overlaps(row["start_time"] - buffer, row["end_time"] + buffer)
             if conflict == row["has_conflict"]:
                 continue
             booking = repo.booking_from_row(row)
