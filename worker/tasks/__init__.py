@@ -9,6 +9,7 @@ it here.
 from worker import handlers  # noqa: F401  (registers the default outbox handlers)
 from worker.tasks import (  # noqa: F401
     audit,
+    google,  # noqa: F401  (Google watch channels, webhook-triggered sync)
     jobs,
     outbox,
     sync,  # noqa: E402,F401  (calendar sync tasks and push handlers)

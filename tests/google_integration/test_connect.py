@@ -1,0 +1,157 @@
+"""Connecting a Google account through the API: authorize, consent, callback, first sync and watch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from booking_engine.clock import utcnow
+from booking_engine.store.db import Store
+from booking_engine.store.tables import calendar_connections, oauth_states
+from connectors.google.webhook import hash_channel_token
+from tests.api.conftest import assert_problem, auth
+from tests.fakes.google_calendar import FakeGoogleCalendar
+from tests.google_integration.conftest import (
+    ACCOUNT,
+    EXPERT,
+    PUBLIC_BASE,
+    RecordingQueue,
+    _query,
+    channels,
+    connect,
+    fake_channel,
+    stored_credentials,
+)
+from tests.google_integration.oauth_server import FakeGoogleOAuth
+
+
+def _busy(client: TestClient) -> list[dict[str, str]]:
+    start = utcnow().date()
+    response = client.get(
+        f"/v1/experts/{EXPERT}/busy",
+        params={"from": f"{start}T00:00:00Z", "to": f"{start + timedelta(days=7)}T00:00:00Z"},
+        headers=auth("someone"),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["items"]  # type: ignore[no-any-return]
+
+
+def _event(day_offset: int, hour: int) -> dict[str, Any]:
+    start = (utcnow() + timedelta(days=day_offset)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    end = start + timedelta(hours=1)
+    return {"summary": "Dentist", "start": {"dateTime": start.isoformat().replace("+00:00", "Z")},
+            "end": {"dateTime": end.isoformat().replace("+00:00", "Z")}}
+
+
+def test_connect_end_to_end(
+    client: TestClient, oauth: FakeGoogleOAuth, fake: FakeGoogleCalendar, queue: RecordingQueue, store: Store
+) -> None:
+    fake.add_event(ACCOUNT, _event(1, 12))
+
+    response = client.post("/v1/calendar-connections/google/authorize", headers=auth(EXPERT))
+    assert response.status_code == 200, response.text
+    url = response.json()["authorizationUrl"]
+    query = _query(url)
+    assert query["redirect_uri"] == f"{PUBLIC_BASE}/v1/oauth/google/callback"
+    assert query["access_type"] == "offline" and query["prompt"] == "consent"
+    assert "code_verifier" not in url
+
+    code = oauth.approve(url, ACCOUNT)
+    callback = client.get("/v1/oauth/google/callback", params={"code": code, "state": query["state"]})
+
+    assert callback.status_code == 201, callback.text
+    body = callback.json()
+    assert body["provider"] == "google" and body["status"] == "active" and body["account"] == ACCOUNT
+    assert body["busyCalendars"] == [ACCOUNT] and body["destinationCalendar"] == ACCOUNT
+    refresh_token = next(iter(oauth.refresh_tokens))
+    assert refresh_token not in callback.text and "access-" not in callback.text and "refresh" not in callback.text
+    # Encrypted at rest: the raw column holds neither token; decrypted, it holds both.
+    with store.read() as conn:
+        raw = conn.execute(select(calendar_connections.c.credentials)).scalar_one()
+    assert refresh_token not in raw
+    assert stored_credentials(store, body["id"])["refresh_token"] == refresh_token
+    with store.read() as conn:
+        assert conn.execute(select(oauth_states)).first() is None  # single use: spent
+
+    listed = client.get("/v1/calendar-connections", headers=auth(EXPERT))
+    assert listed.status_code == 200
+    assert [c["id"] for c in listed.json()["items"]] == [body["id"]]
+    assert refresh_token not in listed.text
+
+    assert sorted(queue.queued) == [("sync", body["id"]), ("watch", body["id"])]
+    assert sorted(queue.run()) == [("sync", body["id"], "active"), ("watch", body["id"], "active")]
+    assert len(_busy(client)) == 1
+    (channel,) = channels(store, body["id"], live=True)
+    google_side = fake_channel(fake, channel["id"])
+    assert google_side["address"] == f"{PUBLIC_BASE}/v1/webhooks/google"
+    assert google_side["calendarId"] == ACCOUNT
+    assert channel["token_hash"] == hash_channel_token(google_side["token"])
+    assert google_side["token"] not in channel["token_hash"]
+
+
+def test_reconnecting_the_same_account_reuses_the_connection(
+    client: TestClient, oauth: FakeGoogleOAuth, queue: RecordingQueue
+) -> None:
+    first = connect(client, oauth)
+    queue.run()
+    second = connect(client, oauth)
+    assert second["id"] == first["id"]
+    assert len(client.get("/v1/calendar-connections", headers=auth(EXPERT)).json()["items"]) == 1
+
+
+def _authorize(client: TestClient) -> str:
+    return client.post("/v1/calendar-connections/google/authorize", headers=auth(EXPERT)).json()["authorizationUrl"]
+
+
+def test_unknown_missing_and_reused_states_are_problems(client: TestClient, oauth: FakeGoogleOAuth) -> None:
+    assert_problem(client.get("/v1/oauth/google/callback", params={"code": "x", "state": "nope"}), 400,
+                   "validation_error")
+    assert_problem(client.get("/v1/oauth/google/callback", params={"code": "x"}), 400, "validation_error")
+    assert_problem(client.get("/v1/oauth/google/callback", params={"state": "s" * 5000}), 422, "validation_error")
+
+    url = _authorize(client)
+    code = oauth.approve(url, ACCOUNT)
+    state = _query(url)["state"]
+    assert client.get("/v1/oauth/google/callback", params={"code": code, "state": state}).status_code == 201
+    assert_problem(client.get("/v1/oauth/google/callback", params={"code": code, "state": state}), 400,
+                   "validation_error")
+
+
+def test_expired_state_is_a_problem(client: TestClient, oauth: FakeGoogleOAuth, store: Store) -> None:
+    url = _authorize(client)
+    with store.write() as conn:
+        conn.execute(update(oauth_states).values(expires_at=utcnow() - timedelta(seconds=1)))
+    response = client.get("/v1/oauth/google/callback", params={"code": oauth.approve(url, ACCOUNT),
+                                                               "state": _query(url)["state"]})
+    assert "expired" in assert_problem(response, 400, "validation_error")["detail"]
+
+
+def test_declined_consent_and_missing_scopes_are_problems(
+    client: TestClient, oauth: FakeGoogleOAuth, queue: RecordingQueue
+) -> None:
+    url = _authorize(client)
+    declined = client.get("/v1/oauth/google/callback", params={"error": "access_denied", "state": _query(url)["state"]})
+    assert_problem(declined, 400, "validation_error")
+
+    url = _authorize(client)
+    code = oauth.approve(url, ACCOUNT, scope="openid https://www.googleapis.com/auth/userinfo.email")
+    response = client.get("/v1/oauth/google/callback", params={"code": code, "state": _query(url)["state"]})
+    body = assert_problem(response, 400, "validation_error")
+    assert "calendar.events" in body["detail"]
+    assert queue.queued == []
+    assert client.get("/v1/calendar-connections", headers=auth(EXPERT)).json()["items"] == []
+
+
+def test_a_code_for_another_verifier_is_refused(client: TestClient, oauth: FakeGoogleOAuth) -> None:
+    """The verifier of one authorization cannot complete another: PKCE binds code and state."""
+    first, second = _authorize(client), _authorize(client)
+    code = oauth.approve(first, ACCOUNT)
+    response = client.get("/v1/oauth/google/callback", params={"code": code, "state": _query(second)["state"]})
+    assert_problem(response, 400, "validation_error")
+
+
+def test_authorize_needs_a_signed_in_expert(client: TestClient) -> None:
+    assert_problem(client.post("/v1/calendar-connections/google/authorize"), 401, "unauthenticated")
