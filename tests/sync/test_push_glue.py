@@ -1,0 +1,171 @@
+"""``worker.calendar.push`` through the outbox, in process, against a real Radicale.
+
+The outbox handler reads the booking's state at delivery time, so duplicates, retries and
+late deliveries converge on one event per booking (or none, once cancelled).
+"""
+
+from __future__ import annotations
+
+import icalendar
+import pytest
+from sqlalchemy import select, update
+
+from booking_engine.model import AvailabilitySettings
+from booking_engine.services import bookings, calendar_sync, connections
+from booking_engine.store.db import Store
+from booking_engine.store.tables import calendar_connections, outbox
+from tests.caldav.conftest import Direct
+from tests.caldav.servers import Fault, FaultProxy
+from tests.sync.conftest import EXPERT, USER, blocks, connect, day, outbox_types
+from worker import outbox as outbox_module
+from worker.calendar.push import push_booking
+from worker.calendar.sync import sync_connection
+from worker.outbox import OutboxEvent, handle
+from worker.tasks.sync import push_to_calendars
+
+
+def _events(direct: Direct, calendar_path: str) -> dict[str, icalendar.Event]:
+    """UID -> VEVENT of every resource in the calendar (read straight from Radicale)."""
+    status, text = direct.get(calendar_path)
+    assert status == 200
+    found = {}
+    for component in icalendar.Calendar.from_ical(text).walk("VEVENT"):
+        found[str(component["UID"])] = component
+    return found
+
+
+def _outbox_event(store: Store, event_type: str, aggregate_id: str) -> OutboxEvent:
+    with store.read() as conn:
+        row = conn.execute(select(outbox).where(outbox.c.event_type == event_type,
+                                                outbox.c.aggregate_id == aggregate_id)
+                           .order_by(outbox.c.id.desc())).mappings().first()
+    assert row is not None, f"no {event_type} for {aggregate_id}"
+    return OutboxEvent(row["id"], row["event_id"], row["event_type"], row["aggregate_id"], dict(row["payload"]),
+                       row["created_at"], row["attempts"])
+
+
+def test_confirm_reschedule_cancel_moves_one_event(
+    store: Store, expert: AvailabilitySettings, direct: Direct, calendar_path: str, calendar_url: str
+) -> None:
+    connection_id = connect(store, calendar_url)
+    booking = bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call", topic="Taxes")
+    assert push_booking(store, booking.id) == 0  # pending: nothing written
+    assert _events(direct, calendar_path) == {}
+
+    bookings.confirm_booking(store, EXPERT, booking.id)
+    confirmed = _outbox_event(store, "booking.confirmed", booking.id)
+    push_to_calendars(store, confirmed)
+    push_to_calendars(store, confirmed)  # a duplicate delivery
+    handle(store, confirmed)  # and through the outbox's own handler table
+    events = _events(direct, calendar_path)
+    uid = f"{booking.id}@calbook"
+    assert list(events) == [uid]
+    assert events[uid].decoded("DTSTART") == day(1, 10)
+    first_sequence = int(events[uid].get("SEQUENCE", 0))
+    ref = calendar_sync.get_event_ref(store, booking.id, connection_id)
+    assert ref is not None and ref["ref"].endswith(f"{booking.id}.ics") and ref["etag"]
+
+    bookings.reschedule_booking(store, EXPERT, booking.id, day(2, 11))  # the expert's: stays confirmed
+    push_to_calendars(store, _outbox_event(store, "booking.rescheduled", booking.id))
+    events = _events(direct, calendar_path)
+    assert list(events) == [uid]
+    assert events[uid].decoded("DTSTART") == day(2, 11)
+    assert int(events[uid]["SEQUENCE"]) > first_sequence
+
+    # calbook's own event never comes back as busy time.
+    sync_connection(store, connection_id)
+    assert blocks(store, connection_id) == []
+
+    bookings.cancel_booking(store, USER, booking.id, "plans changed")
+    cancelled = _outbox_event(store, "booking.cancelled", booking.id)
+    push_to_calendars(store, cancelled)
+    push_to_calendars(store, cancelled)  # deleting twice is fine
+    assert _events(direct, calendar_path) == {}
+    assert calendar_sync.get_event_ref(store, booking.id, connection_id) is None
+    # A late duplicate of the confirmation reads the fresh state: it does not resurrect the event.
+    push_to_calendars(store, confirmed)
+    assert _events(direct, calendar_path) == {}
+
+
+def test_users_reschedule_removes_the_event_until_confirmed_again(
+    store: Store, expert: AvailabilitySettings, direct: Direct, calendar_path: str, calendar_url: str
+) -> None:
+    connect(store, calendar_url)
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    push_booking(store, booking.id)
+    bookings.reschedule_booking(store, USER, booking.id, day(1, 13))  # back to pending
+    push_booking(store, booking.id)
+    assert _events(direct, calendar_path) == {}
+    bookings.confirm_booking(store, EXPERT, booking.id)
+    push_booking(store, booking.id)
+    events = _events(direct, calendar_path)
+    assert [e.decoded("DTSTART") for e in events.values()] == [day(1, 13)]
+
+
+def test_event_deleted_by_the_expert_is_written_again(
+    store: Store, expert: AvailabilitySettings, direct: Direct, calendar_path: str, calendar_url: str
+) -> None:
+    connect(store, calendar_url)
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    push_booking(store, booking.id)
+    direct.delete(calendar_path + f"{booking.id}.ics")
+    bookings.reschedule_booking(store, EXPERT, booking.id, day(1, 14))
+    push_booking(store, booking.id)
+    assert [e.decoded("DTSTART") for e in _events(direct, calendar_path).values()] == [day(1, 14)]
+
+
+@pytest.mark.parametrize(("status", "expected"), [(503, None), (401, "reauth_required")])
+def test_push_failures(
+    store: Store, expert: AvailabilitySettings, direct: Direct, proxy: FaultProxy, calendar_path: str,
+    calendar_url: str, status: int, expected: str | None,
+) -> None:
+    """Transient: the outbox retries the event later. Credentials refused: the expert is told, no retry."""
+    connection_id = connect(store, calendar_url)
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    proxy.faults.append(Fault("PUT", status, times=1))
+    confirmed = _outbox_event(store, "booking.confirmed", booking.id)
+    if expected is None:
+        with pytest.raises(Exception):  # noqa: B017 - the outbox records any failure and retries
+            handle(store, confirmed)
+        handle(store, confirmed)  # the retry
+        assert len(_events(direct, calendar_path)) == 1
+        assert connections.get_connection(store, EXPERT, connection_id).status == "active"
+    else:
+        handle(store, confirmed)
+        assert _events(direct, calendar_path) == {}
+        assert connections.get_connection(store, EXPERT, connection_id).status == expected
+        assert "connection.reauth_required" in outbox_types(store)
+
+
+def test_outbox_drain_runs_the_push(
+    store: Store, expert: AvailabilitySettings, direct: Direct, calendar_path: str, calendar_url: str
+) -> None:
+    connect(store, calendar_url)
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    outbox_module.drain(store, budget_seconds=10)
+    assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
+    with store.write() as conn:  # redelivery of everything, as after a lost acknowledgement
+        conn.execute(update(outbox).values(dispatched_at=None, claimed_until=None))
+        from booking_engine.store.worker_tables import outbox_handler_runs
+
+        conn.execute(outbox_handler_runs.delete())
+    outbox_module.drain(store, budget_seconds=10)
+    assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
+
+
+def test_no_push_for_ics_or_connections_without_destination(
+    store: Store, expert: AvailabilitySettings, direct: Direct, calendar_path: str, calendar_url: str
+) -> None:
+    connection_id = connect(store, calendar_url)
+    with store.write() as conn:
+        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id)
+                     .values(config={"url": calendar_url, "busyCalendars": [calendar_url],
+                                     "destinationCalendar": None}))
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    assert push_booking(store, booking.id) == 0
+    assert _events(direct, calendar_path) == {}
