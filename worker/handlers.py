@@ -8,7 +8,6 @@ module: ``@register_handler("booking.confirmed", "booking.rescheduled", "booking
 from __future__ import annotations
 
 from booking_engine.store.db import Store
-from worker.kick import kick_webhooks
 from worker.notifications import email, webhooks
 from worker.outbox import OutboxEvent, add_handler
 
@@ -18,8 +17,8 @@ def send_email(store: Store, event: OutboxEvent) -> None:
 
 
 def queue_webhooks(store: Store, event: OutboxEvent) -> None:
-    if webhooks.fan_out(store, event):
-        kick_webhooks()
+    # The dispatch task kicks the delivery task once per drain, not once per event.
+    webhooks.fan_out(store, event)
 
 
 add_handler(email.EMAIL_EVENTS, send_email, name="email")

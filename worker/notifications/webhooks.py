@@ -190,16 +190,22 @@ def _finish(store: Store, d: Delivery, values: dict[str, Any], code: int | None,
         ))
 
 
-def attempt(store: Store, d: Delivery, client: httpx.Client) -> str:
-    """POST one delivery and record the outcome; returns the delivery's new status."""
+def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, str | None] | None = None) -> str:
+    """POST one delivery and record the outcome; returns the delivery's new status.
+
+    ``secrets`` caches decrypted secrets for the length of one ``deliver_due`` run only.
+    """
     knobs = get_worker_settings()
     fields = {"event_id": d.event_id, "event_type": d.event_type, "subscription_id": d.subscription_id,
               "delivery_id": d.id, "attempt": d.attempts}
     started = utcnow()
-    try:
-        secret = _secret(store, d.subscription_id)
-    except CredentialsUnreadable:
-        secret = None
+    cache = secrets if secrets is not None else {}
+    if d.subscription_id not in cache:
+        try:
+            cache[d.subscription_id] = _secret(store, d.subscription_id)
+        except CredentialsUnreadable:
+            cache[d.subscription_id] = None
+    secret = cache[d.subscription_id]
     if secret is None:
         _finish(store, d, {"status": "cancelled", "claimed_until": None, "last_error": "subscription gone"},
                 None, "subscription gone", started, 0)
@@ -249,13 +255,14 @@ def deliver_due(store: Store, budget_seconds: float = 20.0, client: httpx.Client
     own = client is None
     http = client or httpx.Client(timeout=knobs.webhook_timeout_seconds, follow_redirects=False)
     made = 0
+    secrets: dict[str, str | None] = {}
     try:
         while time.monotonic() < stop:
             batch = claim_due(store, knobs.webhook_batch, lease)
             if not batch:
                 break
             for d in batch:
-                attempt(store, d, http)
+                attempt(store, d, http, secrets)
                 made += 1
     finally:
         if own:

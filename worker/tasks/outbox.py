@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from worker import outbox
+from worker.kick import kick_webhooks
 from worker.runtime import get_store
 from worker.tasks.retry import RETRY_OPTIONS
 
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 @shared_task(name="calbook.outbox.dispatch", **RETRY_OPTIONS)
 def dispatch_outbox() -> dict[str, int]:
     result = outbox.drain(get_store())
+    if result.dispatched:
+        kick_webhooks()  # deliveries were probably queued: send them now, not at the next tick
     if result.touched:
         log.info("outbox drained", extra={"dispatched": result.dispatched, "failed": result.failed})
     return {"dispatched": result.dispatched, "failed": result.failed}
