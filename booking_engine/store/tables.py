@@ -225,6 +225,9 @@ outbox = Table(
     Column("dispatched_at", UTCDateTime()),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
+    # The lease on a claimed row (migration 0002): a worker that dies mid-dispatch stops
+    # renewing it, and once it has passed the row is claimable again (at-least-once).
+    Column("claimed_until", UTCDateTime()),
     Index(
         "ix_outbox_pending",
         "id",

@@ -2,9 +2,7 @@
 
 They live apart from ``tables.py`` because they describe delivery bookkeeping, not the
 booking domain: which outbox handler already ran for an event, which e-mail went out, and
-the outbound webhook deliveries with their retry state. Importing this module also adds
-the outbox lease column ``claimed_until`` to the shared ``outbox`` Table, so that queries
-and ``metadata`` agree with the migrated schema.
+the outbound webhook deliveries with their retry state.
 """
 
 from __future__ import annotations
@@ -22,13 +20,8 @@ from sqlalchemy import (
     text,
 )
 
-from booking_engine.store.tables import ID, metadata, outbox
+from booking_engine.store.tables import ID, metadata
 from booking_engine.store.types import UTCDateTime
-
-# The lease on a claimed outbox row: a worker that dies mid-dispatch stops renewing it, and
-# once it has passed the row is claimable again (at-least-once delivery).
-if "claimed_until" not in outbox.c:
-    outbox.append_column(Column("claimed_until", UTCDateTime()))
 
 outbox_handler_runs = Table(
     "outbox_handler_runs",
