@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from connectors.demo import run_demo  # type: ignore[import-not-found]
+    from config.demo import run_demo
 
     return int(run_demo())
 
