@@ -1,0 +1,73 @@
+"""The Celery side of calendar sync, called in process: what is due, how it retries, cleanup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from booking_engine.model import AvailabilitySettings
+from booking_engine.services import connections
+from booking_engine.store.db import Store
+from booking_engine.store.tables import calendar_connections, outbox
+from connectors.base import AuthError, PermanentError, TransientError
+from tests.sync.conftest import EXPERT, connect
+from worker.calendar.sync import sync_connection as run_sync
+from worker.outbox import handle
+from worker.tasks import sync as sync_tasks
+
+
+def test_due_connections_are_queued_with_jitter(
+    store: Store, expert: AvailabilitySettings, calendar_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = connect(store, calendar_url)
+    synced = connect(store, calendar_url)
+    run_sync(store, synced)
+    waiting = connect(store, calendar_url)
+    connections.set_status(store, waiting, "reauth_required", "401")
+    queued: list[tuple[str, float]] = []
+    monkeypatch.setattr(sync_tasks, "get_store", lambda: store)
+    monkeypatch.setattr(sync_tasks, "queue_sync", lambda cid, countdown=0: queued.append((cid, countdown)))
+
+    assert sync_tasks.sync_due_connections() == 1
+    assert [cid for cid, _ in queued] == [fresh]
+    assert all(0 <= countdown <= sync_tasks.PERIODIC_JITTER_SECONDS for _, countdown in queued)
+
+    queued.clear()
+    assert connections.request_sync(store, EXPERT, synced) is True
+    assert connections.request_sync(store, EXPERT, synced) is False  # coalesced
+    sync_tasks.sync_due_connections()
+    assert sorted(cid for cid, _ in queued) == sorted([fresh, synced])
+
+
+def test_periodic_sync_is_on_the_beat_schedule() -> None:
+    from worker.schedule import beat_schedule
+
+    entry = beat_schedule()["calendar-sync"]
+    assert entry["task"] == "calbook.sync.due_connections" and entry["schedule"] == 300
+
+
+def test_only_transient_errors_are_retried() -> None:
+    task: Any = sync_tasks.sync_connection
+    assert TransientError in task.autoretry_for
+    assert not any(issubclass(AuthError, e) or issubclass(PermanentError, e) for e in task.autoretry_for)
+    assert task.retry_backoff and task.retry_jitter and task.max_retries
+    assert task.acks_late
+
+
+def test_disconnect_cleanup_forgets_the_credentials(
+    store: Store, expert: AvailabilitySettings, calendar_url: str
+) -> None:
+    connection_id = connect(store, calendar_url)
+    connections.disconnect(store, EXPERT, connection_id)
+    with store.read() as conn:
+        row = conn.execute(select(outbox).where(outbox.c.event_type == "connection.disconnected")).mappings().one()
+    from worker.outbox import OutboxEvent
+
+    handle(store, OutboxEvent(row["id"], row["event_id"], row["event_type"], row["aggregate_id"],
+                              dict(row["payload"]), row["created_at"], row["attempts"]))
+    with store.read() as conn:
+        secret = conn.execute(select(calendar_connections.c.credentials)
+                              .where(calendar_connections.c.id == connection_id)).scalar()
+    assert secret is None
