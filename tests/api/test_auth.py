@@ -47,7 +47,7 @@ def test_minted_tokens_work_and_carry_profile_claims(client, api_settings):
         "Bearer " + jwt.encode({"sub": 42, "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
         "Bearer " + jwt.encode({"sub": "x" * 65, "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
         "Bearer " + jwt.encode({"sub": "a\u0000b", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
-        "Bearer " + jwt.encode({"sub": USER, "exp": int(time.time()) + 60}, SECRET, algorithm="HS512"),
+        "Bearer " + jwt.encode({"sub": USER, "exp": int(time.time()) + 60}, SECRET * 2, algorithm="HS512"),
         "Bearer " + jwt.encode({"sub": USER, "exp": int(time.time()) + 60}, None, algorithm="none"),
     ],
     ids=["missing", "empty", "blank", "basic", "garbage", "huge", "expired", "other-key", "no-exp", "no-sub",
