@@ -14,7 +14,7 @@ every request is a real insert that should answer 201.
 
 Targets (2-core machine): slots >= 500 req/s with p99 < 50 ms; bookings >= 200 req/s, no 5xx.
 
-    .venv/bin/python bench/api_load.py [--seconds 10] [--connections 32]
+    .venv/bin/python bench/api_load.py [--seconds 10] [--connections 12]
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def run(seconds: float, connections: int) -> list[Result]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per endpoint")
-    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--connections", type=int, default=12, help="concurrent keep-alive connections")
     args = parser.parse_args()
     results = run(args.seconds, args.connections)
     print(f"calbook api --workers 2 on PostgreSQL; {args.connections} connections, {args.seconds:.0f} s each")
