@@ -51,11 +51,17 @@ def task_queue(request: Request) -> google_worker.TaskQueue:
 @router.post(
     "/v1/calendar-connections/google/authorize",
     response_model=AuthorizeResponse,
-    responses=problem_responses(401, 422, 503),
+    responses=problem_responses(401, 404, 422, 503),
 )
 def authorize(
     user: CurrentUser, store: StoreDep, settings: SettingsDep, body: AuthorizeRequest | None = None
 ) -> Any:
+    """Start connecting Google. On a server without a Google OAuth client the feature does not
+    exist: 404 ``not_found`` (a configuration fact, not a server fault)."""
+    if not settings.google_client_id or not settings.google_client_secret:
+        return problem(404, "not_found", "Google Calendar is not enabled on this server",
+                       "set CALBOOK_GOOGLE_CLIENT_ID and CALBOOK_GOOGLE_CLIENT_SECRET to enable it",
+                       "/v1/calendar-connections/google/authorize")
     try:
         request = authorization_request(
             google_worker.callback_uri(settings), settings=settings, login_hint=body.login_hint if body else None

@@ -155,3 +155,15 @@ def test_a_code_for_another_verifier_is_refused(client: TestClient, oauth: FakeG
 
 def test_authorize_needs_a_signed_in_expert(client: TestClient) -> None:
     assert_problem(client.post("/v1/calendar-connections/google/authorize"), 401, "unauthenticated")
+
+
+def test_authorize_without_a_google_client_is_not_found(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A server with no Google OAuth client has no Google connections: a 404 problem, never a 5xx."""
+    from api.app import create_app
+    from tests.api.conftest import make_settings
+
+    settings = make_settings(tmp_path, google_client_id=None, google_client_secret=None)
+    with TestClient(create_app(store, settings)) as plain:
+        response = plain.post("/v1/calendar-connections/google/authorize", headers=auth(EXPERT))
+    assert_problem(response, 404, "not_found")
+    assert "CALBOOK_GOOGLE_CLIENT_ID" in response.json()["detail"]
