@@ -14,12 +14,13 @@ breaks when ``urllib3-future`` (pulled in by niquests/caldav) replaces ``urllib3
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 
@@ -33,9 +34,9 @@ from tests.factories import publish
 MAX_EXAMPLES = 20
 
 
-# Calendar connections, OAuth and the Google webhook belong to the connector issues, with their own tests
-# (an unconfigured Google client answers 503 there, by design).
-OTHER_ISSUES = ("/v1/calendar-connections", "/v1/oauth", "/v1/webhooks/")
+# Connecting a CalDAV account or an ICS feed makes the API dial the URL in the body: generated URLs
+# would send traffic to arbitrary hosts, so those two operations are covered by tests/sync instead.
+DIALS_OUT = {("post", "/v1/calendar-connections/caldav"), ("post", "/v1/calendar-connections/ics")}
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -43,7 +44,7 @@ def _operations() -> list[tuple[str, str]]:
     offline = create_app(Store.from_url("sqlite:///never-opened.sqlite"), Settings(jwt_secret="x" * 64))
     return [
         (method, path) for path, item in offline.openapi()["paths"].items() for method in item
-        if not path.startswith(OTHER_ISSUES)
+        if (method, path) not in DIALS_OUT
     ]
 
 
@@ -79,6 +80,10 @@ def test_operation(method: str, path: str, app: FastAPI, store: Store, client: T
         suppress_health_check=list(HealthCheck),
     )
     def run(case: schemathesis.Case) -> None:
-        case.validate_response(_send(client, case), checks=CHECKS, headers=auth(USER))
+        try:
+            response = _send(client, case)
+        except httpx.InvalidURL:
+            reject()  # a URL over httpx's 64 KiB limit: no client can send it, nothing to check
+        case.validate_response(response, checks=CHECKS, headers=auth(USER))
 
     run()
