@@ -13,13 +13,14 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUser
-from api.deps import StoreDep
+from api.deps import SettingsDep, StoreDep
 from api.ics import booking_to_ics
 from api.openapi import problem_responses
 from api.routes.params import Cursor, FromInstant, Limit, ResourceId, Role, Statuses, ToInstant, split_statuses
 from api.schemas.bookings import Booking, BookingCreate, BookingPage, Reason, Reschedule
 from booking_engine.clock import utcnow
 from booking_engine.services import bookings
+from worker.calendar.freebusy import make_freebusy_check
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"], responses=problem_responses(401, 422))
 _ONE = problem_responses(404)
@@ -31,10 +32,10 @@ class IcsResponse(Response):
 
 
 @router.post("", status_code=201, response_model=Booking, responses=problem_responses(409))
-def create_booking(body: BookingCreate, user: CurrentUser, store: StoreDep) -> JSONResponse:
+def create_booking(body: BookingCreate, user: CurrentUser, store: StoreDep, settings: SettingsDep) -> JSONResponse:
     booking = bookings.create_booking(
         store, user.user_id, body.expert_id, body.start_time, body.duration_minutes, body.type,
-        topic=body.topic, notes=body.notes,
+        topic=body.topic, notes=body.notes, external_check=make_freebusy_check(store, settings),
     )
     return JSONResponse(booking.as_dict(), status_code=201, headers={"Location": f"/v1/bookings/{booking.id}"})
 

@@ -12,7 +12,7 @@ from booking_engine.errors import ValidationError
 from booking_engine.model import BookingRequest, RequestStatus
 from booking_engine.services._common import now_or, require_expert, require_user, role_of
 from booking_engine.services.availability import load_settings
-from booking_engine.services.bookings import parse_type, place_booking
+from booking_engine.services.bookings import ExternalCheck, parse_type, place_booking, precheck_booking
 from booking_engine.services.pagination import check_limit, decode_cursor, encode_cursor
 from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
@@ -89,11 +89,27 @@ def respond_to_request(
     slot_index: int | None = None,
     message: str | None = None,
     now: datetime | None = None,
+    *,
+    external_check: ExternalCheck | None = None,
 ) -> BookingRequest:
-    """Accept one proposed slot (a confirmed booking, validated as in create) or reject."""
+    """Accept one proposed slot (a confirmed booking, validated as in create) or reject.
+
+    With ``external_check``, an acceptance also checks the slot against the expert's external
+    calendars, as :func:`bookings.create_booking` does: after the local checks, before (and
+    outside) the write transaction, which then checks everything again.
+    """
     if not isinstance(accept, bool):
         raise ValidationError("accept must be true or false", field="accept")
     moment = now_or(now)
+    if accept and external_check is not None:
+        with store.read() as conn:
+            request = repo.get_request(conn, request_id)
+        require_expert(role_of(request, actor, "request"), "respond to a request")
+        assert request is not None
+        precheck_booking(
+            store, external_check, user_id=request.user_id, expert_id=request.expert_id,
+            start=domain.chosen_start(request, slot_index, moment), duration=request.duration, now=moment,
+        )
     with store.write() as conn:
         request = repo.get_request(conn, request_id, for_update=True)
         require_expert(role_of(request, actor, "request"), "respond to a request")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -11,8 +11,8 @@ from sqlalchemy import Connection
 
 from booking_engine import availability as engine
 from booking_engine import lifecycle
-from booking_engine.errors import ValidationError
-from booking_engine.model import Booking, BookingStatus, BookingType, CancelledBy, new_id
+from booking_engine.errors import SlotUnavailable, ValidationError
+from booking_engine.model import AvailabilitySettings, Booking, BookingStatus, BookingType, CancelledBy, new_id
 from booking_engine.services._common import now_or, optional_text, require_expert, role_of
 from booking_engine.services.availability import load_context, load_settings
 from booking_engine.services.pagination import check_limit, decode_cursor, encode_cursor
@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 MAX_TOPIC = 500
 MAX_NOTES = 5000
 
+ExternalCheck = Callable[[str, datetime, datetime], bool]
+"""``(expert_id, start, end) -> busy?``: is the expert busy in ``[start, end)`` in a calendar
+calbook has not synced yet (Google free/busy at booking time, SPEC 4)? Injected by the caller;
+the domain knows nothing of calendars or the network."""
+
 
 def parse_type(value: object) -> BookingType:
     try:
@@ -32,6 +37,49 @@ def parse_type(value: object) -> BookingType:
     except ValueError as exc:
         allowed = ", ".join(t.value for t in BookingType)
         raise ValidationError(f"type must be one of {allowed}", field="type") from exc
+
+
+def _validate(
+    conn: Connection, user_id: str, expert_id: str, start: datetime, duration: int, now: datetime
+) -> AvailabilitySettings:
+    """The local checks of SPEC 2.4 create, against what the database holds; the settings."""
+    if user_id == expert_id:
+        raise ValidationError("an expert cannot book themselves", field="expertId")
+    settings = load_settings(conn, expert_id)
+    engine.validate_duration(settings, duration)
+    end = start + timedelta(minutes=duration)
+    exceptions, busy = load_context(conn, settings, start, end)
+    engine.check_bookable(settings, exceptions, busy, start, duration, now)
+    return settings
+
+
+def precheck_booking(
+    store: Store,
+    external_check: ExternalCheck,
+    *,
+    user_id: str,
+    expert_id: str,
+    start: datetime,
+    duration: int,
+    now: datetime,
+) -> None:
+    """Validate locally in a read, then ask ``external_check`` about the blocked range.
+
+    Runs before the caller opens its write transaction, so the (network) check never holds
+    the write lock: on SQLite ``BEGIN IMMEDIATE`` would serialise every booking behind it,
+    and a token refresh saved by the check needs a write of its own. The write transaction
+    validates locally again; that re-check, the exclusion constraint (PostgreSQL) and the
+    serialised writes (SQLite) stay the guarantee against double booking. A local error is
+    raised before the external check is made. The range asked about is the one the buffer
+    blocks, ``[start - buffer, end + buffer)``, as for busy blocks (SPEC 2.3).
+    """
+    with store.read() as conn:
+        settings = _validate(conn, user_id, expert_id, start, duration, now)
+    pad = timedelta(minutes=settings.buffer)
+    end = start + timedelta(minutes=duration)
+    if external_check(expert_id, start - pad, end + pad):
+        log.info("booking refused: busy in an external calendar", extra={"expert_id": expert_id})
+        raise SlotUnavailable("the time conflicts with busy time in the expert's calendar")
 
 
 def place_booking(
@@ -52,15 +100,10 @@ def place_booking(
 
     The check reads busy time and the insert follows in the same transaction: serialised on
     SQLite by ``BEGIN IMMEDIATE``, and on PostgreSQL backed by the exclusion constraint,
-    which turns a lost race into ``slot_unavailable``.
+    which turns a lost race into ``slot_unavailable``. An external (calendar) check is not
+    made here, inside the transaction: callers run :func:`precheck_booking` first.
     """
-    if user_id == expert_id:
-        raise ValidationError("an expert cannot book themselves", field="expertId")
-    settings = load_settings(conn, expert_id)
-    engine.validate_duration(settings, duration)
-    end = start + timedelta(minutes=duration)
-    exceptions, busy = load_context(conn, settings, start, end)
-    engine.check_bookable(settings, exceptions, busy, start, duration, now)
+    settings = _validate(conn, user_id, expert_id, start, duration, now)
     confirmed = force_confirmed or settings.auto_confirm
     booking = Booking(
         id=new_id(),
@@ -99,12 +142,21 @@ def create_booking(
     topic: str | None = None,
     notes: str | None = None,
     now: datetime | None = None,
+    *,
+    external_check: ExternalCheck | None = None,
 ) -> Booking:
+    """Create a booking (SPEC 2.4). With ``external_check``, the slot is also checked against
+    the expert's external calendars after the local checks pass and before the write; busy
+    there is ``slot_unavailable`` and nothing is written."""
     kind = parse_type(booking_type)
     topic = optional_text(topic, "topic", MAX_TOPIC)
     notes = optional_text(notes, "notes", MAX_NOTES)
     start = to_utc(start)
     moment = now_or(now)
+    if external_check is not None:
+        precheck_booking(
+            store, external_check, user_id=user_id, expert_id=expert_id, start=start, duration=duration, now=moment
+        )
     with store.write() as conn:
         return place_booking(
             conn, user_id=user_id, expert_id=expert_id, start=start, duration=duration,
