@@ -17,12 +17,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 
 _READONLY = "calbook_readonly"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        # One in-memory database shared by every thread of this process (tests, tools).
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool, **kwargs)
+        _setup_sqlite(engine)
+        return engine
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,

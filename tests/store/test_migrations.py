@@ -62,3 +62,17 @@ def test_migrate_postgresql(pg_url: str) -> None:
         _check_round_trip(url)
     finally:
         _drop_pg(name)
+
+
+def test_in_memory_sqlite_store_works() -> None:
+    """``sqlite://`` gives one shared in-memory database (handy for tools and quick experiments)."""
+    from booking_engine.services import availability as av
+    from booking_engine.store.db import Store
+    from tests.factories import publish
+
+    store = Store.from_url("sqlite://")
+    with store.engine.begin() as conn:
+        metadata.create_all(conn)
+    publish(store)
+    assert av.get_availability(store, "expert-1").version == 1
+    store.dispose()
