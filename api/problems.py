@@ -3,7 +3,8 @@
 Domain errors already carry their stable ``code`` and HTTP status (``booking_engine.errors``),
 so the mapping is one handler. The others cover what happens before a service runs:
 FastAPI's request validation (422 ``validation_error`` with an ``errors`` list), unknown
-routes (404 ``not_found``), wrong methods (405 ``method_not_allowed``), oversized bodies
+routes (404 ``not_found``), a user-given URL the server may not call (422 ``validation_error`` on
+``url``, see ``connectors.url_policy``), wrong methods (405 ``method_not_allowed``), oversized bodies
 (413 ``payload_too_large``, see ``api.body_limit``), an unreachable database (503
 ``service_unavailable``), and a catch-all that logs the exception with the request's
 context and answers a bare 500 ``internal_error``: no traceback, no SQL, no secret leaks.
@@ -25,6 +26,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from booking_engine.errors import BookingError
+from connectors.url_policy import UnsafeURL
 
 log = logging.getLogger("api.errors")
 
@@ -125,6 +127,15 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     return problem(422, "validation_error", None, detail, request.url.path, errors)
 
 
+def _unsafe_url(request: Request, exc: Exception) -> Response:
+    """A URL that points at a private or local network (SSRF), or does not resolve: the body's ``url``."""
+    assert isinstance(exc, UnsafeURL)
+    log.info("user-given url refused", extra={"path": request.url.path, "host": exc.host, "address": exc.address,
+                                              "error": type(exc).__name__})
+    errors = [{"field": "url", "message": str(exc), "type": "unsafe_url"}]
+    return problem(422, "validation_error", None, str(exc), request.url.path, errors)
+
+
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -161,6 +172,7 @@ def _database_unavailable(request: Request, exc: Exception) -> Response:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BookingError, _booking_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(UnsafeURL, _unsafe_url)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
 

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     mail_from: str = "calbook <no-reply@calbook.local>"
     public_base_url: str = "http://127.0.0.1:8000"
+    allow_private_urls: bool = Field(
+        default=False,
+        description=(
+            "Let users give URLs that resolve to loopback, private, link-local or other non-public addresses "
+            "(webhook receivers, CalDAV servers, ICS feeds). Off by default (SSRF); self-hosters whose calendar "
+            "server or webhook receiver lives on a private network set CALBOOK_ALLOW_PRIVATE_URLS=true."
+        ),
+    )
 
     sync_horizon_days: int = 180
     request_max_body_bytes: int = 1_000_000

@@ -6,7 +6,9 @@ request, against a server we do not control, so it has a short timeout and every
 fail maps to a problem document (422 for what the expert can fix, 502 when the server is
 unreachable or failing), never a 500. Credentials are encrypted before they reach the
 service; responses never carry them (an ICS feed URL often holds a private token, so it is
-stored encrypted too and shown redacted).
+stored encrypted too and shown redacted). Before dialling, the URL must point at a public
+address (``connectors.url_policy``, 422 on ``url`` otherwise) unless ``CALBOOK_ALLOW_PRIVATE_URLS``
+is set: the server must not be made to call its own network.
 
 The sync itself runs in the worker: a connect or ``POST .../sync`` notes the request in the
 database and queues ``calbook.sync.connection``; if the broker is down the periodic sync
@@ -41,6 +43,7 @@ from booking_engine.services.connections import CalendarConnection
 from config.settings import Settings
 from connectors.base import AuthError, CalendarInfo, ConnectorError, PermanentError, TransientError
 from connectors.secrets import encrypt_json
+from connectors.url_policy import check_public_url
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ def connect_caldav(body: CalDAVConnect, user: CurrentUser, store: StoreDep, sett
     from connectors.caldav import CalDAVProvider
 
     url = _http_url(body.url)
+    check_public_url(url, settings.allow_private_urls)
     timezone = get_availability(store, user.user_id).timezone
     addresses = [body.username] if "@" in body.username else []
     try:
@@ -161,6 +165,7 @@ def connect_ics(body: ICSConnect, user: CurrentUser, store: StoreDep, settings: 
         url = feed_url(body.url)
     except PermanentError as exc:
         raise ValidationError("url must be an http, https or webcal URL", field="url") from exc
+    check_public_url(url, settings.allow_private_urls)  # webcal is mapped to https by now
     timezone = get_availability(store, user.user_id).timezone
     now = utcnow()
     try:

@@ -40,6 +40,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "jwt_secret": SECRET,
         "broker_url": f"sqla+sqlite:///{data_dir / 'broker.sqlite'}",
         "encryption_key": Fernet.generate_key().decode(),
+        # The tests' receivers, Radicale and fake servers listen on 127.0.0.1; tests/api/test_url_policy.py
+        # passes False to check the secure default.
+        "allow_private_urls": True,
     }
     values.update(overrides)
     return Settings(**values)

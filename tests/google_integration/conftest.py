@@ -77,6 +77,8 @@ def google_env(fake: FakeGoogleCalendar, oauth: FakeGoogleOAuth, data_dir: Path)
         "CALBOOK_GOOGLE_AUTH_URI": AUTH_URI,
         "CALBOOK_PUBLIC_BASE_URL": PUBLIC_BASE,
         "CALBOOK_BROKER_URL": f"sqla+sqlite:///{data_dir / 'broker.sqlite'}",
+        # Every server these tests call listens on 127.0.0.1, which the URL policy refuses by default.
+        "CALBOOK_ALLOW_PRIVATE_URLS": "true",
         # oauthlib refuses a plain-http token endpoint; the fake one is on 127.0.0.1.
         "OAUTHLIB_INSECURE_TRANSPORT": "1",
     }

@@ -34,9 +34,10 @@ USER = "user-1"
 
 @pytest.fixture(autouse=True)
 def sync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Own data dir, a known encryption key (shared with worker processes), no kicks."""
+    """Own data dir, a known encryption key (shared with worker processes), local servers allowed, no kicks."""
     monkeypatch.setenv("CALBOOK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CALBOOK_ENCRYPTION_KEY", ENCRYPTION_KEY)
+    monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "true")  # Radicale and the fake servers are on 127.0.0.1
     monkeypatch.delenv("CALBOOK_SMTP_URL", raising=False)
     reset_settings_cache()
     kick.set_kicks_enabled(False)

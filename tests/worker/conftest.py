@@ -168,11 +168,18 @@ FAST_KNOBS = {
 }
 
 
+#: The webhook receivers of these tests listen on 127.0.0.1, which the URL policy refuses by default.
+LOCAL_URLS = {"CALBOOK_ALLOW_PRIVATE_URLS": "true"}
+
+
 @pytest.fixture(autouse=True)
 def worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Each test starts with fresh settings: its own data dir, a known encryption key, no SMTP."""
+    """Each test starts with fresh settings: its own data dir, a known encryption key, no SMTP,
+    local webhook receivers allowed."""
     monkeypatch.setenv("CALBOOK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CALBOOK_ENCRYPTION_KEY", ENCRYPTION_KEY)
+    for key, value in LOCAL_URLS.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.delenv("CALBOOK_SMTP_URL", raising=False)
     for key, value in FAST_KNOBS.items():
         monkeypatch.setenv(key, value)
@@ -227,7 +234,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(env: dict[str, str], beat: bool = True, concurrency: int = 2, name: str = "w") -> WorkerProcess:
-        full = {**os.environ, **FAST_KNOBS, "CALBOOK_ENCRYPTION_KEY": ENCRYPTION_KEY, **env}
+        full = {**os.environ, **FAST_KNOBS, **LOCAL_URLS, "CALBOOK_ENCRYPTION_KEY": ENCRYPTION_KEY, **env}
         data = Path(full["CALBOOK_DATA_DIR"])
         data.mkdir(parents=True, exist_ok=True)
         log_path = tmp_path / f"{name}-{len(started)}.log"

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import httpx
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -134,3 +135,62 @@ def test_body_is_stable_json(store: Store) -> None:
     assert json.loads(body) == {"id": "e-1", "type": "booking.created", "createdAt": "2030-03-04T08:00:00Z",
                                 "data": {"booking": {"id": "b-1"}}}
     assert body == webhooks.body_for(event)
+
+
+def test_a_url_that_now_resolves_to_a_private_address_is_not_sent(
+    store: Store, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API checked the URL at subscription time; DNS changed since (rebinding): the worker checks
+    again, sends nothing, and ends the delivery ``failed`` with the reason, without retries."""
+    import socket
+
+    from config.settings import reset_settings_cache
+
+    real = socket.getaddrinfo
+    port = int(receiver.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def rebound(host: str, *args: object, **kwargs: object) -> object:
+        # hooks.example.com now points at the receiver on 127.0.0.1; every other name resolves as usual.
+        return real("127.0.0.1" if host == "hooks.example.com" else host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebound)
+    monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "false")
+    reset_settings_cache()
+    parties(store)
+    receiver.secret = subscribe(store, EXPERT, f"http://hooks.example.com:{port}/hook", ["booking.created"])
+    book(store, next_slot(1, 10))
+    outbox.drain(store)
+    assert webhooks.deliver_due(store) == 1
+    assert receiver.snapshot() == []
+    [delivery] = _deliveries(store)
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("failed", 1, None)
+    assert "private or local network address" in delivery["last_error"]
+    with store.read() as conn:
+        [(code, error)] = conn.execute(select(webhook_delivery_attempts.c.status_code,
+                                              webhook_delivery_attempts.c.error)).all()
+    assert code is None and error == delivery["last_error"]
+    with time_machine.travel(utcnow() + timedelta(hours=1), tick=False):
+        assert webhooks.deliver_due(store) == 0  # permanent for this delivery: no retries
+
+    # A self-hoster who allows private URLs gets the same delivery of the next event.
+    monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "true")
+    reset_settings_cache()
+    book(store, next_slot(2, 10))
+    outbox.drain(store)
+    assert webhooks.deliver_due(store) == 1
+    assert [r.status for r in receiver.snapshot()] == [200]
+
+
+def test_a_host_that_stops_resolving_is_retried(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No answer from DNS may be an outage, not a verdict: a network error, retried with backoff."""
+    from config.settings import reset_settings_cache
+
+    monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "false")
+    reset_settings_cache()
+    parties(store)
+    subscribe(store, EXPERT, "https://calbook-test.invalid/hook", ["booking.created"])
+    book(store, next_slot(1, 10))
+    outbox.drain(store)
+    assert webhooks.deliver_due(store) == 1
+    [delivery] = _deliveries(store)
+    assert delivery["status"] == "pending" and "does not resolve" in delivery["last_error"]

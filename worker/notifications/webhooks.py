@@ -12,6 +12,13 @@ Two steps, both idempotent:
    exponential backoff and jitter, until the retry window (24 h) from the event is over
    (``failed``). Every attempt is logged in ``webhook_delivery_attempts``.
 
+Before each POST the URL is checked again (``connectors.url_policy``; the API checked it when
+the subscription was made, but DNS can change since): unless ``CALBOOK_ALLOW_PRIVATE_URLS`` is
+set, a URL that now resolves to a private or local address is not sent, and the delivery ends
+``failed`` at once, its attempt recorded with the reason (no retries: the same check would
+refuse every one). A host that does not resolve is a network error like any other and is
+retried with backoff within the window. The subscription itself stays active.
+
 A worker killed mid-POST leaves its lease to expire, and the delivery is sent again with
 the same ``X-Calbook-Event-Id``: receivers deduplicate on it (at-least-once).
 
@@ -38,7 +45,9 @@ from booking_engine.services.webhook_subscriptions import subscriptions_for_even
 from booking_engine.store.db import Store
 from booking_engine.store.tables import webhook_subscriptions
 from booking_engine.store.worker_tables import webhook_deliveries, webhook_delivery_attempts
+from config.settings import get_settings
 from connectors.secrets import CredentialsUnreadable, decrypt_json
+from connectors.url_policy import UnresolvableURL, UnsafeURL, check_public_url
 from worker.db import insert_ignore, skip_locked
 from worker.outbox import OutboxEvent
 from worker.settings import get_worker_settings
@@ -222,10 +231,20 @@ def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, 
     code: int | None = None
     error: str | None = None
     try:
+        check_public_url(d.url, get_settings().allow_private_urls)
         response = client.post(d.url, content=body, headers=headers)
         code = response.status_code
         if not 200 <= code < 300:
             error = f"HTTP {code}"
+    except UnresolvableURL as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    except UnsafeURL as exc:
+        error = f"refused: {exc}"[:500]
+        _finish(store, d, {"status": "failed", "claimed_until": None, "last_status_code": None, "last_error": error},
+                None, error, started, 0)
+        log.warning("webhook delivery refused: url is not public",
+                    extra={**fields, "host": exc.host, "address": exc.address})
+        return "failed"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     elapsed_ms = int((time.monotonic() - clock) * 1000)
