@@ -11,7 +11,7 @@ Self-hosters whose calendar server or webhook receiver lives on a private networ
 ``CALBOOK_ALLOW_PRIVATE_URLS=true``; the callers pass ``allow_private`` from the settings, and
 then only the scheme and host are checked (no DNS lookup).
 
-Errors: ``UnsafeURL`` (a ``ConnectorError``) for a URL that may not be called, and its subclass
+Errors: ``UnsafeURL`` (a ``PermanentError``: retrying cannot help) for a URL that may not be called, and its subclass
 ``UnresolvableURL`` when the host does not resolve (which may be temporary). Their messages
 name the host at most, never the whole URL (it may carry credentials or a private token).
 
@@ -25,7 +25,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from connectors.base import ConnectorError
+from connectors.base import PermanentError
 
 ALLOWED_SCHEMES = ("http", "https")
 PRIVATE_HINT = "set CALBOOK_ALLOW_PRIVATE_URLS=true to allow"
@@ -33,7 +33,7 @@ PRIVATE_HINT = "set CALBOOK_ALLOW_PRIVATE_URLS=true to allow"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class UnsafeURL(ConnectorError):
+class UnsafeURL(PermanentError):
     """The URL may not be called: not http(s), no host, or a host on a private or local network."""
 
     def __init__(self, message: str, host: str | None = None, address: str | None = None) -> None:

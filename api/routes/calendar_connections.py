@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,7 +44,7 @@ from booking_engine.services.connections import CalendarConnection
 from config.settings import Settings
 from connectors.base import AuthError, CalendarInfo, ConnectorError, PermanentError, TransientError
 from connectors.secrets import encrypt_json
-from connectors.url_policy import check_public_url
+from connectors.url_policy import UnsafeURL, check_public_url
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +170,11 @@ def connect_ics(body: ICSConnect, user: CurrentUser, store: StoreDep, settings: 
     timezone = get_availability(store, user.user_id).timezone
     now = utcnow()
     try:
-        with ICSFeedProvider(url, timezone, timeout=VERIFY_TIMEOUT) as feed:
+        guard = partial(check_public_url, allow_private=settings.allow_private_urls)
+        with ICSFeedProvider(url, timezone, timeout=VERIFY_TIMEOUT, url_guard=guard) as feed:
             feed.pull(url, None, now - timedelta(days=1), now + timedelta(days=settings.sync_horizon_days))
+    except UnsafeURL:
+        raise  # a redirect to a private address: the 422 of the URL policy
     except ConnectorError as exc:
         log.info("ics connect refused", extra={"user_id": user.user_id, "error": type(exc).__name__})
         raise _problem_for(exc, "could not read the feed") from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -73,7 +74,11 @@ class ICSFeedProvider:
         timeout: float = DEFAULT_TIMEOUT,
         max_bytes: int = DEFAULT_MAX_BYTES,
         client: httpx.Client | None = None,
+        url_guard: Callable[[str], None] | None = None,
     ) -> None:
+        """``url_guard`` is called with every URL the feed client requests, redirects included,
+        and may raise to refuse one (the SSRF policy of ``connectors.url_policy``): checking only
+        the first URL would let a public feed redirect to a private address."""
         resolve_timezone(default_tz)
         self.url = feed_url(url)
         self.default_tz = default_tz
@@ -85,6 +90,7 @@ class ICSFeedProvider:
             follow_redirects=True,
             max_redirects=5,
             headers={"User-Agent": "calbook-ics/1", "Accept": "text/calendar, */*;q=0.5"},
+            event_hooks={"request": [lambda request: url_guard(str(request.url))]} if url_guard else None,
         )
 
     def close(self) -> None:

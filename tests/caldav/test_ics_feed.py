@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
 from connectors.base import AuthError, BookingEvent, PermanentError, TransientError
 from connectors.ics import ICSFeedProvider
+from connectors.url_policy import UnsafeURL, check_public_url
 from tests.caldav.conftest import WINDOW_END, WINDOW_START, vevent
 
 
@@ -33,6 +35,7 @@ class FeedState:
     last_modified: str | None = "Mon, 03 Mar 2025 10:00:00 GMT"
     status: int = 200
     delay: float = 0.0
+    redirect: str | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -50,6 +53,12 @@ def feed_server() -> Iterator[tuple[str, FeedState]]:
             state.requests.append(dict(self.headers.items()))
             if state.delay:
                 time.sleep(state.delay)
+            if state.redirect and self.path != urlsplit(state.redirect).path:
+                self.send_response(302)
+                self.send_header("Location", state.redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if state.status != 200:
                 self.send_response(state.status)
                 self.send_header("Content-Length", "0")
@@ -202,3 +211,29 @@ def test_feed_is_read_only() -> None:
     with pytest.raises(PermanentError):
         provider.delete_event(provider.url, "b1", None)
     assert provider.list_calendars()[0].writable is False
+
+
+def test_every_redirect_passes_the_url_guard(feed_server: tuple[str, FeedState]) -> None:
+    """A public feed must not be able to bounce the fetch to a private address (SSRF)."""
+    url, state = feed_server
+    state.body = feed(ONE)
+    # Loopback stands in for any private target: should the guard ever be bypassed, the request
+    # still stays on this machine.
+    state.redirect = url.replace("127.0.0.1", "localhost").replace("team.ics", "internal.ics")
+    seen: list[str] = []
+
+    def guard(target: str) -> None:
+        seen.append(target)
+        if target != url:  # the first URL stands for a public feed; the policy judges the rest
+            check_public_url(target, allow_private=False)
+
+    with ICSFeedProvider(url, "UTC", url_guard=guard) as provider, pytest.raises(UnsafeURL):
+        provider.pull(url, None, utc(2025, 3, 1), utc(2025, 4, 1))
+    assert seen == [url, state.redirect]  # refused before any request to the private address
+    assert len(state.requests) == 1
+
+    # A redirect the policy allows is followed as before.
+    state.redirect = url.replace("team.ics", "moved.ics")
+    with ICSFeedProvider(url, "UTC", url_guard=lambda t: check_public_url(t, allow_private=True)) as provider:
+        result = provider.pull(url, None, utc(2025, 3, 1), utc(2025, 4, 1))
+    assert result.full and result.upserts

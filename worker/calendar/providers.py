@@ -12,8 +12,10 @@ from typing import Any
 from booking_engine.services import connections as connection_service
 from booking_engine.services.connections import CalendarConnection
 from booking_engine.store.db import Store
+from config.settings import get_settings
 from connectors.base import CalendarProvider, PermanentError
 from connectors.secrets import CredentialsUnreadable, decrypt_json, encrypt_json
+from connectors.url_policy import check_public_url
 
 Factory = Callable[[Store, CalendarConnection, dict[str, Any], str], CalendarProvider]
 FACTORIES: dict[str, Factory] = {}
@@ -66,7 +68,11 @@ def _ics(store: Store, connection: CalendarConnection, secrets: dict[str, Any], 
     # The API keeps the feed URL encrypted (it often holds a private token) and shows only a
     # redacted one in ``config``; connections stored before that have only ``config["url"]``.
     url = secrets.get("url") or connection.config["url"]
-    return ICSFeedProvider(url, tz, account_addresses=_addresses(connection, secrets))
+    allow_private = get_settings().allow_private_urls
+    return ICSFeedProvider(
+        url, tz, account_addresses=_addresses(connection, secrets),
+        url_guard=lambda target: check_public_url(target, allow_private),
+    )
 
 
 @register_provider("google")
