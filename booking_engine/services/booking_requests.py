@@ -13,7 +13,13 @@ from booking_engine.model import BookingRequest, RequestStatus
 from booking_engine.services._common import now_or, require_expert, require_user, role_of
 from booking_engine.services.availability import load_settings
 from booking_engine.services.bookings import ExternalCheck, parse_type, place_booking, precheck_booking
-from booking_engine.services.pagination import check_limit, decode_cursor, encode_cursor
+from booking_engine.services.pagination import (
+    check_limit,
+    check_statuses,
+    decode_cursor,
+    encode_cursor,
+    party_filter,
+)
 from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
 from booking_engine.timeutil import to_utc
@@ -61,17 +67,13 @@ def list_requests(
     store: Store, actor: str, as_role: str = "user", statuses: list[str] | None = None,
     cursor: str | None = None, limit: int = 50,
 ) -> tuple[list[BookingRequest], str | None]:
-    if as_role not in ("user", "expert"):
-        raise ValidationError("as must be 'user' or 'expert'", field="as")
-    for status in statuses or ():
-        if status not in {s.value for s in RequestStatus}:
-            raise ValidationError(f"unknown status {status!r}", field="status")
+    parties = party_filter(actor, as_role)
+    check_statuses(statuses, (s.value for s in RequestStatus))
     limit = check_limit(limit)
     with store.read() as conn:
         items = repo.list_requests(
             conn,
-            user_id=actor if as_role == "user" else None,
-            expert_id=actor if as_role == "expert" else None,
+            **parties,
             statuses=statuses,
             after=decode_cursor(cursor),
             limit=limit + 1,

@@ -15,7 +15,13 @@ from booking_engine.errors import SlotUnavailable, ValidationError
 from booking_engine.model import AvailabilitySettings, Booking, BookingStatus, BookingType, CancelledBy, new_id
 from booking_engine.services._common import now_or, optional_text, require_expert, role_of
 from booking_engine.services.availability import load_context, load_settings
-from booking_engine.services.pagination import check_limit, decode_cursor, encode_cursor
+from booking_engine.services.pagination import (
+    check_limit,
+    check_statuses,
+    decode_cursor,
+    encode_cursor,
+    party_filter,
+)
 from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
 from booking_engine.timeutil import to_utc
@@ -183,18 +189,14 @@ def list_bookings(
     limit: int = 50,
 ) -> tuple[list[Booking], str | None]:
     """The actor's bookings as user or as expert, by start time, with a keyset cursor."""
-    if as_role not in ("user", "expert"):
-        raise ValidationError("as must be 'user' or 'expert'", field="as")
-    for status in statuses or ():
-        if status not in {s.value for s in BookingStatus}:
-            raise ValidationError(f"unknown status {status!r}", field="status")
+    parties = party_filter(actor, as_role)
+    check_statuses(statuses, (s.value for s in BookingStatus))
     limit = check_limit(limit)
     after = decode_cursor(cursor)
     with store.read() as conn:
         items = repo.list_bookings(
             conn,
-            user_id=actor if as_role == "user" else None,
-            expert_id=actor if as_role == "expert" else None,
+            **parties,
             statuses=statuses,
             start_from=to_utc(start_from) if start_from else None,
             start_to=to_utc(start_to) if start_to else None,

@@ -115,11 +115,16 @@ def _settings_from_row(row: RowMapping) -> AvailabilitySettings:
     )
 
 
-def get_settings(conn: Connection, expert_id: str, for_update: bool = False) -> AvailabilitySettings | None:
-    stmt = select(availability_settings).where(availability_settings.c.expert_id == expert_id)
+def _one(conn: Connection, key: Any, value: str, for_update: bool) -> RowMapping | None:
+    """The row whose primary-key column ``key`` equals ``value``, row-locked on request (PostgreSQL)."""
+    stmt = select(key.table).where(key == value)
     if for_update:
         stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().first()
+    return conn.execute(stmt).mappings().first()
+
+
+def get_settings(conn: Connection, expert_id: str, for_update: bool = False) -> AvailabilitySettings | None:
+    row = _one(conn, availability_settings.c.expert_id, expert_id, for_update)
     return _settings_from_row(row) if row else None
 
 
@@ -309,10 +314,7 @@ def booking_from_row(row: RowMapping) -> Booking:
 
 
 def get_booking(conn: Connection, booking_id: str, for_update: bool = False) -> Booking | None:
-    stmt = select(bookings).where(bookings.c.id == booking_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().first()
+    row = _one(conn, bookings.c.id, booking_id, for_update)
     return booking_from_row(row) if row else None
 
 
@@ -449,10 +451,7 @@ def request_from_row(row: RowMapping) -> BookingRequest:
 
 
 def get_request(conn: Connection, request_id: str, for_update: bool = False) -> BookingRequest | None:
-    stmt = select(booking_requests).where(booking_requests.c.id == request_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().first()
+    row = _one(conn, booking_requests.c.id, request_id, for_update)
     return request_from_row(row) if row else None
 
 
