@@ -51,6 +51,7 @@ def _register_core() -> None:
     register_periodic("expire-unconfirmed-bookings", "calbook.bookings.expire_unconfirmed", 15 * 60)
     register_periodic("expire-requests", "calbook.requests.expire", 15 * 60)
     register_periodic("integrity-audit", "calbook.audit.conflicts", crontab(hour=3, minute=17))
+    register_periodic("retention", "calbook.maintenance.prune", crontab(hour=4, minute=37))
     # --- calendar sync (SPEC 5: every 5 min; channel renewal hourly): connector issues --------
     # register_periodic("calendar-sync", "calbook.sync.due_connections", 5 * 60)
     # register_periodic("watch-renewal", "calbook.sync.renew_channels", crontab(minute=7))

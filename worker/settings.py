@@ -34,6 +34,8 @@ class WorkerSettings(BaseSettings):
     smtp_timeout_seconds: float = 15.0
     starting_interval_seconds: float = 60.0
 
+    retention_days: float = 30.0
+
     task_soft_time_limit: int = 120
     task_time_limit: int = 180
 
