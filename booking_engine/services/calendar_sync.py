@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 
 from booking_engine.availability import BusyIndex
-from booking_engine.model import ACTIVE_STATUSES, BookingStatus, DomainEvent
+from booking_engine.model import ACTIVE_STATUSES, Booking, BookingStatus, DomainEvent
 from booking_engine.services._common import now_or
 from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
@@ -211,6 +211,26 @@ def booking_for_push(store: Store, booking_id: str) -> dict[str, Any] | None:
         "confirmed": booking.status in (BookingStatus.CONFIRMED,),
         "connections": [dict(r) for r in experts],
     }
+
+
+def unpushed_bookings(store: Store, expert_id: str, connection_id: str, limit: int = 200) -> list[Booking]:
+    """Upcoming confirmed bookings of the expert with no event recorded for this connection."""
+    pushed = select(booking_calendar_events.c.booking_id).where(
+        booking_calendar_events.c.connection_id == connection_id
+    )
+    with store.read() as conn:
+        rows = conn.execute(
+            select(bookings)
+            .where(
+                bookings.c.expert_id == expert_id,
+                bookings.c.status == str(BookingStatus.CONFIRMED),
+                bookings.c.end_time > now_or(None),
+                bookings.c.id.not_in(pushed),
+            )
+            .order_by(bookings.c.start_time)
+            .limit(limit)
+        ).mappings().all()
+    return [repo.booking_from_row(r) for r in rows]
 
 
 def record_conflict_events(store: Store, events: list[DomainEvent], now: datetime | None = None) -> None:

@@ -169,3 +169,22 @@ def test_no_push_for_ics_or_connections_without_destination(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
     assert push_booking(store, booking.id) == 0
     assert _events(direct, calendar_path) == {}
+
+
+def test_sync_writes_events_missed_while_the_connection_needed_reauth(
+    store: Store, expert: AvailabilitySettings, direct: Direct, calendar_path: str, calendar_url: str
+) -> None:
+    connection_id = connect(store, calendar_url)
+    connections.set_status(store, connection_id, "reauth_required", "password changed")
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    push_to_calendars(store, _outbox_event(store, "booking.confirmed", booking.id))
+    assert _events(direct, calendar_path) == {}  # nowhere to write while the credentials are refused
+
+    # The expert fixes the connection (here: the status); the next sync writes the missing event.
+    connections.set_status(store, connection_id, "active")
+    outcome = sync_connection(store, connection_id)
+    assert outcome.backfilled == 1
+    assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
+    assert sync_connection(store, connection_id).backfilled == 0  # recorded: not written twice
+    assert blocks(store, connection_id) == []  # and still never imported as busy time

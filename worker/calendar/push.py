@@ -17,7 +17,7 @@ from booking_engine.model import Booking, BookingStatus
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
-from connectors.base import AuthError, BookingEvent, EventRef, PermanentError
+from connectors.base import AuthError, BookingEvent, ConnectorError, EventRef, PermanentError
 from worker.calendar.providers import build_provider, close
 
 log = logging.getLogger(__name__)
@@ -88,3 +88,31 @@ def _push_one(store: Store, booking: Booking, connection_id: str, destination: s
 def handle_push_event(store: Store, payload: dict[str, Any], aggregate_id: str) -> None:
     booking = payload.get("booking") or {}
     push_booking(store, booking.get("id") or aggregate_id)
+
+
+def backfill(store: Store, connection_id: str) -> int:
+    """Write the events that a destination calendar is missing, after a successful sync.
+
+    A push can be skipped for good while a connection is ``reauth_required`` (its outbox
+    handler ran and found nothing to write to), or a connection can get a destination after
+    bookings were confirmed. Each sync therefore writes the upcoming confirmed bookings of the
+    expert that have no event in this connection yet; errors are logged and left to the next
+    sync, never failing the sync itself.
+    """
+    connection = connection_service.load_for_sync(store, connection_id)
+    if connection is None or connection.status != "active" or connection.provider == "ics":
+        return 0
+    destination = connection.destination_calendar
+    if not destination:
+        return 0
+    written = 0
+    for booking in calendar_sync.unpushed_bookings(store, connection.expert_id, connection_id):
+        try:
+            written += _push_one(store, booking, connection_id, destination)
+        except ConnectorError as exc:
+            log.warning("backfill push failed", extra={"booking_id": booking.id, "connection_id": connection_id,
+                                                       "error": type(exc).__name__})
+            break
+    if written:
+        log.info("missing calendar events written", extra={"connection_id": connection_id, "count": written})
+    return written

@@ -19,6 +19,7 @@ from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
 from config.settings import get_settings
 from connectors.base import AuthError, PermanentError, PullResult, TransientError
+from worker.calendar import push
 from worker.calendar.providers import build_provider, close
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SyncOutcome:
     blocks: int = 0
     flagged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    backfilled: int = 0
 
 
 def _blocks(result: PullResult) -> dict[str, list[tuple[Any, Any]]]:
@@ -90,6 +92,7 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
         connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
     connection_service.set_status(store, connection_id, "active")
     outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
+    outcome.backfilled = push.backfill(store, connection_id)
     log.info("calendar sync done", extra={"connection_id": connection_id, "calendars": outcome.calendars,
                                            "blocks": outcome.blocks, "flagged": len(outcome.flagged)})
     return outcome
