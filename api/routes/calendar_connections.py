@@ -10,9 +10,14 @@ stored encrypted too and shown redacted). Before dialling, the URL must point at
 address (``connectors.url_policy``, 422 on ``url`` otherwise) unless ``CALBOOK_ALLOW_PRIVATE_URLS``
 is set: the server must not be made to call its own network.
 
-The sync itself runs in the worker: a connect or ``POST .../sync`` notes the request in the
-database and queues ``calbook.sync.connection``; if the broker is down the periodic sync
-picks the request up (``worker.calendar.queue``).
+``PATCH .../{id}`` lets the expert pick the busy calendars and the destination afterwards.
+The route only gathers the account's calendars (the list stored at connect time; the
+provider's current list, with the same short timeout, for connections stored before calbook
+kept one or when an id is not in it); ``connections.choose_calendars`` validates and changes.
+
+The sync itself runs in the worker: a connect, a ``PATCH`` that changed something or
+``POST .../sync`` notes the request in the database and queues ``calbook.sync.connection``;
+if the broker is down the periodic sync picks the request up (``worker.calendar.queue``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from api.openapi import problem_responses
 from api.routes.params import ResourceId
 from api.schemas.calendar_connections import (
     CalDAVConnect,
+    CalendarChoice,
     CalendarConnectionList,
     CalendarConnectionOut,
     ICSConnect,
@@ -41,9 +47,10 @@ from booking_engine.errors import BookingError, ValidationError
 from booking_engine.services import connections
 from booking_engine.services.availability import get_availability
 from booking_engine.services.connections import CalendarConnection
+from booking_engine.store.db import Store
 from config.settings import Settings
 from connectors.base import AuthError, CalendarInfo, ConnectorError, PermanentError, TransientError
-from connectors.secrets import encrypt_json
+from connectors.secrets import CredentialsUnreadable, decrypt_json, encrypt_json
 from connectors.url_policy import UnsafeURL, check_public_url
 
 log = logging.getLogger(__name__)
@@ -91,6 +98,11 @@ def _pick(wanted: str, calendars: list[CalendarInfo], field: str) -> CalendarInf
         if _same_url(calendar.id, wanted):
             return calendar
     raise ValidationError(f"{wanted} is not one of the account's calendars", field=field)
+
+
+def _calendar_list(calendars: list[CalendarInfo]) -> list[dict[str, Any]]:
+    """What a connection's config keeps of the account's calendars (``config["calendars"]``)."""
+    return [{"id": c.id, "name": c.name, "writable": c.writable} for c in calendars]
 
 
 def _out(connection: CalendarConnection) -> dict[str, Any]:
@@ -141,7 +153,7 @@ def connect_caldav(body: CalDAVConnect, user: CurrentUser, store: StoreDep, sett
     created = connections.create_connection(
         store, user.user_id, user.user_id, "caldav", account=body.username, credentials=secret,
         busy_calendars=list(dict.fromkeys(busy)), destination_calendar=destination.id if destination else None,
-        extra_config={"url": url},
+        extra_config={"url": url, "calendars": _calendar_list(calendars)},
     )
     log.info("caldav connection created", extra={"connection_id": created.id, "calendars": len(calendars)})
     _queue(created.id, settings)
@@ -193,6 +205,69 @@ def connect_ics(body: ICSConnect, user: CurrentUser, store: StoreDep, settings: 
 @router.get("/{connection_id}", response_model=CalendarConnectionOut, responses=problem_responses(404))
 def get_connection(connection_id: ResourceId, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     return _out(connections.get_connection(store, user.user_id, connection_id))
+
+
+@router.patch("/{connection_id}", response_model=CalendarConnectionOut, responses=problem_responses(404, 502))
+def choose_calendars(
+    connection_id: ResourceId, body: CalendarChoice, user: CurrentUser, store: StoreDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Pick the busy calendars and the destination; a change is applied by the sync it queues."""
+    connection = connections.get_connection(store, user.user_id, connection_id)
+    wanted = [*(body.busy_calendars or []), *([body.destination_calendar] if body.destination_calendar else [])]
+    known = connection.known_calendars
+    if connection.provider != "ics" and (known is None or not all(_listed(w, known) for w in wanted)):
+        known = _list_calendars(store, settings, connection, fallback=known)
+    given = "destination_calendar" in body.model_fields_set
+    destination = body.destination_calendar if given else connections.UNCHANGED
+    changed, queue = connections.choose_calendars(
+        store, user.user_id, connection_id, body.busy_calendars, destination, known or []
+    )
+    if queue:
+        _queue(connection_id, settings)
+    return _out(changed)
+
+
+def _listed(wanted: str, known: list[dict[str, Any]]) -> bool:
+    return any(_same_url(str(c["id"]), wanted) for c in known)
+
+
+def _list_calendars(
+    store: Store, settings: Settings, connection: CalendarConnection, fallback: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The account's calendars now, through the provider (short timeout, few retries: a person
+    waits); the stored list if the provider cannot answer."""
+    key = settings.resolved_encryption_key()
+    loaded = connections.load_for_sync(store, connection.id)
+    try:
+        if loaded is None:
+            raise PermanentError("connection gone")
+        secrets = decrypt_json(loaded.credentials or "", key)
+        if loaded.provider == "caldav":
+            from connectors.caldav import CalDAVProvider
+
+            timezone = get_availability(store, loaded.expert_id).timezone
+            with CalDAVProvider(loaded.config["url"], secrets.get("username", ""), secrets.get("password", ""),
+                                timezone, timeout=VERIFY_TIMEOUT) as dav:
+                return _calendar_list(dav.list_calendars())
+        from connectors.google.backoff import Backoff
+        from connectors.google.provider import GoogleCalendarProvider
+
+        def save(refreshed: dict[str, Any]) -> None:
+            connections.save_credentials(store, loaded.id, encrypt_json(refreshed, key))
+
+        google = GoogleCalendarProvider(secrets, settings=settings, connection_id=loaded.id,
+                                        on_credentials_refreshed=save, backoff=Backoff(attempts=2, max_delay=2.0))
+        try:
+            return _calendar_list(google.list_calendars())
+        finally:
+            google.close()
+    except (ConnectorError, CredentialsUnreadable, ValueError) as exc:
+        log.info("calendar listing failed", extra={"connection_id": connection.id, "error": type(exc).__name__})
+        if fallback is not None:
+            return fallback
+        if isinstance(exc, TransientError):
+            raise CalendarUnreachable(f"could not list the account's calendars: {exc}") from exc
+        raise ValidationError("could not list the account's calendars; reconnect the account", field="id") from exc
 
 
 @router.delete("/{connection_id}", status_code=204, response_class=Response, responses=problem_responses(404))

@@ -26,6 +26,20 @@ class CalDAVConnect(RequestModel):
     )
 
 
+class CalendarChoice(RequestModel):
+    """``PATCH /v1/calendar-connections/{id}``: a field left out stays as it is."""
+
+    busy_calendars: Annotated[list[Annotated[SafeStr, Field(min_length=1, max_length=2000)]],
+                              Field(min_length=1, max_length=50)] | None = Field(
+        default=None, description="Calendar ids (CalDAV: URLs) whose events count as busy; at least one"
+    )
+    destination_calendar: Annotated[SafeStr, Field(min_length=1, max_length=2000)] | None = Field(
+        default=None,
+        description="Writable calendar id that receives confirmed bookings; null: write no new events "
+        "(events already written stay where they are)",
+    )
+
+
 class ICSConnect(RequestModel):
     url: Url = Field(description="An iCalendar feed URL (http, https or webcal)")
 

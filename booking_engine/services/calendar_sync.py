@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from booking_engine.availability import BusyIndex
 from booking_engine.model import ACTIVE_STATUSES, Booking, BookingStatus, DomainEvent
@@ -60,12 +60,14 @@ def apply_pull(
     moment = now_or(now)
     with store.write() as conn:
         owner = conn.execute(
-            select(calendar_connections.c.expert_id, calendar_connections.c.status).where(
-                calendar_connections.c.id == connection_id
-            )
+            select(calendar_connections.c.expert_id, calendar_connections.c.status,
+                   calendar_connections.c.config).where(calendar_connections.c.id == connection_id)
         ).first()
         if owner is None or owner[1] == "disconnected":
             return 0  # disconnected while syncing: its blocks are already gone, keep it so
+        busy = (owner[2] or {}).get("busyCalendars") or []
+        if busy and calendar_id not in busy:
+            return 0  # taken off the busy list while syncing: its blocks are already gone, keep it so
         expert_id = owner[0]
         scope = and_(busy_blocks.c.connection_id == connection_id, busy_blocks.c.calendar_id == calendar_id)
         if full:
@@ -101,10 +103,15 @@ def apply_pull(
 def drop_calendar(store: Store, connection_id: str, calendar_id: str) -> None:
     """A calendar no longer counted as busy: its blocks and cursor go."""
     with store.write() as conn:
-        conn.execute(delete(busy_blocks).where(
-            busy_blocks.c.connection_id == connection_id, busy_blocks.c.calendar_id == calendar_id))
-        conn.execute(delete(calendar_sync_state).where(
-            calendar_sync_state.c.connection_id == connection_id, calendar_sync_state.c.calendar_id == calendar_id))
+        drop_calendar_rows(conn, connection_id, calendar_id)
+
+
+def drop_calendar_rows(conn: Connection, connection_id: str, calendar_id: str) -> None:
+    """``drop_calendar`` inside the caller's transaction (``connections.choose_calendars``)."""
+    conn.execute(delete(busy_blocks).where(
+        busy_blocks.c.connection_id == connection_id, busy_blocks.c.calendar_id == calendar_id))
+    conn.execute(delete(calendar_sync_state).where(
+        calendar_sync_state.c.connection_id == connection_id, calendar_sync_state.c.calendar_id == calendar_id))
 
 
 def flag_conflicts(store: Store, expert_id: str, now: datetime | None = None) -> list[str]:
@@ -213,11 +220,17 @@ def booking_for_push(store: Store, booking_id: str) -> dict[str, Any] | None:
     }
 
 
-def unpushed_bookings(store: Store, expert_id: str, connection_id: str, limit: int = 200) -> list[Booking]:
-    """Upcoming confirmed bookings of the expert with no event recorded for this connection."""
+def unpushed_bookings(
+    store: Store, expert_id: str, connection_id: str, limit: int = 200, destination: str | None = None
+) -> list[Booking]:
+    """Upcoming confirmed bookings of the expert with no event recorded for this connection,
+    or (given ``destination``) with their event in another calendar than ``destination``:
+    the expert picked a new destination and the event is to move there."""
     pushed = select(booking_calendar_events.c.booking_id).where(
         booking_calendar_events.c.connection_id == connection_id
     )
+    if destination is not None:
+        pushed = pushed.where(booking_calendar_events.c.calendar_id == destination)
     with store.read() as conn:
         rows = conn.execute(
             select(bookings)

@@ -1,4 +1,4 @@
-"""Calendar connections of an expert (SPEC 4): create, read, disconnect, status, sync lease.
+"""Calendar connections of an expert (SPEC 4): create, read, choose calendars, disconnect, status, sync lease.
 
 Credentials reach this module already encrypted (the caller owns the key), and never leave
 it through ``as_dict``. The worker reads them back with ``load_for_sync``.
@@ -7,6 +7,7 @@ it through ``as_dict``. The worker reads them back with ``load_for_sync``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from booking_engine.errors import Forbidden, NotFound, ValidationError
 from booking_engine.model import DomainEvent, new_id
 from booking_engine.services._common import now_or
+from booking_engine.services.calendar_sync import drop_calendar_rows
 from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, calendar_connections, calendar_sync_state
@@ -26,6 +28,17 @@ log = logging.getLogger(__name__)
 PROVIDERS = ("google", "caldav", "ics")
 STATUSES = ("active", "error", "reauth_required", "disconnected")
 MAX_CONNECTIONS = 10
+MAX_BUSY_CALENDARS = 50
+
+
+class _Unchanged:
+    """The marker for "not given" where ``None`` is a value (a destination of none)."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = _Unchanged()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,13 @@ class CalendarConnection:
     @property
     def destination_calendar(self) -> str | None:
         return self.config.get("destinationCalendar")
+
+    @property
+    def known_calendars(self) -> list[dict[str, Any]] | None:
+        """The account's calendars as listed at connect time (``{id, name, writable}``), or
+        None for connections stored before calbook kept that list."""
+        calendars = self.config.get("calendars")
+        return [dict(c) for c in calendars] if isinstance(calendars, list) else None
 
     def as_dict(self) -> dict[str, Any]:
         """The API shape of SPEC 3: no secret in it."""
@@ -180,6 +200,93 @@ def disconnect(store: Store, actor: str, connection_id: str, now: datetime | Non
         )
         row = _get(conn, connection_id)
     return _from_row(row)
+
+
+def _same_calendar(a: str, b: str) -> bool:
+    """CalDAV ids are URLs: a trailing slash does not make another calendar."""
+    return a == b or a.rstrip("/") == b.rstrip("/")
+
+
+def _known(wanted: str, calendars: Sequence[Mapping[str, Any]], field: str) -> Mapping[str, Any]:
+    for calendar in calendars:
+        if _same_calendar(str(calendar["id"]), wanted):
+            return calendar
+    raise ValidationError(f"{wanted} is not one of the account's calendars", field=field)
+
+
+def choose_calendars(
+    store: Store,
+    actor: str,
+    connection_id: str,
+    busy: Sequence[str] | None,
+    destination: str | None | _Unchanged,
+    known_calendars: Sequence[Mapping[str, Any]],
+    now: datetime | None = None,
+) -> tuple[CalendarConnection, bool]:
+    """The expert picks which calendars count as busy and where bookings go (SPEC 4).
+
+    ``busy=None`` and ``destination=UNCHANGED`` leave that part as it is; ``destination=None``
+    stops new pushes (events already written stay where they are). ``known_calendars`` are the
+    account's calendars (``{id, name, writable}``) the caller gathered; they are kept in the
+    connection's config. Every id must be one of them, the destination writable, and at least
+    one calendar must stay busy (``validation_error`` otherwise, nothing changed).
+
+    In the same transaction, a calendar no longer busy loses its busy blocks and cursor, and
+    a change requests a sync (as ``request_sync``): that sync imports new busy calendars and
+    moves upcoming confirmed bookings to a new destination. Returns the connection and
+    whether the caller should queue that sync (False when nothing changed or a requested sync
+    is already waiting, as ``request_sync`` answers).
+    """
+    moment = now_or(now)
+    with store.write() as conn:
+        row = _get(conn, connection_id, for_update=True)
+        if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
+            raise NotFound("calendar connection not found")
+        if row["provider"] == "ics":
+            raise ValidationError("an ICS feed is one calendar: there is nothing to choose", field="busyCalendars")
+        config = dict(row["config"] or {})
+        old_busy = list(config.get("busyCalendars") or [])
+        new_busy = old_busy
+        if busy is not None:
+            if not busy:
+                raise ValidationError("at least one calendar must count as busy", field="busyCalendars")
+            if len(busy) > MAX_BUSY_CALENDARS:
+                raise ValidationError(f"at most {MAX_BUSY_CALENDARS} busy calendars", field="busyCalendars")
+            new_busy = list(dict.fromkeys(str(_known(b, known_calendars, "busyCalendars")["id"]) for b in busy))
+        new_destination = config.get("destinationCalendar")
+        if not isinstance(destination, _Unchanged):
+            if destination is None:
+                new_destination = None
+            else:
+                chosen = _known(destination, known_calendars, "destinationCalendar")
+                if not chosen.get("writable"):
+                    raise ValidationError("the destination calendar is read-only", field="destinationCalendar")
+                new_destination = str(chosen["id"])
+        changed = new_busy != old_busy or new_destination != config.get("destinationCalendar")
+        config.update(busyCalendars=new_busy, destinationCalendar=new_destination)
+        if known_calendars:
+            config["calendars"] = [
+                {"id": str(c["id"]), "name": str(c.get("name") or ""), "writable": bool(c.get("writable"))}
+                for c in known_calendars
+            ]
+        values: dict[str, Any] = {"config": config, "updated_at": moment}
+        queue_sync = changed and row["sync_requested_at"] is None
+        if changed:
+            values["sync_requested_at"] = row["sync_requested_at"] or moment
+        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id).values(**values))
+        if new_busy != old_busy:
+            # Every calendar with blocks or a cursor that is not busy now (an old connection's
+            # empty list meant "all calendars", so look at what is stored, not at old_busy).
+            stored = {r[0] for r in conn.execute(
+                select(busy_blocks.c.calendar_id).distinct().where(busy_blocks.c.connection_id == connection_id))}
+            stored |= {r[0] for r in conn.execute(select(calendar_sync_state.c.calendar_id).where(
+                calendar_sync_state.c.connection_id == connection_id))}
+            for removed in sorted(stored - set(new_busy)):
+                drop_calendar_rows(conn, connection_id, removed)
+        row = _get(conn, connection_id)
+    log.info("calendar connection calendars chosen", extra={
+        "connection_id": connection_id, "busy": len(new_busy), "changed": changed})
+    return _from_row(row), queue_sync
 
 
 def forget_credentials(store: Store, connection_id: str) -> None:

@@ -100,10 +100,13 @@ def mark_stopped(store: Store, channel_id: str, now: datetime | None = None) -> 
 
 
 def connections_to_watch(store: Store, renew_before: datetime, limit: int = 500) -> list[str]:
-    """Active Google connections with a live channel expiring before ``renew_before``, or with none.
+    """Active Google connections with a live channel expiring before ``renew_before``, with
+    none, or whose live channels watch other calendars than the busy ones.
 
     A connection without any channel is one whose first watch failed (or was never queued):
-    watching it again here is what makes a lost watch task harmless.
+    watching it again here is what makes a lost watch task harmless. One whose busy
+    calendars changed (``connections.choose_calendars``) and whose sync did not get to its
+    channels is set right here too.
     """
     live = and_(watch_channels.c.connection_id == calendar_connections.c.id, watch_channels.c.stopped_at.is_(None))
     with store.read() as conn:
@@ -120,4 +123,21 @@ def connections_to_watch(store: Store, renew_before: datetime, limit: int = 500)
             .order_by(calendar_connections.c.id)
             .limit(limit)
         ).all()
-    return [r[0] for r in rows]
+        due = [r[0] for r in rows]
+        watched: dict[str, set[str]] = {}
+        for connection_id, calendar_id in conn.execute(
+            select(watch_channels.c.connection_id, watch_channels.c.calendar_id)
+            .join(calendar_connections, calendar_connections.c.id == watch_channels.c.connection_id)
+            .where(watch_channels.c.stopped_at.is_(None), calendar_connections.c.provider == "google",
+                   calendar_connections.c.status.in_(SYNCABLE))
+        ):
+            watched.setdefault(connection_id, set()).add(calendar_id)
+        if watched:
+            configs = conn.execute(
+                select(calendar_connections.c.id, calendar_connections.c.config)
+                .where(calendar_connections.c.id.in_(sorted(watched)))
+            ).all()
+            changed = {cid for cid, config in configs
+                       if set((config or {}).get("busyCalendars") or []) != watched[cid]}
+            due = sorted({*due, *changed})[:limit]
+    return due

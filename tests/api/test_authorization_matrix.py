@@ -122,6 +122,10 @@ ROWS: dict[str, Row] = {
     "list-connections": Row("GET", lambda w: "/v1/calendar-connections", {STRANGER: 200, USER: 200, EXPERT: 200}),
     "get-connection": Row("GET", lambda w: f"/v1/calendar-connections/{w['connection']}",
                           {STRANGER: 404, USER: 404, EXPERT: 200}),
+    # The world's connection is an ICS feed: one calendar, nothing to choose (422 for its expert).
+    "choose-calendars": Row("PATCH", lambda w: f"/v1/calendar-connections/{w['connection']}",
+                            {STRANGER: 404, USER: 404, EXPERT: 422},
+                            body=lambda w: {"busyCalendars": ["https://feeds.example/other.ics"]}),
     "sync-connection": Row("POST", lambda w: f"/v1/calendar-connections/{w['connection']}/sync",
                            {STRANGER: 404, USER: 404, EXPERT: 202}),
     "connect-caldav": Row("POST", lambda w: "/v1/calendar-connections/caldav", {STRANGER: 502, EXPERT: 502},

@@ -8,7 +8,8 @@ Three entry points, each a thin use of the connector and the services:
 * :func:`ensure_watches` - open a channel per busy calendar that has none (or whose channel
   expires within :data:`RENEW_WITHIN`), then stop the channels it replaces: new first, old
   after, so no change falls between two channels. First watch, hourly renewal, and a change
-  of busy calendars are all this one function.
+  of busy calendars are all this one function; :func:`reconcile_watches` runs it after a sync
+  when the channels no longer match the busy calendars.
 * :func:`handle_notification` - the webhook receiver's decision: find the channel, check its
   token in constant time, and queue one coalesced sync per connection.
 
@@ -30,7 +31,7 @@ from booking_engine.services import connections as connection_service
 from booking_engine.services import google_channels
 from booking_engine.store.db import Store
 from config.settings import Settings, get_settings
-from connectors.base import AuthError, CalendarInfo
+from connectors.base import AuthError, CalendarInfo, ConnectorError
 from connectors.google.oauth import exchange_code
 from connectors.google.provider import GoogleCalendarProvider
 from connectors.google.webhook import WebhookAction, decide_action, hash_channel_token, parse_notification
@@ -115,6 +116,11 @@ def default_calendars(account: str, calendars: list[CalendarInfo]) -> tuple[list
     return [primary.id], primary.id if primary.writable else None
 
 
+def calendar_list(calendars: list[CalendarInfo]) -> list[dict[str, object]]:
+    """The account's calendars as a connection's config keeps them (``config["calendars"]``)."""
+    return [{"id": c.id, "name": c.name, "writable": c.writable} for c in calendars]
+
+
 def complete_connection(
     store: Store,
     settings: Settings,
@@ -150,8 +156,10 @@ def complete_connection(
         ),
         None,
     )
+    known = calendar_list(calendars)
     if existing is not None:
         connection_service.save_credentials(store, existing.id, encrypted)
+        connection_service.update_config(store, existing.id, {"calendars": known})
         connection_service.set_status(store, existing.id, "active")
         connection_service.request_sync(store, None, existing.id)
         connection = connection_service.get_connection(store, expert_id, existing.id)
@@ -160,7 +168,7 @@ def complete_connection(
         busy, destination = default_calendars(grant.account_email, calendars)
         connection = connection_service.create_connection(
             store, expert_id, expert_id, "google", account=grant.account_email, credentials=encrypted,
-            busy_calendars=busy, destination_calendar=destination,
+            busy_calendars=busy, destination_calendar=destination, extra_config={"calendars": known},
         )
         log.info("google connection created", extra={"connection_id": connection.id, "calendars": len(busy)})
     _queue_quietly(queue.sync, connection.id)
@@ -239,6 +247,35 @@ def ensure_watches(store: Store, connection_id: str, now: datetime | None = None
     finally:
         provider.close()
     return outcome
+
+
+def watches_out_of_step(store: Store, connection: connection_service.CalendarConnection) -> bool:
+    """Whether the live channels watch other calendars than the busy ones (the expert chose anew).
+
+    A connection without any channel is not "out of step": its first watch is queued with
+    the connection, and the hourly renewal finds it otherwise.
+    """
+    watched = {c.calendar_id for c in google_channels.live_channels(store, connection.id)}
+    return bool(watched) and watched != set(connection.busy_calendars)
+
+
+def reconcile_watches(store: Store, connection_id: str) -> WatchOutcome | None:
+    """After a sync: when the busy calendars changed, open and stop channels to match now.
+
+    Failures are logged, never raised: the sync itself succeeded, and the hourly renewal
+    (``google_channels.connections_to_watch``) tries again.
+    """
+    connection = connection_service.load_for_sync(store, connection_id)
+    if connection is None or connection.provider != "google" or connection.status not in google_channels.SYNCABLE:
+        return None
+    if not watches_out_of_step(store, connection):
+        return None
+    try:
+        return ensure_watches(store, connection_id)
+    except ConnectorError as exc:
+        log.warning("google channels not reconciled; the renewal retries",
+                    extra={"connection_id": connection_id, "error": type(exc).__name__})
+        return None
 
 
 def stop_channels(store: Store, connection_id: str, *, call_google: bool = True) -> int:

@@ -6,6 +6,12 @@ and any number of deliveries converge on one event. Confirmed means the event ex
 the booking's times and SEQUENCE; any other active or cancelled state means it is gone
 (a user's reschedule puts the booking back to pending until the expert confirms again);
 completed and no-show bookings keep their event as a record.
+
+When the expert picks another destination calendar, the next write of a confirmed booking
+moves its event: deleted where the stored ref says it lives, then created in the new one
+(``backfill`` finds the bookings to move after each sync). With no destination at all,
+nothing new is written; events already written stay where they are and are still removed
+when their booking stops being confirmed.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ def push_booking(store: Store, booking_id: str) -> int:
     for row in state["connections"]:
         connection_id = row["id"]
         destination = (row["config"] or {}).get("destinationCalendar")
-        if not destination or row["provider"] == "ics":
+        if row["provider"] == "ics":
             continue
         try:
             touched += _push_one(store, booking, connection_id, destination)
@@ -59,18 +65,25 @@ def push_booking(store: Store, booking_id: str) -> int:
     return touched
 
 
-def _push_one(store: Store, booking: Booking, connection_id: str, destination: str) -> int:
+def _push_one(store: Store, booking: Booking, connection_id: str, destination: str | None) -> int:
     stored = calendar_sync.get_event_ref(store, booking.id, connection_id)
     existing = EventRef(stored["calendar_id"], stored["ref"], stored["etag"]) if stored else None
     confirmed = booking.status == BookingStatus.CONFIRMED
     if not confirmed and existing is None and booking.confirmed_at is None:
         return 0  # never confirmed: nothing was ever written
+    if destination is None and (confirmed or existing is None):
+        return 0  # no destination: write nothing new, leave what was written where it is
     connection = connection_service.load_for_sync(store, connection_id)
     if connection is None:
         return 0
     provider = build_provider(store, connection)
     try:
-        if confirmed:
+        if confirmed and destination is not None:
+            if existing is not None and existing.calendar_id != destination:
+                # The expert picked another destination: the event moves (a missing one is fine).
+                provider.delete_event(existing.calendar_id, booking.id, existing)
+                existing = None
+                log.info("calendar event moving", extra={"booking_id": booking.id, "connection_id": connection_id})
             ref = provider.put_event(destination, booking_event(booking), existing)
             calendar_sync.save_event_ref(store, booking.id, connection_id, ref.calendar_id, ref.ref, ref.etag,
                                          booking.sequence)
@@ -95,8 +108,9 @@ def backfill(store: Store, connection_id: str) -> int:
 
     A push can be skipped for good while a connection is ``reauth_required`` (its outbox
     handler ran and found nothing to write to), or a connection can get a destination after
-    bookings were confirmed. Each sync therefore writes the upcoming confirmed bookings of the
-    expert that have no event in this connection yet; errors are logged and left to the next
+    bookings were confirmed, or another one. Each sync therefore writes the upcoming confirmed
+    bookings of the expert that have no event in this connection's destination calendar yet
+    (moving those whose event is in another calendar); errors are logged and left to the next
     sync, never failing the sync itself.
     """
     connection = connection_service.load_for_sync(store, connection_id)
@@ -106,7 +120,8 @@ def backfill(store: Store, connection_id: str) -> int:
     if not destination:
         return 0
     written = 0
-    for booking in calendar_sync.unpushed_bookings(store, connection.expert_id, connection_id):
+    for booking in calendar_sync.unpushed_bookings(store, connection.expert_id, connection_id,
+                                                   destination=destination):
         try:
             written += _push_one(store, booking, connection_id, destination)
         except ConnectorError as exc:

@@ -93,6 +93,10 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
     connection_service.set_status(store, connection_id, "active")
     outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
     outcome.backfilled = push.backfill(store, connection_id)
+    if connection.provider == "google":
+        from worker.calendar.google import reconcile_watches
+
+        reconcile_watches(store, connection_id)  # the expert may have changed the busy calendars
     log.info("calendar sync done", extra={"connection_id": connection_id, "calendars": outcome.calendars,
                                            "blocks": outcome.blocks, "flagged": len(outcome.flagged)})
     return outcome
