@@ -68,13 +68,35 @@ def cmd_beat(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+def _die_with_parent() -> None:
+    """In the worker child: get SIGTERM when ``calbook serve`` dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the signal handlers below still stop the worker on a normal shutdown
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """API, a worker and beat in one command on the embedded default: nothing to install."""
+    """API, a worker and beat in one command on the embedded default: nothing to install.
+
+    The worker is a child process and must not outlive the command. uvicorn re-raises the
+    SIGTERM/SIGINT it caught once it has shut down; these handlers turn that into SystemExit,
+    so the ``finally`` below stops the worker; PR_SET_PDEATHSIG covers a hard kill.
+    """
     _migrate()
     settings = get_settings()
     schedule = str(settings.data_dir / "celerybeat-schedule")
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     worker = subprocess.Popen(
-        _celery_argv("worker", "--beat", "--schedule", schedule, "--loglevel", "INFO", "--concurrency", "2")
+        _celery_argv("worker", "--beat", "--schedule", schedule, "--loglevel", "INFO", "--concurrency", "2"),
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - runs before exec, touches no locks
     )
     try:
         _uvicorn(args.host, args.port, 1)
