@@ -280,32 +280,39 @@ def mark_no_show(store: Store, actor: str, booking_id: str, now: datetime | None
     return _change(store, actor, booking_id, "marked no-show", now, apply)
 
 
-def complete_booking(store: Store, booking_id: str, now: datetime | None = None) -> Booking | None:
-    """Worker use case: complete one booking if it is still confirmed and over; else no-op."""
+def _system_change(
+    store: Store, booking_id: str, due: Callable[[Booking, datetime], bool],
+    apply: Callable[[Booking, datetime], None], now: datetime | None,
+) -> Booking | None:
+    """A worker's change to one booking: re-read under lock, apply only if still due, else no-op.
+
+    Re-checking inside the transaction keeps duplicate task deliveries and racing workers harmless.
+    """
     moment = now_or(now)
     with store.write() as conn:
         booking = repo.get_booking(conn, booking_id, for_update=True)
-        if booking is None or booking.status != BookingStatus.CONFIRMED or booking.end > moment:
+        if booking is None or not due(booking, moment):
             return None
         previous = booking.version
-        lifecycle.complete(booking, moment)
+        apply(booking, moment)
         repo.update_booking(conn, booking, previous, moment)
         repo.add_events(conn, booking.events, moment)
         return booking
+
+
+def complete_booking(store: Store, booking_id: str, now: datetime | None = None) -> Booking | None:
+    """Worker use case: complete one booking if it is still confirmed and over; else no-op."""
+    return _system_change(
+        store, booking_id, lambda b, t: b.status == BookingStatus.CONFIRMED and b.end <= t, lifecycle.complete, now
+    )
 
 
 def expire_unconfirmed_booking(store: Store, booking_id: str, now: datetime | None = None) -> Booking | None:
     """Worker use case: cancel a pending booking whose start has passed; else no-op."""
-    moment = now_or(now)
-    with store.write() as conn:
-        booking = repo.get_booking(conn, booking_id, for_update=True)
-        if booking is None or booking.status != BookingStatus.PENDING or booking.start > moment:
-            return None
-        previous = booking.version
-        lifecycle.expire_unconfirmed(booking, moment)
-        repo.update_booking(conn, booking, previous, moment)
-        repo.add_events(conn, booking.events, moment)
-        return booking
+    return _system_change(
+        store, booking_id, lambda b, t: b.status == BookingStatus.PENDING and b.start <= t,
+        lifecycle.expire_unconfirmed, now,
+    )
 
 
 def complete_due_bookings(store: Store, now: datetime | None = None, batch: int = 500) -> int:
