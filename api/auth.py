@@ -1,6 +1,6 @@
 """Bearer-token authentication: who is calling, from a JWT's ``sub``.
 
-Two kinds of token are accepted (SPEC section 3):
+Two kinds of token are accepted (docs/api.md#authentication):
 - HS256, signed with ``CALBOOK_JWT_SECRET`` (or the generated local secret of the
   embedded default). These are calbook's own tokens (``calbook token USER_ID``); they
   carry no audience, so issuer and audience are not checked on them.

@@ -1,4 +1,4 @@
-"""``If-Match`` on expert settings: the optimistic lock of SPEC 2.2 over HTTP.
+"""``If-Match`` on expert settings: the optimistic lock of docs/domain.md#settings over HTTP.
 
 The ETag of the settings is their ``version``, quoted (``"3"``; ``"0"`` before the first
 save). ``PUT`` must name the version it read:

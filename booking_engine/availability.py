@@ -1,4 +1,4 @@
-"""The availability engine of SPEC 2.3: slots, the month view, and bookability checks.
+"""The availability engine (docs/domain.md#slots): slots, the month view, and bookability checks.
 
 Pure functions over plain values. Busy time arrives as one sorted, merged index so that a
 candidate's conflict test is a binary search: thirty days of slots against ten thousand
@@ -111,7 +111,10 @@ class BusyIndex:
         return i < len(self._starts) and self._starts[i] < to_micros(end)
 
     def conflicts(self, start: datetime, end: datetime, buffer: timedelta) -> bool:
-        """SPEC 2.3: ``[s, e)`` conflicts with busy ``[bs, be)`` iff ``s < be + b`` and ``bs < e + b``."""
+        """``[s, e)`` conflicts with busy ``[bs, be)`` iff ``s < be + b`` and ``bs < e + b``.
+
+        See docs/domain.md#conflicts-and-buffers.
+        """
         return self.overlaps(start - buffer, end + buffer)
 
 
@@ -255,7 +258,7 @@ def month_view(
     now: datetime,
     viewer_tz: str | None = None,
 ) -> list[tuple[date, str]]:
-    """Each local date of the month: ``available``, ``partial`` or ``unavailable`` (SPEC 2.3)."""
+    """Each local date of the month: ``available``, ``partial`` or ``unavailable`` (docs/domain.md#month-view)."""
     if not 1 <= month <= 12 or not 1 <= year <= 9998:
         raise ValidationError("month must be YYYY-MM", field="month")
     tz = zone(viewer_tz or settings.timezone)
@@ -296,7 +299,7 @@ def check_bookable(
     duration: int,
     now: datetime,
 ) -> None:
-    """Raise the specific error that keeps ``[start, start+duration)`` from being booked (SPEC 2.4)."""
+    """Raise the specific error that keeps ``[start, start+duration)`` from being booked (docs/domain.md#slots)."""
     validate_duration(settings, duration)
     start = start.astimezone(UTC)
     if start.second or start.microsecond:

@@ -1,4 +1,4 @@
-"""Booking requests (SPEC 2.5): a user proposes up to five times, the expert picks one.
+"""Booking requests (docs/lifecycle.md#booking-requests): a user proposes up to five times, the expert picks one.
 
 Proposed slots do not block availability; acceptance creates a confirmed booking,
 validated like any other booking at that moment (the service layer does that part).

@@ -1,4 +1,4 @@
-"""Domain errors, each carrying the stable ``code`` of SPEC section 3 and its HTTP status.
+"""Domain errors, each carrying the stable ``code`` of docs/api.md#errors and its HTTP status.
 
 The HTTP layer maps every ``BookingError`` once, centrally, to problem+json; the worker
 records them. Nothing here knows about HTTP beyond the number.

@@ -1,4 +1,4 @@
-"""Booking state transitions of SPEC 2.4 on the plain ``Booking`` entity.
+"""Booking state transitions (docs/lifecycle.md) on the plain ``Booking`` entity.
 
 Each transition checks the current status (``invalid_state`` otherwise), changes the
 booking, bumps its version and records the domain event the outbox will carry. Who may

@@ -96,7 +96,7 @@ class Window:
 
 
 def normalise_windows(windows: list[Window], field_name: str) -> tuple[Window, ...]:
-    """Sort, refuse overlaps, merge touching windows (SPEC 2.2)."""
+    """Sort, refuse overlaps, merge touching windows (docs/domain.md#settings)."""
     merged: list[Window] = []
     for window in sorted(windows):
         if merged and window.start < merged[-1].end:
@@ -123,7 +123,7 @@ def closed_week() -> dict[str, DaySchedule]:
 
 @dataclass(frozen=True, slots=True)
 class AvailabilitySettings:
-    """An expert's published availability (SPEC 2.2). ``version`` 0 means never saved.
+    """An expert's published availability (docs/domain.md#settings). ``version`` 0 means never saved.
 
     Decision: until an expert saves settings every day is closed, so nobody can book an
     expert who has not published a schedule.

@@ -1,4 +1,4 @@
-"""The refund policy of SPEC 2.4, kept apart so that a product change touches one place."""
+"""The refund policy (docs/lifecycle.md#cancel-and-refunds), kept apart so that a product change touches one place."""
 
 from __future__ import annotations
 

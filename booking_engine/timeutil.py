@@ -1,4 +1,4 @@
-"""Wall-clock arithmetic for the expert's timezone, with the DST rules of SPEC 2.1.
+"""Wall-clock arithmetic for the expert's timezone, with the DST rules of docs/domain.md#time.
 
 A local wall time maps to one instant, except on DST days:
 - in the spring-forward gap it does not exist: a slot start there is skipped, and a window
@@ -77,7 +77,7 @@ def local_day_range(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
 
 
 def to_utc(value: datetime) -> datetime:
-    """Normalise an aware datetime to UTC; a naive one is a ``validation_error`` (SPEC 2.1)."""
+    """Normalise an aware datetime to UTC; a naive one is a ``validation_error`` (docs/domain.md#time)."""
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValidationError("timestamps must carry a UTC offset or 'Z'")
     return value.astimezone(UTC)

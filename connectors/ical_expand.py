@@ -5,7 +5,7 @@ iCalendar text). One CalDAV resource is one VCALENDAR with one UID: a master VEV
 possibly RECURRENCE-ID overrides; an ICS feed is one VCALENDAR with many UIDs. Both go through
 ``expand_calendar``.
 
-Decisions (SPEC 4, "Pull"):
+Decisions (docs/sync.md#expansion):
 
 * Recurrence (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides, VTIMEZONE, ``X-WR-TIMEZONE``,
   DURATION instead of DTEND) is delegated to ``recurring-ical-events``; we only decide what

@@ -1,4 +1,4 @@
-"""The beat schedule of SPEC 5, as a registry that other modules can add entries to.
+"""The beat schedule (docs/worker.md#schedule), as a registry that other modules can add entries to.
 
 Core entries are registered below. The connector issues add calendar sync and channel
 renewal with one call each, from their task module (imported by ``worker.tasks``)::
@@ -52,7 +52,7 @@ def _register_core() -> None:
     register_periodic("expire-requests", "calbook.requests.expire", 15 * 60)
     register_periodic("integrity-audit", "calbook.audit.conflicts", crontab(hour=3, minute=17))
     register_periodic("retention", "calbook.maintenance.prune", crontab(hour=4, minute=37))
-    # --- calendar sync (SPEC 5: every 5 min; channel renewal hourly): connector issues --------
+    # --- calendar sync (docs/worker.md#schedule: every 5 min; channel renewal hourly): connector issues --------
     # register_periodic("calendar-sync", "calbook.sync.due_connections", 5 * 60)
     # register_periodic("watch-renewal", "calbook.sync.renew_channels", crontab(minute=7))
 

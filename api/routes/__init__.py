@@ -1,7 +1,7 @@
 """The routers of the REST API, one module per resource; ``create_app`` includes them all.
 
 Every route is thin: parse (the schemas), authenticate (``CurrentUser``), call one service
-function (which authorises: SPEC 2.6 lives in the services), answer.
+function (which authorises: docs/api.md#authorization lives in the services), answer.
 """
 
 from __future__ import annotations

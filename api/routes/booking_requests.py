@@ -1,4 +1,7 @@
-"""``/v1/booking-requests``: a user proposes slots, the expert accepts one or rejects (SPEC 2.5)."""
+"""``/v1/booking-requests``: a user proposes slots, the expert accepts one or rejects.
+
+The rules: docs/lifecycle.md#booking-requests.
+"""
 
 from __future__ import annotations
 

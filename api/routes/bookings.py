@@ -1,7 +1,7 @@
 """``/v1/bookings``: create, list, read (JSON or iCalendar) and every lifecycle action.
 
 A booking is visible to its user and its expert only; the services answer ``not_found``
-to anyone else (SPEC 2.6), so a stranger cannot even learn that an id exists. Which side
+to anyone else (docs/api.md#authorization), so a stranger cannot even learn that an id exists. Which side
 may take which action (confirm: expert, cancel: both, ...) is decided by the services.
 """
 

@@ -1,4 +1,4 @@
-"""``/v1/calendar-connections``: an expert's CalDAV and ICS connections (SPEC 3 and 4).
+"""``/v1/calendar-connections``: an expert's CalDAV and ICS connections (docs/sync.md#connections).
 
 Connecting verifies before it stores: a CalDAV account must list its calendars with the
 given credentials, a feed must be fetched and parsed once. That check runs here, in the

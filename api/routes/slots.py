@@ -1,6 +1,6 @@
 """Read views of an expert's time for anyone signed in: slots, the month view, busy times.
 
-Busy times are times only (SPEC 2.6): no titles, no booking ids, no counterpart.
+Busy times are times only (docs/domain.md#busy-times): no titles, no booking ids, no counterpart.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Expert availability on the wire: settings (SPEC 2.2), exceptions, slots, month view, busy."""
+"""Expert availability on the wire: settings (docs/domain.md#settings), exceptions, slots, month view, busy."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class WeeklyScheduleIn(RequestModel):
 
 
 class AvailabilitySettingsIn(RequestModel):
-    """The settings body of ``PUT .../availability``: omitted fields take the defaults of SPEC 2.2.
+    """The settings body of ``PUT .../availability``: omitted fields take the defaults of docs/domain.md#settings.
 
     ``version`` is accepted for round-tripping a GET but ignored: ``If-Match`` decides.
     """

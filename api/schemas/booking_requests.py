@@ -1,4 +1,4 @@
-"""Booking requests on the wire (SPEC 2.5)."""
+"""Booking requests on the wire (docs/lifecycle.md#booking-requests)."""
 
 from __future__ import annotations
 

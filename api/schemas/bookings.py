@@ -1,4 +1,4 @@
-"""Bookings on the wire: the create body, lifecycle bodies, and the booking of SPEC section 3."""
+"""Bookings on the wire: the create body, lifecycle bodies, and the booking of docs/api.md#endpoints."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class BookingCreate(RequestModel):
 
 
 class Reason(RequestModel):
-    """Body of ``/cancel`` and ``/decline``; the reason is required (SPEC 2.4)."""
+    """Body of ``/cancel`` and ``/decline``; the reason is required (docs/lifecycle.md#cancel-and-refunds)."""
 
     reason: Annotated[SafeStr, Field(min_length=1, max_length=1000)]
 

@@ -1,4 +1,4 @@
-"""Calendar connections on the wire (SPEC 3): what an expert sends to connect, what reads back.
+"""Calendar connections on the wire (docs/sync.md#connections): what an expert sends to connect, what reads back.
 
 Passwords only ever travel inward: no response model has a field that could hold one.
 """

@@ -16,7 +16,7 @@ def now_or(now: datetime | None) -> datetime:
 
 
 def role_of(entity: Booking | BookingRequest | None, actor: str, what: str = "booking") -> CancelledBy:
-    """The actor's side of a booking or request; strangers get ``not_found`` (SPEC 2.6)."""
+    """The actor's side of a booking or request; strangers get ``not_found`` (docs/api.md#authorization)."""
     if entity is None:
         raise NotFound(f"{what} not found")
     if actor == entity.expert_id:

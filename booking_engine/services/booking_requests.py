@@ -1,4 +1,4 @@
-"""Booking request use cases (SPEC 2.5): propose, respond, withdraw, expire."""
+"""Booking request use cases (docs/lifecycle.md#booking-requests): propose, respond, withdraw, expire."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Booking use cases: create, read, list, and every lifecycle action of SPEC 2.4."""
+"""Booking use cases: create, read, list, and every lifecycle action of docs/lifecycle.md."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ MAX_NOTES = 5000
 
 ExternalCheck = Callable[[str, datetime, datetime], bool]
 """``(expert_id, start, end) -> busy?``: is the expert busy in ``[start, end)`` in a calendar
-calbook has not synced yet (Google free/busy at booking time, SPEC 4)? Injected by the caller;
+calbook has not synced yet (Google free/busy at booking time, docs/sync.md#google)? Injected by the caller;
 the domain knows nothing of calendars or the network."""
 
 
@@ -48,7 +48,7 @@ def parse_type(value: object) -> BookingType:
 def _validate(
     conn: Connection, user_id: str, expert_id: str, start: datetime, duration: int, now: datetime
 ) -> AvailabilitySettings:
-    """The local checks of SPEC 2.4 create, against what the database holds; the settings."""
+    """The local checks of create (docs/lifecycle.md#create), against what the database holds; the settings."""
     if user_id == expert_id:
         raise ValidationError("an expert cannot book themselves", field="expertId")
     settings = load_settings(conn, expert_id)
@@ -77,7 +77,7 @@ def precheck_booking(
     validates locally again; that re-check, the exclusion constraint (PostgreSQL) and the
     serialised writes (SQLite) stay the guarantee against double booking. A local error is
     raised before the external check is made. The range asked about is the one the buffer
-    blocks, ``[start - buffer, end + buffer)``, as for busy blocks (SPEC 2.3).
+    blocks, ``[start - buffer, end + buffer)``, as for busy blocks (docs/domain.md#conflicts-and-buffers).
     """
     with store.read() as conn:
         settings = _validate(conn, user_id, expert_id, start, duration, now)
@@ -151,7 +151,7 @@ def create_booking(
     *,
     external_check: ExternalCheck | None = None,
 ) -> Booking:
-    """Create a booking (SPEC 2.4). With ``external_check``, the slot is also checked against
+    """Create a booking (docs/lifecycle.md#create). With ``external_check``, the slot is also checked against
     the expert's external calendars after the local checks pass and before the write; busy
     there is ``slot_unavailable`` and nothing is written."""
     kind = parse_type(booking_type)
@@ -259,7 +259,7 @@ def reschedule_booking(
         settings = load_settings(conn, booking.expert_id)
         end = new_start + timedelta(minutes=booking.duration)
         exceptions, busy = load_context(conn, settings, new_start, end, exclude_booking=booking.id)
-        # Same duration as booked, even if the expert's limits changed since (SPEC 2.4).
+        # Same duration as booked, even if the expert's limits changed since (docs/lifecycle.md#reschedule).
         limits = replace(
             settings,
             min_duration=min(settings.min_duration, booking.duration),

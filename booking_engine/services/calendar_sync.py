@@ -115,7 +115,7 @@ def drop_calendar_rows(conn: Connection, connection_id: str, calendar_id: str) -
 
 
 def flag_conflicts(store: Store, expert_id: str, now: datetime | None = None) -> list[str]:
-    """Flag upcoming active bookings that now overlap external busy time (SPEC 4).
+    """Flag upcoming active bookings that now overlap external busy time (docs/sync.md#conflicts).
 
     A newly conflicting booking gets ``hasConflict`` and a ``booking.conflict`` event (the
     expert is told); it is never cancelled. A booking whose conflict went away is quietly
@@ -143,7 +143,7 @@ def flag_conflicts(store: Store, expert_id: str, now: datetime | None = None) ->
         ).all()
         index = BusyIndex([(b[0], b[1]) for b in blocks])
         for row in upcoming:
-            # Conflict as in SPEC 2.3: busy time within the booking's buffer counts too.
+            # Conflict as in docs/domain.md#conflicts-and-buffers: busy time within the booking's buffer counts too.
             buffer = timedelta(minutes=row["buffer_minutes"] or 0)
             conflict = index.overlaps(row["start_time"] - buffer, row["end_time"] + buffer)
             if conflict == row["has_conflict"]:

@@ -1,4 +1,6 @@
-"""Calendar connections of an expert (SPEC 4): create, read, choose calendars, disconnect, status, sync lease.
+"""Calendar connections of an expert: create, read, choose calendars, disconnect, status, sync lease.
+
+The rules: docs/sync.md#connections.
 
 Credentials reach this module already encrypted (the caller owns the key), and never leave
 it through ``as_dict``. The worker reads them back with ``load_for_sync``.
@@ -70,7 +72,7 @@ class CalendarConnection:
         return [dict(c) for c in calendars] if isinstance(calendars, list) else None
 
     def as_dict(self) -> dict[str, Any]:
-        """The API shape of SPEC 3: no secret in it."""
+        """The API shape (docs/sync.md#connections): no secret in it."""
         return {
             "id": self.id,
             "provider": self.provider,
@@ -223,7 +225,7 @@ def choose_calendars(
     known_calendars: Sequence[Mapping[str, Any]],
     now: datetime | None = None,
 ) -> tuple[CalendarConnection, bool]:
-    """The expert picks which calendars count as busy and where bookings go (SPEC 4).
+    """The expert picks which calendars count as busy and where bookings go (docs/sync.md#connections).
 
     ``busy=None`` and ``destination=UNCHANGED`` leave that part as it is; ``destination=None``
     stops new pushes (events already written stay where they are). ``known_calendars`` are the

@@ -2,7 +2,7 @@
 
 SQLite: WAL, a busy timeout, and every write transaction opened with ``BEGIN IMMEDIATE``,
 so that write transactions run one at a time and the read-check-write of a booking cannot
-interleave with another (SPEC 2.4). Read-only transactions open with a plain ``BEGIN`` and
+interleave with another (docs/lifecycle.md#no-double-booking). Read-only transactions open with a plain ``BEGIN`` and
 never wait for a writer.
 
 PostgreSQL: READ COMMITTED plus row locks (``FOR UPDATE``) on the rows a use case changes,

@@ -389,7 +389,7 @@ def due_bookings(
 
 
 def conflicting_pairs(conn: Connection, limit: int = 100) -> list[tuple[str, str]]:
-    """Active bookings of one expert that conflict (SPEC 2.3 with the booking's buffer)."""
+    """Active bookings of one expert that conflict (docs/domain.md#conflicts-and-buffers, with the booking's buffer)."""
     a = bookings.alias("a")
     b = bookings.alias("b")
     stmt = (

@@ -1,6 +1,6 @@
 """``CalDAVProvider``: busy blocks from, and booking events to, a CalDAV account.
 
-Pull strategy (SPEC 4), per calendar:
+Pull strategy (docs/sync.md#incremental-sync), per calendar:
 
 1. With a cursor in ``sync`` mode: one RFC 6578 sync-collection REPORT with the stored token
    (ETags only), then the changed objects in calendar-multiget batches. So an incremental

@@ -47,7 +47,7 @@ def declined_by_self(event: dict[str, Any]) -> bool:
 
 
 def blocks_time(event: dict[str, Any]) -> bool:
-    """Whether an instance counts as busy (spec 4: skip free, cancelled, declined, our own)."""
+    """Whether an instance counts as busy (docs/sync.md#expansion: skip free, cancelled, declined, our own)."""
     return not (is_cancelled(event) or is_transparent(event) or declined_by_self(event) or is_calbook_event(event))
 
 

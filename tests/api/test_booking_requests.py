@@ -1,4 +1,4 @@
-"""Booking requests over HTTP (SPEC 2.5): propose, accept or reject, withdraw, list."""
+"""Booking requests over HTTP (docs/lifecycle.md#booking-requests): propose, accept or reject, withdraw, list."""
 
 from __future__ import annotations
 

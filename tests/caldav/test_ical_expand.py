@@ -1,4 +1,4 @@
-"""iCalendar expansion to busy intervals: the rules of SPEC 4 "Pull", checked to the minute."""
+"""iCalendar expansion to busy intervals: the rules of docs/sync.md#expansion, checked to the minute."""
 
 from __future__ import annotations
 

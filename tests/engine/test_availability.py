@@ -1,4 +1,4 @@
-"""The availability rules of SPEC 2.1-2.3, each with an example, on the pure engine."""
+"""The availability rules of docs/domain.md (time, settings, slots), each with an example, on the pure engine."""
 
 from __future__ import annotations
 

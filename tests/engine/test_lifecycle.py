@@ -1,4 +1,4 @@
-"""Lifecycle transitions (SPEC 2.4), the refund policy and request defaults (2.5), on plain entities."""
+"""Lifecycle transitions, the refund policy and request defaults (docs/lifecycle.md), on plain entities."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""No double booking under real concurrency (SPEC 2.4): threads on both databases, processes on PostgreSQL."""
+"""No double booking under real concurrency: threads on both databases, processes on PostgreSQL.
+
+The rule: docs/lifecycle.md#no-double-booking.
+"""
 
 from __future__ import annotations
 

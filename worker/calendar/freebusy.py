@@ -14,7 +14,7 @@ Decisions, per failure:
   (``TransientError``), a request Google rejects (``PermanentError``), or credentials that
   cannot be read - does *not* refuse the booking: the connection is skipped with a warning.
   The check is an extra layered over the synced busy blocks, which still apply; a conflict it
-  would have caught is flagged by the next sync (SPEC 4) rather than lost; and failing closed
+  would have caught is flagged by the next sync (docs/sync.md#conflicts) rather than lost; and failing closed
   would make every expert with a Google connection unbookable for as long as Google (or one
   connection's setup) is broken. Refusing with ``slot_unavailable`` would also be untrue (the
   slot is not known to be busy) and send users round every slot in turn.

@@ -1,4 +1,4 @@
-"""Write a booking's event to the expert's destination calendars (SPEC 4, push).
+"""Write a booking's event to the expert's destination calendars (docs/sync.md#push).
 
 The handler reads the booking's state now, not the event payload: a duplicate or late
 delivery of ``booking.confirmed`` after a cancellation then deletes rather than recreates,

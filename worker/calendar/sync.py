@@ -1,4 +1,4 @@
-"""Pull busy time for one connection into the store (SPEC 4), one sync per connection at a time.
+"""Pull busy time for one connection into the store (docs/sync.md#pull), one sync per connection at a time.
 
 The lease in ``calendar_connections`` (not a broker lock) makes "one at a time" hold across
 workers, brokers and restarts; a worker that dies mid-sync loses its lease when it expires.

@@ -1,6 +1,6 @@
 """Booking e-mails over SMTP: plain text and HTML, with an iCalendar invite where it matters.
 
-Who hears what (SPEC 5): the expert of new bookings and requests (and of withdrawn
+Who hears what (docs/worker.md#e-mail): the expert of new bookings and requests (and of withdrawn
 requests and calendar conflicts); the user of confirmation, decline, acceptance, rejection
 and expiry; both parties of cancellation, reschedule and reminders. Addresses come from
 the ``users`` table at send time; a party without an address is skipped.

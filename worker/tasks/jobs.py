@@ -1,4 +1,4 @@
-"""Time-driven booking jobs (SPEC 5): reminders, start announcements, completion, expiry.
+"""Time-driven booking jobs (docs/worker.md#schedule): reminders, start announcements, completion, expiry.
 
 Each writes outbox events in the same transaction as its change, then kicks the outbox
 so the notifications leave now rather than at the next dispatch tick.

@@ -1,7 +1,7 @@
 """Core schema: users, availability, bookings, requests, busy blocks, connections, outbox.
 
 On PostgreSQL the exclusion constraint over (expert, [start, end + buffer)) of pending and
-confirmed bookings is the database's own guarantee against double booking (SPEC 2.4).
+confirmed bookings is the database's own guarantee against double booking (docs/lifecycle.md#no-double-booking).
 
 Revision ID: 0001
 Revises:
