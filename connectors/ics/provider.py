@@ -3,9 +3,11 @@
 A feed has no sync protocol, so each pull is a conditional GET (``If-None-Match`` /
 ``If-Modified-Since`` from the cursor). 304, or a 200 whose body hashes the same as last time,
 means nothing changed: an empty, non-full result. Anything else is parsed in full and returned
-as a ``full`` result keyed by event UID. When the horizon has slid by a day the feed is fetched
-unconditionally, because recurring events must be expanded again. Bodies are capped
-(``max_bytes``) and requests time out, so a hostile or broken feed cannot tie a worker up.
+as a ``full`` result keyed by event UID; a body of several VCALENDAR objects (RFC 5545 3.4, as
+concatenating feeds produce) is read whole, as one calendar (``ical_expand.parse_calendar``).
+When the horizon has slid by a day the feed is fetched unconditionally, because recurring
+events must be expanded again. Bodies are capped (``max_bytes``) and requests time out, so a
+hostile or broken feed cannot tie a worker up.
 """
 
 from __future__ import annotations
@@ -154,12 +156,13 @@ class ICSFeedProvider:
         for uid, part in split_by_uid(calendar).items():
             object_id = f"{_redact(url)}#{uid}"
             try:
-                result.upserts[uid] = expand_calendar(
-                    part, start, end, tz, self.account_addresses, object_id
-                ).intervals
+                expansion = expand_calendar(part, start, end, tz, self.account_addresses, object_id)
             except MalformedCalendarObject as exc:
                 log.warning("ics feed event skipped: %s", exc)
                 result.warnings.append(str(exc))
+                continue
+            result.upserts[uid] = expansion.intervals
+            result.warnings.extend(expansion.warnings)
         log.info(
             "ics pull of %s: %d events, %d warnings", _redact(url), len(result.upserts), len(result.warnings)
         )

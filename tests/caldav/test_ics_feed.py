@@ -6,9 +6,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -237,3 +238,45 @@ def test_every_redirect_passes_the_url_guard(feed_server: tuple[str, FeedState])
     with ICSFeedProvider(url, "UTC", url_guard=lambda t: check_public_url(t, allow_private=True)) as provider:
         result = provider.pull(url, None, utc(2025, 3, 1), utc(2025, 4, 1))
     assert result.full and result.upserts
+
+
+def test_a_feed_of_several_vcalendars_is_read_whole_with_the_rfc_5545_corrections(
+    feed_server: tuple[str, FeedState],
+) -> None:
+    """RFC 5545 3.4 (several objects), 3.3.6 (exact DURATION), X-WR-TIMEZONE for floating
+    times only, an override ending before it starts (docs/sync.md#expansion); the expected
+    instants are computed with zoneinfo, not by the code under test."""
+    berlin = ZoneInfo("Europe/Berlin")
+    team = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//team//EN\r\nX-WR-TIMEZONE:Europe/Berlin\r\n"
+        "BEGIN:VEVENT\r\nUID:night\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20261024T220000\r\n"
+        "DURATION:PT24H\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:monthly\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261001T100000Z\r\n"
+        "DTEND:20261001T110000Z\r\nRRULE:FREQ=MONTHLY;COUNT=2\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    personal = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//personal//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:daily\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261101T100000Z\r\n"
+        "DTEND:20261101T110000Z\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:daily\r\nDTSTAMP:20260101T000000Z\r\nRECURRENCE-ID:20261102T100000Z\r\n"
+        "DTSTART:20261104T100000Z\r\nDTEND:20261102T110000Z\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    url, state = feed_server
+    state.body = (team + personal).encode()
+    with ICSFeedProvider(url, "America/New_York") as provider:
+        result = provider.pull(url, None, utc(2026, 9, 1), utc(2027, 1, 1))
+    assert sorted(result.upserts) == ["daily", "monthly", "night"]
+    night = datetime(2026, 10, 24, 22, tzinfo=berlin).astimezone(UTC)
+    assert [(i.start, i.end) for i in result.upserts["night"]] == [(night, night + timedelta(hours=24))]
+    assert [(i.start, i.end) for i in result.upserts["monthly"]] == [
+        (utc(2026, 10, 1, 10), utc(2026, 10, 1, 11)),
+        (utc(2026, 11, 1, 10), utc(2026, 11, 1, 11)),  # UTC series: not moved by X-WR-TIMEZONE
+    ]
+    assert [(i.start, i.end) for i in result.upserts["daily"]] == [
+        (utc(2026, 11, 1, 10), utc(2026, 11, 1, 11)),
+        (utc(2026, 11, 3, 10), utc(2026, 11, 3, 11)),
+        (utc(2026, 11, 4, 10), utc(2026, 11, 4, 11)),  # the moved override: one hour, not 47
+    ]
+    assert len(result.warnings) == 1 and "#daily" in result.warnings[0]
