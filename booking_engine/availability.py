@@ -1,6 +1,8 @@
 """The availability engine (docs/domain.md#slots): slots, the month view, and bookability checks.
 
-Pure functions over plain values. Busy time arrives as one sorted, merged index so that a
+Pure functions over plain values. The rules are written down in docs/domain.md; the listing
+and the booking check share them (``StartRule``, ``BusyIndex.conflicts``), so a slot listed as
+available at an instant is bookable at that instant. Busy time arrives as one sorted, merged index so that a
 candidate's conflict test is a binary search: thirty days of slots against ten thousand
 busy intervals cost a few hundred bisections, not millions of comparisons.
 """
@@ -26,6 +28,7 @@ from booking_engine.errors import (
     SlotUnavailable,
     TooShortNotice,
     ValidationError,
+    WithinBuffer,
 )
 from booking_engine.model import AvailabilityException, AvailabilitySettings, Interval
 from booking_engine.timeutil import bound_instant, local_day_range, start_instant, wall, zone
@@ -62,7 +65,9 @@ class BusyIndex:
     """Busy intervals merged into disjoint sorted runs, for O(log n) conflict tests.
 
     Kept as integer epoch microseconds: the store hands them over without building ten
-    thousand datetime objects, and integer comparisons are the cheapest there are.
+    thousand datetime objects, and integer comparisons are the cheapest there are. An empty
+    interval (end at or before start) is dropped here, so it blocks nothing, not even through
+    a buffer (docs/domain.md#busy-times).
     """
 
     __slots__ = ("_starts", "_ends")
@@ -116,6 +121,38 @@ class BusyIndex:
         See docs/domain.md#conflicts-and-buffers.
         """
         return self.overlaps(start - buffer, end + buffer)
+
+
+@dataclass(frozen=True, slots=True)
+class StartRule:
+    """When a booking may start, seen at ``now`` (docs/domain.md#notice-and-advance).
+
+    After ``now`` (a start at this very instant has already begun: it could be neither
+    confirmed nor cancelled any more), at least ``minNoticeMinutes`` ahead and at most
+    ``advanceBookingDays`` ahead. The slot listing filters with ``allows`` and the booking
+    check raises from ``check``, so the two can never disagree about an instant.
+    """
+
+    now: datetime
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def at(cls, settings: AvailabilitySettings, now: datetime) -> StartRule:
+        return cls(now, now + timedelta(minutes=settings.min_notice), now + timedelta(days=settings.advance_days))
+
+    def allows(self, start: datetime) -> bool:
+        return self.now < start and self.earliest <= start <= self.latest
+
+    def check(self, start: datetime, settings: AvailabilitySettings) -> None:
+        if start <= self.now:
+            raise InThePast("the start time has passed", field="startTime")
+        if start < self.earliest:
+            raise TooShortNotice(
+                f"book at least {settings.min_notice} minutes ahead", minNotice=settings.min_notice
+            )
+        if start > self.latest:
+            raise BeyondAdvanceLimit(f"book at most {settings.advance_days} days ahead")
 
 
 def validate_duration(settings: AvailabilitySettings, duration: int) -> None:
@@ -196,8 +233,7 @@ def slots_between(
     tz = zone(settings.timezone)
     length = timedelta(minutes=duration)
     buffer = timedelta(minutes=settings.buffer)
-    earliest = now + timedelta(minutes=settings.min_notice)
-    latest = now + timedelta(days=settings.advance_days)
+    rule = StartRule.at(settings, now)
     price = price_cents(settings.hourly_rate_cents, duration)
     # A slot starts on the local date of its window (windows end by 24:00), so only the dates
     # the range touches in the expert's timezone can contribute.
@@ -208,7 +244,7 @@ def slots_between(
     day = first_day
     while day <= last_day:
         for start in _candidates(settings, exceptions, day, length, tz):
-            if start < range_start or start >= range_end or start < earliest or start > latest:
+            if start < range_start or start >= range_end or not rule.allows(start):
                 continue
             if start in seen:
                 continue
@@ -304,12 +340,7 @@ def check_bookable(
     start = start.astimezone(UTC)
     if start.second or start.microsecond:
         raise ValidationError("startTime must be on a whole minute", field="startTime")
-    if start <= now:
-        raise InThePast("the start time has passed", field="startTime")
-    if start < now + timedelta(minutes=settings.min_notice):
-        raise TooShortNotice(f"book at least {settings.min_notice} minutes ahead", minNotice=settings.min_notice)
-    if start > now + timedelta(days=settings.advance_days):
-        raise BeyondAdvanceLimit(f"book at most {settings.advance_days} days ahead")
+    StartRule.at(settings, now).check(start, settings)
     tz = zone(settings.timezone)
     end = start + timedelta(minutes=duration)
     day = start.astimezone(tz).date()
@@ -320,5 +351,10 @@ def check_bookable(
     )
     if not inside:
         raise OutsideAvailability("the time is outside the expert's published windows")
-    if busy.conflicts(start, end, timedelta(minutes=settings.buffer)):
+    if busy.overlaps(start, end):
         raise SlotUnavailable("the time conflicts with another booking or busy time")
+    if busy.conflicts(start, end, timedelta(minutes=settings.buffer)):
+        raise WithinBuffer(
+            f"the time is within the expert's {settings.buffer}-minute buffer of another booking or busy time",
+            bufferMinutes=settings.buffer,
+        )

@@ -66,6 +66,11 @@ class SlotUnavailable(BookingError):
     title = "The slot is no longer available"
 
 
+class WithinBuffer(SlotUnavailable):
+    """The time is free itself but closer to another booking or busy time than the expert's
+    buffer allows: the same stable code, a detail that says why (docs/domain.md#conflicts-and-buffers)."""
+
+
 class InvalidState(BookingError):
     code = "invalid_state"
     status = 409
@@ -106,6 +111,7 @@ ALL_ERRORS: tuple[type[BookingError], ...] = (
     BeyondAdvanceLimit,
     InThePast,
     SlotUnavailable,
+    WithinBuffer,
     InvalidState,
     PreconditionFailed,
     Unauthenticated,

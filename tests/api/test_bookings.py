@@ -63,9 +63,11 @@ def test_booking_rule_codes(client, store):
     assert client.post("/v1/bookings", json=booking_body(day), headers=auth(USER)).status_code == 201
     taken = client.post("/v1/bookings", json=booking_body(day, hour=10, type="audio_call"), headers=auth(STRANGER))
     assert_problem(taken, 409, "slot_unavailable")
-    # The buffer (15 min) keeps 11:00 off limits too; 11:15 is fine.
-    assert_problem(client.post("/v1/bookings", json={**booking_body(day), "startTime": at(day, 11)},
-                               headers=auth(STRANGER)), 409, "slot_unavailable")
+    assert "buffer" not in taken.json()["detail"]
+    # The buffer (15 min) keeps 11:00 off limits too, and says so; 11:15 is fine.
+    near = assert_problem(client.post("/v1/bookings", json={**booking_body(day), "startTime": at(day, 11)},
+                                      headers=auth(STRANGER)), 409, "slot_unavailable")
+    assert "within the expert's 15-minute buffer of another booking" in near["detail"]
     ok = client.post("/v1/bookings", json={**booking_body(day), "startTime": at(day, 11, 15)}, headers=auth(STRANGER))
     assert ok.status_code == 201, ok.text
 

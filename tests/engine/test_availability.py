@@ -275,3 +275,85 @@ def test_month_view_statuses() -> None:
     assert engine.month_view(settings, {}, engine.BusyIndex([]), 2030, 3, now)[-1] == (date(2030, 3, 31), "unavailable")
     with pytest.raises(ValidationError):
         engine.month_view(settings, {}, engine.BusyIndex([]), 2030, 13, now)
+
+
+# --- one rule for listing and booking (docs/domain.md#notice-and-advance) -------------------------
+
+
+def _bookable(settings: AvailabilitySettings, busy: engine.BusyIndex, start: datetime, now: datetime) -> bool:
+    try:
+        engine.check_bookable(settings, {}, busy, start, 60, now)
+    except (InThePast, TooShortNotice, BeyondAdvanceLimit, SlotUnavailable):
+        return False
+    return True
+
+
+def test_a_slot_starting_exactly_now_is_neither_listed_nor_bookable() -> None:
+    settings = make()  # minNoticeMinutes 0, 30-minute increment, 09-17 UTC
+    now = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)
+    listed = [s.start for s in slots(settings, date(2030, 1, 7), now=now)]
+    assert now not in listed and listed[0] == now + timedelta(minutes=30)
+    with pytest.raises(InThePast):
+        engine.check_bookable(settings, {}, engine.BusyIndex([]), now, 60, now)
+    engine.check_bookable(settings, {}, engine.BusyIndex([]), listed[0], 60, now)
+
+
+@pytest.mark.parametrize("notice", [0, 30, 45, 120])
+def test_every_listed_slot_is_bookable_at_the_same_instant_and_no_other(notice: int) -> None:
+    """Swept across the notice and advance boundaries, to the microsecond: the listing and the
+    booking check answer alike for every candidate start of the day."""
+    settings = make(minNoticeMinutes=notice, advanceBookingDays=1, slotIncrementMinutes=15)
+    blocked = [(datetime(2030, 1, 7, 13, 0, tzinfo=UTC), datetime(2030, 1, 7, 14, 0, tzinfo=UTC))]
+    busy = engine.BusyIndex(blocked)
+    candidates = [datetime(2030, 1, 7, 9, 0, tzinfo=UTC) + timedelta(minutes=15 * k) for k in range(29)]
+    nows: list[datetime] = []
+    for base in (datetime(2030, 1, 7, 10, 0, tzinfo=UTC), datetime(2030, 1, 6, 12, 0, tzinfo=UTC)):
+        edge = base - timedelta(minutes=notice)
+        nows += [edge + timedelta(microseconds=d) for d in (-1, 0, 1)] + [edge + timedelta(minutes=m) for m in (-1, 1)]
+    for now in nows:
+        listed = {s.start: s.available for s in slots(settings, date(2030, 1, 7), busy=blocked, now=now)}
+        for start in candidates:
+            assert listed.get(start, False) == _bookable(settings, busy, start, now), (now, start)
+
+
+def test_the_advance_limit_is_the_same_for_listing_and_booking() -> None:
+    settings = make(advanceBookingDays=1)
+    now = datetime(2030, 1, 6, 12, 0, tzinfo=UTC)
+    last = max(s.start for s in slots(settings, date(2030, 1, 7), now=now))
+    assert last == datetime(2030, 1, 7, 12, 0, tzinfo=UTC)  # exactly now + 1 day is still in
+    engine.check_bookable(settings, {}, engine.BusyIndex([]), last, 60, now)
+    with pytest.raises(BeyondAdvanceLimit):
+        engine.check_bookable(settings, {}, engine.BusyIndex([]), last + timedelta(minutes=30), 60, now)
+
+
+# --- zero-length busy time (docs/domain.md#busy-times) and the buffer (#conflicts-and-buffers) -----
+
+
+def test_zero_length_busy_time_blocks_nothing_not_even_through_the_buffer() -> None:
+    settings = make(bufferBetweenBookingsMinutes=30)
+    instant = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)
+    index = engine.BusyIndex([(instant, instant)])
+    assert len(index) == 0 and index.intervals() == []
+    assert not index.conflicts(instant, instant + timedelta(hours=1), timedelta(minutes=30))
+    assert all(s.available for s in slots(settings, date(2030, 1, 7), busy=[(instant, instant)]))
+    engine.check_bookable(settings, {}, index, instant, 60, NOW)
+    engine.check_bookable(settings, {}, index, instant - timedelta(hours=1), 60, NOW)
+    view = dict(engine.month_view(settings, {}, index, 2030, 1, datetime(2029, 12, 31, tzinfo=UTC)))
+    assert view[date(2030, 1, 7)] == "available"  # not "partial"
+    # A micro-second of busy time does block, with its buffer.
+    real = engine.BusyIndex([(instant, instant + timedelta(microseconds=1))])
+    assert real.conflicts(instant + timedelta(minutes=29), instant + timedelta(minutes=89), timedelta(minutes=30))
+
+
+def test_a_refusal_only_because_of_the_buffer_names_the_buffer() -> None:
+    settings = make(bufferBetweenBookingsMinutes=20)
+    busy = engine.BusyIndex([(datetime(2030, 1, 7, 12, 0, tzinfo=UTC), datetime(2030, 1, 7, 13, 0, tzinfo=UTC))])
+    for start in (datetime(2030, 1, 7, 13, 10, tzinfo=UTC), datetime(2030, 1, 7, 10, 45, tzinfo=UTC)):
+        with pytest.raises(SlotUnavailable) as err:
+            engine.check_bookable(settings, {}, busy, start, 60, NOW)
+        assert err.value.code == "slot_unavailable" and err.value.status == 409
+        assert "within the expert's 20-minute buffer" in err.value.detail
+    with pytest.raises(SlotUnavailable) as err:
+        engine.check_bookable(settings, {}, busy, datetime(2030, 1, 7, 12, 30, tzinfo=UTC), 60, NOW)
+    assert "buffer" not in err.value.detail and "conflicts" in err.value.detail
+    engine.check_bookable(settings, {}, busy, datetime(2030, 1, 7, 13, 20, tzinfo=UTC), 60, NOW)

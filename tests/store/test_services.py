@@ -260,3 +260,53 @@ def test_profile(store) -> None:
         users.update_profile(store, "u", timezone="Atlantis/Capital")
     # An expert's timezone is the default for unpublished settings.
     assert av.get_availability(store, "u").timezone == "Europe/Berlin"
+
+
+def test_a_listed_slot_is_bookable_at_the_same_instant(store) -> None:
+    """docs/domain.md#notice-and-advance: one rule for the listing and the booking."""
+    publish(store)  # minNoticeMinutes 0
+    now = at(10)
+    listed = [s.start for s in av.get_slots(store, "expert-1", TUE, 60, now=now).slots]
+    assert at(10) not in listed and listed[0] == at(10, 30)
+    with pytest.raises(BookingError) as err:
+        bk.create_booking(store, "user-1", "expert-1", at(10), 60, "video_call", now=now)
+    assert err.value.code == "in_the_past"
+    assert bk.create_booking(store, "user-1", "expert-1", listed[0], 60, "video_call", now=now).start == at(10, 30)
+
+
+def test_zero_length_busy_time_from_a_pull_is_not_stored_and_blocks_nothing(store) -> None:
+    """docs/domain.md#busy-times, on the pull path: a calendar event with equal start and end."""
+    from booking_engine.services import calendar_sync, connections
+
+    publish(store)
+    feed = "https://feeds.example/team.ics"
+    made = connections.create_connection(
+        store, "expert-1", "expert-1", "ics", account=None, credentials=None, busy_calendars=[feed],
+        destination_calendar=None, extra_config={"url": feed}, now=NOW,
+    )
+    booking = bk.create_booking(store, "user-1", "expert-1", at(10), 60, "video_call", now=NOW)
+    written = calendar_sync.apply_pull(
+        store, made.id, feed, full=True, upserts={"zero": [(at(11, 5), at(11, 5))], "one": [(at(14), at(15))]},
+        deleted=[], cursor={"v": 1}, now=NOW,
+    )
+    assert written == 1
+    with store.read() as conn:
+        assert [r[0] for r in conn.execute(select(busy_blocks.c.external_id))] == ["one"]
+    # Within the 15-minute buffer of the booking, yet no conflict and no busy time.
+    assert calendar_sync.flag_conflicts(store, "expert-1", now=NOW) == []
+    assert not bk.get_booking(store, "user-1", booking.id).has_conflict
+    assert av.get_busy(store, "expert-1", at(0), at(23)) == [(at(10), at(11)), (at(14), at(15))]
+    slots = {s.start: s.status for s in av.get_slots(store, "expert-1", TUE, 60, now=NOW).slots}
+    assert slots[at(11, 30)] == "available"
+
+
+def test_a_refusal_because_of_the_buffer_says_so(store) -> None:
+    publish(store, bufferBetweenBookingsMinutes=15)
+    bk.create_booking(store, "u1", "expert-1", at(10), 60, "video_call", now=NOW)
+    with pytest.raises(SlotUnavailable) as err:
+        bk.create_booking(store, "u2", "expert-1", at(11, 10), 60, "video_call", now=NOW)
+    assert err.value.code == "slot_unavailable"
+    assert "within the expert's 15-minute buffer of another booking" in err.value.detail
+    with pytest.raises(SlotUnavailable) as err:
+        bk.create_booking(store, "u2", "expert-1", at(10, 30), 60, "video_call", now=NOW)
+    assert "buffer" not in err.value.detail
