@@ -22,9 +22,13 @@ router = APIRouter(prefix="/v1/experts/{expert_id}/availability", tags=["availab
 _ETAG_HEADER = {"ETag": {"description": "The settings' version, quoted", "schema": {"type": "string"}}}
 
 
-@router.get("", response_model=AvailabilitySettings, responses={200: {"headers": _ETAG_HEADER}})
+@router.get(
+    "", response_model=AvailabilitySettings, responses={200: {"headers": _ETAG_HEADER}, **problem_responses(404)}
+)
 def get_availability(expert_id: ExpertId, user: CurrentUser, store: StoreDep, response: Response) -> dict[str, Any]:
-    settings = availability.get_availability(store, expert_id)
+    """An expert nobody knows (no profile, no settings) is 404; one who never published reads
+    the closed defaults at version 0, and so does the expert about themselves."""
+    settings = availability.get_availability(store, expert_id, asked_by=user.user_id)
     response.headers["ETag"] = etag(settings.version)
     return settings.as_dict()
 

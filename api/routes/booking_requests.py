@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/booking-requests", tags=["booking requests"], res
 _ACTION = problem_responses(403, 404, 409)
 
 
-@router.post("", status_code=201, response_model=BookingRequest)
+@router.post("", status_code=201, response_model=BookingRequest, responses=problem_responses(404))
 def create_request(body: BookingRequestCreate, user: CurrentUser, store: StoreDep) -> JSONResponse:
     request = booking_requests.create_request(
         store, user.user_id, body.expert_id, body.requested_duration_minutes, body.type,

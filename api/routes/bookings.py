@@ -31,7 +31,7 @@ class IcsResponse(Response):
     media_type = "text/calendar"
 
 
-@router.post("", status_code=201, response_model=Booking, responses=problem_responses(409))
+@router.post("", status_code=201, response_model=Booking, responses=problem_responses(404, 409))
 def create_booking(body: BookingCreate, user: CurrentUser, store: StoreDep, settings: SettingsDep) -> JSONResponse:
     booking = bookings.create_booking(
         store, user.user_id, body.expert_id, body.start_time, body.duration_minutes, body.type,

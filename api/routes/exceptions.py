@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/experts/{expert_id}/exceptions", tags=["availabil
 DEFAULT_RANGE = timedelta(days=365)
 
 
-@router.get("", response_model=ExceptionList)
+@router.get("", response_model=ExceptionList, responses=problem_responses(404))
 def list_exceptions(
     expert_id: ExpertId,
     user: CurrentUser,
@@ -31,7 +31,8 @@ def list_exceptions(
 ) -> dict[str, Any]:
     first = first or utcnow().date()
     last = last or first + DEFAULT_RANGE
-    return {"items": [e.as_dict() for e in availability.list_exceptions(store, expert_id, first, last)]}
+    return {"items": [e.as_dict() for e in availability.list_exceptions(
+        store, expert_id, first, last, asked_by=user.user_id)]}
 
 
 @router.put("/{day}", response_model=AvailabilityException, responses=problem_responses(403))

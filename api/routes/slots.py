@@ -1,6 +1,7 @@
 """Read views of an expert's time for anyone signed in: slots, the month view, busy times.
 
 Busy times are times only (docs/domain.md#busy-times): no titles, no booking ids, no counterpart.
+An expert nobody knows (no profile, no settings) is 404 on each (docs/domain.md#experts).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from booking_engine.errors import ValidationError
 from booking_engine.services import availability
 from booking_engine.timeutil import iso_z, zone
 
-router = APIRouter(prefix="/v1/experts/{expert_id}", tags=["availability"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1/experts/{expert_id}", tags=["availability"],
+                   responses=problem_responses(401, 404, 422))
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -40,7 +42,7 @@ def get_slots(
     per-request model validation and re-encoding of a few dozen slots is skipped: the
     payload is built here from typed values and cannot drift from ``SlotList``.
     """
-    found = availability.get_slots(store, expert_id, date, duration, tz)
+    found = availability.get_slots(store, expert_id, date, duration, tz, asked_by=user.user_id)
     viewer = zone(found.viewer_tz)
     payload = {
         "date": date.isoformat(),
@@ -74,7 +76,7 @@ def get_calendar(
     year, number = int(match.group(1)), int(match.group(2))
     if not MIN_YEAR <= year <= MAX_YEAR:
         raise ValidationError(f"month must lie between the years {MIN_YEAR} and {MAX_YEAR}", field="month")
-    days = availability.get_month(store, expert_id, year, number, tz)
+    days = availability.get_month(store, expert_id, year, number, tz, asked_by=user.user_id)
     return {"month": month, "days": [{"date": d.isoformat(), "status": s} for d, s in days]}
 
 
@@ -86,5 +88,5 @@ def get_busy(
     start: Annotated[Instant, Query(alias="from")],
     end: Annotated[Instant, Query(alias="to")],
 ) -> dict[str, Any]:
-    intervals = availability.get_busy(store, expert_id, start, end)
+    intervals = availability.get_busy(store, expert_id, start, end, asked_by=user.user_id)
     return {"items": [{"start": iso_z(s), "end": iso_z(e)} for s, e in intervals]}

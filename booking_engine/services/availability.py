@@ -21,14 +21,29 @@ MAX_BUSY_RANGE = timedelta(days=366)
 MAX_EXCEPTION_RANGE_DAYS = 732
 
 
-def load_settings(conn: Connection, expert_id: str, for_update: bool = False) -> AvailabilitySettings:
-    """Saved settings, or the closed defaults (version 0) of an expert who never published."""
+def load_settings(
+    conn: Connection, expert_id: str, for_update: bool = False, *, asked_by: str | None = None
+) -> AvailabilitySettings:
+    """Saved settings, or the closed defaults (version 0) of an expert who never published.
+
+    ``asked_by`` is the user a read or a booking is for (docs/domain.md#experts): given, an
+    expert nobody knows (no profile and no settings) is ``not_found``, unless they ask about
+    themselves (an expert's own first look at their schedule, before the first ``PUT``).
+    Internal callers (the worker wanting a timezone) leave it out and get the defaults.
+    """
     settings = repo.get_settings(conn, expert_id, for_update=for_update)
     if settings is not None:
         return settings
     user = repo.get_user(conn, expert_id)
+    if user is None and asked_by is not None and asked_by != expert_id:
+        raise NotFound("expert not found")
     tz = user["timezone"] if user and user["timezone"] else "UTC"
     return AvailabilitySettings(expert_id=expert_id, timezone=tz)
+
+
+def require_known_expert(conn: Connection, expert_id: str, asked_by: str | None) -> None:
+    """``not_found`` for an expert nobody knows, as ``load_settings`` with ``asked_by`` decides."""
+    load_settings(conn, expert_id, asked_by=asked_by)
 
 
 def load_context(
@@ -48,9 +63,9 @@ def load_context(
     return exceptions, engine.BusyIndex.from_micros(busy)
 
 
-def get_availability(store: Store, expert_id: str) -> AvailabilitySettings:
+def get_availability(store: Store, expert_id: str, *, asked_by: str | None = None) -> AvailabilitySettings:
     with store.read() as conn:
-        return load_settings(conn, expert_id)
+        return load_settings(conn, expert_id, asked_by=asked_by)
 
 
 def set_availability(
@@ -74,12 +89,15 @@ def set_availability(
         return replace(parsed, version=version)
 
 
-def list_exceptions(store: Store, expert_id: str, first: date, last: date) -> list[AvailabilityException]:
+def list_exceptions(
+    store: Store, expert_id: str, first: date, last: date, *, asked_by: str | None = None
+) -> list[AvailabilityException]:
     if last < first:
         raise ValidationError("'to' must not be before 'from'")
     if (last - first).days > MAX_EXCEPTION_RANGE_DAYS:
         raise ValidationError(f"ask for at most {MAX_EXCEPTION_RANGE_DAYS} days at once")
     with store.read() as conn:
+        require_known_expert(conn, expert_id, asked_by)
         found = repo.get_exceptions(conn, expert_id, first, last)
     return [found[d] for d in sorted(found)]
 
@@ -114,13 +132,13 @@ class SlotList:
 
 def get_slots(
     store: Store, expert_id: str, day: date, duration: int, viewer_tz: str | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, *, asked_by: str | None = None,
 ) -> SlotList:
     moment = now_or(now)
     if viewer_tz is not None:
         zone(viewer_tz)
     with store.read() as conn:
-        settings = load_settings(conn, expert_id)
+        settings = load_settings(conn, expert_id, asked_by=asked_by)
         engine.validate_duration(settings, duration)
         window = engine.query_range_for_date(settings, day, viewer_tz)
         exceptions, busy = load_context(conn, settings, window.start, window.end)
@@ -133,14 +151,14 @@ MAX_SLOT_RANGE_DAYS = 62
 
 def get_slots_range(
     store: Store, expert_id: str, first: date, last: date, duration: int, viewer_tz: str | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, *, asked_by: str | None = None,
 ) -> dict[date, list[engine.Slot]]:
     """Slots of every date from ``first`` to ``last`` (a week or month picker) in one read."""
     if last < first or (last - first).days >= MAX_SLOT_RANGE_DAYS:
         raise ValidationError(f"ask for 1 to {MAX_SLOT_RANGE_DAYS} days at once")
     moment = now_or(now)
     with store.read() as conn:
-        settings = load_settings(conn, expert_id)
+        settings = load_settings(conn, expert_id, asked_by=asked_by)
         engine.validate_duration(settings, duration)
         window = engine.query_range_for_date(settings, first, viewer_tz)
         end = engine.query_range_for_date(settings, last, viewer_tz).end
@@ -155,20 +173,22 @@ def get_slots_range(
 
 def get_month(
     store: Store, expert_id: str, year: int, month: int, viewer_tz: str | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, *, asked_by: str | None = None,
 ) -> list[tuple[date, str]]:
     moment = now_or(now)
     if not 1 <= month <= 12 or not 1 <= year <= 9998:
         raise ValidationError("month must be YYYY-MM", field="month")
     with store.read() as conn:
-        settings = load_settings(conn, expert_id)
+        settings = load_settings(conn, expert_id, asked_by=asked_by)
         whole = engine.month_range(year, month, viewer_tz or settings.timezone)
         pad = timedelta(days=1)
         exceptions, busy = load_context(conn, settings, whole.start - pad, whole.end + pad)
     return engine.month_view(settings, exceptions, busy, year, month, moment, viewer_tz)
 
 
-def get_busy(store: Store, expert_id: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+def get_busy(
+    store: Store, expert_id: str, start: datetime, end: datetime, *, asked_by: str | None = None
+) -> list[tuple[datetime, datetime]]:
     """Busy intervals (merged, times only: no titles, no booking ids) in ``[start, end)``."""
     start, end = to_utc(start), to_utc(end)
     if end <= start:
@@ -176,5 +196,6 @@ def get_busy(store: Store, expert_id: str, start: datetime, end: datetime) -> li
     if end - start > MAX_BUSY_RANGE:
         raise ValidationError("ask for at most 366 days of busy time at once")
     with store.read() as conn:
+        require_known_expert(conn, expert_id, asked_by)
         merged = engine.BusyIndex.from_micros(repo.busy_micros(conn, expert_id, start, end)).intervals()
     return [(max(s, start), min(e, end)) for s, e in merged]

@@ -45,7 +45,7 @@ def create_request(
     utc_starts = [to_utc(s) for s in starts]
     moment = now_or(now)
     with store.write() as conn:
-        engine.validate_duration(load_settings(conn, expert_id), duration)
+        engine.validate_duration(load_settings(conn, expert_id, asked_by=user_id), duration)
         request = domain.new_request(expert_id, user_id, duration, kind, utc_starts, message, moment)
         repo.ensure_user(conn, user_id, moment)
         repo.ensure_user(conn, expert_id, moment)

@@ -51,7 +51,7 @@ def _validate(
     """The local checks of create (docs/lifecycle.md#create), against what the database holds; the settings."""
     if user_id == expert_id:
         raise ValidationError("an expert cannot book themselves", field="expertId")
-    settings = load_settings(conn, expert_id)
+    settings = load_settings(conn, expert_id, asked_by=user_id)
     engine.validate_duration(settings, duration)
     end = start + timedelta(minutes=duration)
     exceptions, busy = load_context(conn, settings, start, end)

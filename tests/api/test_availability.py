@@ -11,8 +11,11 @@ URL = f"/v1/experts/{EXPERT}/availability"
 
 
 def test_unpublished_expert_reads_closed_defaults_with_etag_zero(client):
+    # An expert with a profile but no settings (an expert nobody knows is 404, see below).
+    assert client.put("/v1/me", json={"timezone": "Europe/Berlin"}, headers=auth(EXPERT)).status_code == 200
     response = client.get(URL, headers=auth(USER))
     assert response.status_code == 200
+    assert response.json()["timezone"] == "Europe/Berlin"
     assert response.headers["etag"] == '"0"'
     body = response.json()
     assert body["version"] == 0 and body["minBookingDurationMinutes"] == 60
@@ -161,3 +164,63 @@ def test_busy_times_only(client, expert, booking):
                    422, "validation_error")
     assert_problem(client.get(f"/v1/experts/{EXPERT}/busy", headers=auth(USER),
                               params={"from": at(day, 12), "to": at(day, 0)}), 422, "validation_error")
+
+
+NOBODY = "nobody-at-all"
+
+
+def _expert_routes(expert_id: str) -> list[tuple[str, str, dict | None]]:
+    """Every route that reads an expert's time or books them (docs/domain.md#experts)."""
+    day = day_ahead(2)
+    return [
+        ("GET", f"/v1/experts/{expert_id}/availability", None),
+        ("GET", f"/v1/experts/{expert_id}/exceptions", None),
+        ("GET", f"/v1/experts/{expert_id}/slots?date={day.isoformat()}&duration=60", None),
+        ("GET", f"/v1/experts/{expert_id}/calendar?month={day.isoformat()[:7]}", None),
+        ("GET", f"/v1/experts/{expert_id}/busy?from={at(day, 0)}&to={at(day, 23)}", None),
+        ("POST", "/v1/bookings", {"expertId": expert_id, "startTime": at(day, 10), "durationMinutes": 60,
+                                  "type": "video_call"}),
+        ("POST", "/v1/booking-requests", {"expertId": expert_id, "requestedDurationMinutes": 60,
+                                          "type": "video_call", "proposedSlots": [{"startTime": at(day, 10)}]}),
+    ]
+
+
+def test_an_expert_nobody_knows_is_404_on_every_expert_route(client, store):
+    for method, url, body in _expert_routes(NOBODY):
+        assert_problem(client.request(method, url, json=body, headers=auth(USER)), 404, "not_found")
+    # Nothing was written for them: asking did not make them known.
+    for method, url, body in _expert_routes(NOBODY)[:5]:
+        assert_problem(client.request(method, url, json=body, headers=auth(STRANGER)), 404, "not_found")
+    assert client.get("/v1/booking-requests", headers=auth(USER)).json()["items"] == []
+    assert client.get("/v1/bookings", headers=auth(USER)).json()["items"] == []
+
+
+def test_an_expert_with_a_profile_but_no_settings_reads_the_closed_defaults(client):
+    assert client.put("/v1/me", json={"displayName": "New"}, headers=auth(NOBODY)).status_code == 200
+    routes = _expert_routes(NOBODY)
+    for method, url, _ in routes[:5]:
+        response = client.request(method, url, headers=auth(USER))
+        assert response.status_code == 200, (url, response.text)
+    assert client.get(routes[2][1], headers=auth(USER)).json()["slots"] == []
+    assert_problem(client.post("/v1/bookings", json=routes[5][2], headers=auth(USER)), 422, "outside_availability")
+
+
+def test_an_expert_sees_their_own_defaults_and_publishes_with_if_match_zero(client):
+    own = client.get(f"/v1/experts/{NOBODY}/availability", headers=auth(NOBODY))
+    assert own.status_code == 200 and own.headers["etag"] == '"0"'
+    assert client.get(f"/v1/experts/{NOBODY}/slots", headers=auth(NOBODY),
+                      params={"date": day_ahead(2).isoformat(), "duration": 60}).json()["slots"] == []
+    assert_problem(client.get(f"/v1/experts/{NOBODY}/availability", headers=auth(USER)), 404, "not_found")
+    put = client.put(f"/v1/experts/{NOBODY}/availability", json=settings_body(),
+                     headers={**auth(NOBODY), "If-Match": '"0"'})
+    assert put.status_code == 200 and put.headers["etag"] == '"1"'
+    # Published: known to everyone now, and bookable.
+    assert client.get(f"/v1/experts/{NOBODY}/availability", headers=auth(USER)).json()["version"] == 1
+    assert client.post("/v1/bookings", json=_expert_routes(NOBODY)[5][2], headers=auth(USER)).status_code == 201
+
+
+def test_an_expert_who_only_set_an_exception_is_known(client):
+    day = day_ahead(3).isoformat()
+    assert client.put(f"/v1/experts/{NOBODY}/exceptions/{day}", json={"type": "unavailable"},
+                      headers=auth(NOBODY)).status_code == 200
+    assert client.get(f"/v1/experts/{NOBODY}/exceptions", headers=auth(USER)).json()["items"][0]["date"] == day

@@ -106,7 +106,10 @@ def test_create_booking_validations(store) -> None:
         bk.create_booking(store, "user-1", "expert-1", at(10), 60, "carrier_pigeon", now=NOW)
     with pytest.raises(ValidationError):
         bk.create_booking(store, "expert-1", "expert-1", at(10), 60, "video_call", now=NOW)
-    with pytest.raises(OutsideAvailability):
+    with pytest.raises(NotFound):  # an expert nobody knows (docs/domain.md#experts)
+        bk.create_booking(store, "user-1", "never-published", at(10), 60, "video_call", now=NOW)
+    users.update_profile(store, "never-published", display_name="Known, closed", now=NOW)
+    with pytest.raises(OutsideAvailability):  # known, but every day closed
         bk.create_booking(store, "user-1", "never-published", at(10), 60, "video_call", now=NOW)
     with store.read() as conn:
         assert repo.count_rows(conn, bookings) == 0 and repo.count_rows(conn, outbox) == 0
@@ -310,3 +313,24 @@ def test_a_refusal_because_of_the_buffer_says_so(store) -> None:
     with pytest.raises(SlotUnavailable) as err:
         bk.create_booking(store, "u2", "expert-1", at(10, 30), 60, "video_call", now=NOW)
     assert "buffer" not in err.value.detail
+
+
+def test_reads_for_a_user_about_an_expert_nobody_knows_are_not_found(store) -> None:
+    """docs/domain.md#experts: ``asked_by`` makes a read a user's; internal reads get the defaults."""
+    reads = [
+        lambda **kw: av.get_availability(store, "nobody", **kw),
+        lambda **kw: av.list_exceptions(store, "nobody", TUE, TUE, **kw),
+        lambda **kw: av.get_slots(store, "nobody", TUE, 60, now=NOW, **kw),
+        lambda **kw: av.get_slots_range(store, "nobody", TUE, TUE, 60, now=NOW, **kw),
+        lambda **kw: av.get_month(store, "nobody", 2030, 3, now=NOW, **kw),
+        lambda **kw: av.get_busy(store, "nobody", at(0), at(23), **kw),
+    ]
+    for read in reads:
+        with pytest.raises(NotFound):
+            read(asked_by="user-1")
+        read(asked_by="nobody")  # the expert about themselves
+        read()  # the worker asking for a timezone
+    with pytest.raises(NotFound):
+        rq.create_request(store, "user-1", "nobody", 60, "video_call", [at(10)], now=NOW)
+    with store.read() as conn:
+        assert repo.get_user(conn, "nobody") is None  # asking did not make them known
