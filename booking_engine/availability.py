@@ -1,8 +1,8 @@
 """The availability engine (docs/domain.md#slots): slots, the month view, and bookability checks.
 
-Pure functions over plain values. The rules are written down in docs/domain.md; the listing
-and the booking check share them (``StartRule``, ``BusyIndex.conflicts``), so a slot listed as
-available at an instant is bookable at that instant. Busy time arrives as one sorted, merged index so that a
+Pure functions over plain values. The listing and the booking check share their rules
+(``StartRule``, ``BusyIndex.conflicts``), so a slot listed as available at an instant is
+bookable at that instant. Busy time arrives as one sorted, merged index so that a
 candidate's conflict test is a binary search: thirty days of slots against ten thousand
 busy intervals cost a few hundred bisections, not millions of comparisons.
 """
@@ -134,25 +134,27 @@ class StartRule:
     """
 
     now: datetime
+    notice_minutes: int
+    advance_days: int
     earliest: datetime
     latest: datetime
 
     @classmethod
     def at(cls, settings: AvailabilitySettings, now: datetime) -> StartRule:
-        return cls(now, now + timedelta(minutes=settings.min_notice), now + timedelta(days=settings.advance_days))
+        notice, advance = settings.min_notice, settings.advance_days
+        return cls(now, notice, advance, now + timedelta(minutes=notice), now + timedelta(days=advance))
 
     def allows(self, start: datetime) -> bool:
         return self.now < start and self.earliest <= start <= self.latest
 
-    def check(self, start: datetime, settings: AvailabilitySettings) -> None:
+    def check(self, start: datetime) -> None:
+        """Raise the error ``allows`` would answer ``False`` for."""
         if start <= self.now:
             raise InThePast("the start time has passed", field="startTime")
         if start < self.earliest:
-            raise TooShortNotice(
-                f"book at least {settings.min_notice} minutes ahead", minNotice=settings.min_notice
-            )
+            raise TooShortNotice(f"book at least {self.notice_minutes} minutes ahead", minNotice=self.notice_minutes)
         if start > self.latest:
-            raise BeyondAdvanceLimit(f"book at most {settings.advance_days} days ahead")
+            raise BeyondAdvanceLimit(f"book at most {self.advance_days} days ahead")
 
 
 def validate_duration(settings: AvailabilitySettings, duration: int) -> None:
@@ -340,7 +342,7 @@ def check_bookable(
     start = start.astimezone(UTC)
     if start.second or start.microsecond:
         raise ValidationError("startTime must be on a whole minute", field="startTime")
-    StartRule.at(settings, now).check(start, settings)
+    StartRule.at(settings, now).check(start)
     tz = zone(settings.timezone)
     end = start + timedelta(minutes=duration)
     day = start.astimezone(tz).date()

@@ -341,8 +341,7 @@ def _library_view(calendar: icalendar.Calendar, object_id: str, warnings: list[s
     Without ``X-WR-TIMEZONE`` (we place floating times ourselves: the library would move UTC
     times into that zone too), with each event's own ``DURATION`` noted on it (the library
     drops it from the occurrences it makes, and adds it in wall-clock time), and with invalid
-    periods repaired or left out. The input calendar is not changed: events that need a change
-    are copies.
+    overrides repaired. The input calendar is not changed: events that need a change are copies.
     """
     view = icalendar.Calendar()
     for key, value in calendar.items():
@@ -382,14 +381,14 @@ def _prepared_event(
     master = masters.get(uid)
     length = _own_length(master) if master is not None else None
     repaired = _copy_event(event)
-    repaired.pop("DTEND", None)
-    repaired.pop(_DURATION_NOTE, None)
+    for name in ("DTEND", "DURATION", _DURATION_NOTE):
+        repaired.pop(name, None)
     if length is None:
         warnings.append(f"{where}; the override is skipped (no series duration to use)")
         repaired["DURATION"] = icalendar.vDuration(timedelta(0))
-    elif isinstance(length, timedelta):
+    elif isinstance(length, timedelta):  # the series has DTEND: its end is a wall-clock time too
         warnings.append(f"{where}; the override takes the series' duration")
-        repaired["DURATION"] = icalendar.vDuration(length)
+        repaired["DTEND"] = icalendar.vDDDTypes(event["DTSTART"].dt + length)
     else:  # the master's DURATION property, and how it was written
         warnings.append(f"{where}; the override takes the series' duration")
         repaired["DURATION"] = length
@@ -437,7 +436,7 @@ def _same_kind(a: date | datetime, b: date | datetime) -> bool:
     return not isinstance(a, datetime) or (a.tzinfo is None) == (b.tzinfo is None)
 
 
-def _own_length(master: icalendar.cal.Component) -> object | None:
+def _own_length(master: icalendar.cal.Component) -> timedelta | icalendar.vDDDTypes | None:
     """The master's length as an override should take it: its DURATION property (so that it is
     added as RFC 5545 says), or its DTEND - DTSTART; ``None`` when it has no valid one."""
     if "DTSTART" not in master or _ends_before_start(master):
