@@ -16,6 +16,7 @@ from celery import Celery
 
 from config.settings import get_settings
 from worker import schedule
+from worker.broker import TRANSPORT_PATH
 from worker.settings import get_worker_settings
 
 
@@ -42,6 +43,8 @@ def make_app() -> Celery:
     app.conf.update(
         broker_url=broker_url,
         broker_transport_options=_transport_options(broker_url),
+        # kombu's Redis transport with the outage fix of ``worker.broker``; None: from the URL.
+        broker_transport=TRANSPORT_PATH if broker_url.startswith(("redis://", "rediss://")) else None,
         broker_connection_retry_on_startup=True,
         result_backend=settings.result_backend,
         task_ignore_result=settings.result_backend is None,

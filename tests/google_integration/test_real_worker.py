@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def redis_broker(redis_url: str) -> Iterator[str]:
-    """A Redis database of our own (12), emptied before and after."""
-    url = redis_url.rsplit("/", 1)[0] + "/12"
+    """The Redis database of this test run, emptied before and after."""
+    url = redis_url  # the run's own Redis database (CALBOOK_TEST_REDIS_URL)
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

@@ -37,7 +37,7 @@ BASE = "/v1/calendar-connections"
 
 @pytest.fixture
 def redis_broker(redis_url: str) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + "/12"
+    url = redis_url  # the run's own Redis database (CALBOOK_TEST_REDIS_URL)
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

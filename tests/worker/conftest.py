@@ -105,6 +105,7 @@ class Receiver:
     fail_first: int = 0
     hold: threading.Event | None = None
     hold_after: int = 0
+    delay: float = 0.0  # seconds each answer takes: keeps deliveries in flight under load
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Event = field(default_factory=threading.Event)
@@ -129,6 +130,8 @@ def _handler_for(rx: Receiver) -> type[BaseHTTPRequestHandler]:
                 rx.arrived.set()
             if rx.hold is not None and n >= rx.hold_after:
                 rx.hold.wait(30)
+            if rx.delay:
+                time.sleep(rx.delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -233,14 +236,19 @@ class WorkerProcess:
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(env: dict[str, str], beat: bool = True, concurrency: int = 2, name: str = "w") -> WorkerProcess:
+    def start(
+        env: dict[str, str], beat: bool = True, concurrency: int = 2, name: str = "w", lean: bool = True,
+    ) -> WorkerProcess:
+        """``lean`` drops gossip, mingle and heartbeat (quicker start); ``lean=False`` starts the
+        worker as ``calbook worker`` does in production, with Celery's defaults."""
         full = {**os.environ, **FAST_KNOBS, **LOCAL_URLS, "CALBOOK_ENCRYPTION_KEY": ENCRYPTION_KEY, **env}
         data = Path(full["CALBOOK_DATA_DIR"])
         data.mkdir(parents=True, exist_ok=True)
         log_path = tmp_path / f"{name}-{len(started)}.log"
         argv = [sys.executable, "-m", "celery", "-A", "worker.app:celery_app", "worker", "--loglevel", "INFO",
-                "--concurrency", str(concurrency), "--hostname", f"{name}{len(started)}@%h", "--without-gossip",
-                "--without-mingle", "--without-heartbeat"]
+                "--concurrency", str(concurrency), "--hostname", f"{name}{len(started)}@%h"]
+        if lean:
+            argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         if beat:
             argv += ["--beat", "--schedule", str(data / f"beat-{len(started)}")]
         with log_path.open("wb") as out:

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def redis_broker(redis_url: str) -> Iterator[str]:
-    """A Redis database of our own (13), emptied before and after."""
-    url = redis_url.rsplit("/", 1)[0] + "/13"
+    """The Redis database of this test run (``CALBOOK_TEST_REDIS_URL``), emptied before and after."""
+    url = redis_url
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
