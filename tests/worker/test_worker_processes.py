@@ -92,7 +92,7 @@ def test_redis_and_postgres_retry_until_one_success(
         raise
     assert [r.status for r in receiver.snapshot()] == [500, 500, 500, 200]
     assert len(receiver.successes()) == 1
-    assert "redis://" in worker.log_text()
+    assert "Connected to worker.broker:RedisTransport://" in worker.log_text()  # Redis, through worker.broker
 
 
 def test_kill_9_mid_dispatch_every_event_arrives_once_by_key(
