@@ -44,6 +44,22 @@ class Settings(BaseSettings):
         ),
     )
 
+    worker_heartbeat_max_age_seconds: float = Field(
+        default=60.0,
+        description=(
+            "A worker whose heartbeat is older than this is taken for dead: /readyz answers 503 when no worker "
+            "is fresher, and other workers take over the leases it held."
+        ),
+    )
+    connect_max_concurrent_per_user: int = Field(
+        default=2, description="Calendar connects (CalDAV, ICS) one user may have under way at once, per API process"
+    )
+    connect_retry_after_seconds: int = 15
+    jwt_max_lifetime_seconds: int = Field(
+        default=31 * 24 * 3600,
+        description="Refuse bearer tokens that live longer than this (exp - iat, or exp - now without iat)",
+    )
+
     sync_horizon_days: int = 180
     request_max_body_bytes: int = 1_000_000
     log_level: str = "INFO"

@@ -68,6 +68,6 @@ def make_app() -> Celery:
 celery_app = make_app()
 
 # Registers the tasks and, through their modules, any periodic entries (see worker.schedule).
-from worker import tasks  # noqa: E402,F401
+from worker import heartbeat, tasks  # noqa: E402,F401
 
 celery_app.conf.beat_schedule = schedule.beat_schedule()

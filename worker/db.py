@@ -15,6 +15,14 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any] | list[
     return int(conn.execute(stmt).rowcount or 0)
 
 
+def upsert(conn: Connection, table: Table, values: dict[str, Any], key: tuple[str, ...]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET the other given columns."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(values)
+    changes = {name: stmt.excluded[name] for name in values if name not in key}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=changes))
+
+
 def skip_locked(conn: Connection, stmt: Select[Any], of: Table) -> Select[Any]:
     """Claim rows without waiting on other claimers (PostgreSQL); SQLite's ``BEGIN IMMEDIATE``
     already serialises the whole claiming transaction."""

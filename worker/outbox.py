@@ -6,10 +6,23 @@ at once; on SQLite the ``BEGIN IMMEDIATE`` write transaction serialises claims. 
 run outside any transaction (they talk to SMTP servers and HTTP endpoints). A worker that
 dies mid-batch simply stops: its lease runs out and another worker claims the rows again.
 
-Delivery is therefore at-least-once, and each handler must be idempotent. Two layers make
-that cheap: a handler that finished for an event is recorded in ``outbox_handler_runs`` and
-never re-run for it, and the senders keep their own idempotency keys (``notification_log``
-for e-mail, the ``(event_id, subscription_id)`` key of ``webhook_deliveries``).
+Each handler of an event runs on its own (docs/worker.md#outbox): its own attempts, backoff
+and outcome in ``outbox_handler_runs``. A handler that fails is retried later with backoff,
+and given up alone after ``outbox_max_attempts``; the other handlers of the event run anyway
+and are never re-run once done. When a handler fails with an outage (connection refused, a
+timeout, a dropped SMTP session), the same handler is not tried again for the rest of the
+batch, so an SMTP server that hangs costs one timeout per batch, not one per event, and the
+webhooks and calendar pushes behind it keep flowing. The event is dispatched once every
+handler is done or given up; until then it waits (``claimed_until``) for its next due handler.
+
+Delivery is at-least-once, and each handler must be idempotent: a worker killed mid-handler
+runs it again after the lease. The senders keep their own idempotency keys
+(``notification_log`` for e-mail, the ``(event_id, subscription_id)`` key of
+``webhook_deliveries``, deterministic calendar ids).
+
+Leases name their holder (``claimed_by``, the worker's id, see ``worker.heartbeat``): a
+restarted worker takes back at start what its dead predecessor held, and a lease whose holder
+stopped beating is claimable before it runs out; a long batch renews its lease as it goes.
 
 Handlers are registered per event type (``"*"`` for all)::
 
@@ -25,17 +38,20 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import and_, or_, select, update
 
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
-from booking_engine.store.worker_tables import outbox_handler_runs
-from worker.db import insert_ignore, skip_locked
+from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries, worker_heartbeats
+from config.settings import get_settings
+from worker.db import skip_locked, upsert
+from worker.identity import current_worker_id
 from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
@@ -96,19 +112,30 @@ def _event(row: Any) -> OutboxEvent:
     )
 
 
-def claim(store: Store, limit: int, lease: timedelta, now: datetime | None = None) -> list[OutboxEvent]:
-    """Lease up to ``limit`` undispatched, unleased rows, oldest first."""
+def stale_worker_ids(moment: datetime) -> Any:
+    """Subquery: the workers whose heartbeat is too old, taken for dead (``worker.heartbeat``)."""
+    max_age = timedelta(seconds=get_settings().worker_heartbeat_max_age_seconds)
+    return select(worker_heartbeats.c.worker_id).where(worker_heartbeats.c.last_seen_at < moment - max_age)
+
+
+def _claimable(moment: datetime) -> Any:
+    """Not dispatched, and not leased: no lease, a lease that ran out, or a lease whose holder
+    stopped beating."""
+    return and_(
+        outbox.c.dispatched_at.is_(None),
+        or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= moment,
+            outbox.c.claimed_by.in_(stale_worker_ids(moment))),
+    )
+
+
+def claim(
+    store: Store, limit: int, lease: timedelta, now: datetime | None = None, holder: str | None = None,
+) -> list[OutboxEvent]:
+    """Lease up to ``limit`` claimable rows, oldest first, for ``holder`` (default: this worker)."""
     moment = now or utcnow()
+    holder = holder if holder is not None else current_worker_id()
     with store.write() as conn:
-        stmt = (
-            select(outbox)
-            .where(
-                outbox.c.dispatched_at.is_(None),
-                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= moment),
-            )
-            .order_by(outbox.c.id)
-            .limit(limit)
-        )
+        stmt = select(outbox).where(_claimable(moment)).order_by(outbox.c.id).limit(limit)
         rows = conn.execute(skip_locked(conn, stmt, outbox)).mappings().all()
         if not rows:
             return []
@@ -116,20 +143,48 @@ def claim(store: Store, limit: int, lease: timedelta, now: datetime | None = Non
         conn.execute(
             update(outbox)
             .where(outbox.c.id.in_(ids))
-            .values(claimed_until=moment + lease, attempts=outbox.c.attempts + 1)
+            .values(claimed_until=moment + lease, claimed_by=holder, attempts=outbox.c.attempts + 1)
         )
     return [_event({**r, "attempts": r["attempts"] + 1}) for r in rows]
 
 
-def _done_handlers(store: Store, event_id: str) -> set[str]:
-    with store.read() as conn:
-        rows = conn.execute(select(outbox_handler_runs.c.handler).where(outbox_handler_runs.c.event_id == event_id))
-        return {r[0] for r in rows}
-
-
-def _record_handler(store: Store, event_id: str, name: str) -> None:
+def _renew(store: Store, events: list[OutboxEvent], lease: timedelta) -> None:
+    """Extend the lease of claimed rows this worker has not finished yet."""
+    if not events:
+        return
     with store.write() as conn:
-        insert_ignore(conn, outbox_handler_runs, {"event_id": event_id, "handler": name, "done_at": utcnow()})
+        conn.execute(
+            update(outbox)
+            .where(and_(outbox.c.id.in_([e.id for e in events]), outbox.c.dispatched_at.is_(None)))
+            .values(claimed_until=utcnow() + lease)
+        )
+
+
+# --- each handler's state for an event --------------------------------------------------
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerState:
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+
+
+def _handler_states(store: Store, event_id: str) -> dict[str, HandlerState]:
+    runs = outbox_handler_runs.c
+    with store.read() as conn:
+        rows = conn.execute(
+            select(runs.handler, runs.status, runs.attempts, runs.next_attempt_at).where(runs.event_id == event_id)
+        )
+        return {r.handler: HandlerState(r.status, r.attempts, r.next_attempt_at) for r in rows}
+
+
+def _save_state(store: Store, event_id: str, name: str, values: dict[str, Any]) -> None:
+    with store.write() as conn:
+        upsert(conn, outbox_handler_runs, {"event_id": event_id, "handler": name, **values},
+               key=("event_id", "handler"))
 
 
 def _retry_delay(attempts: int) -> float:
@@ -138,82 +193,165 @@ def _retry_delay(attempts: int) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
-def handle(store: Store, event: OutboxEvent) -> None:
-    """Run every handler of the event that has not finished for it yet; raise on the first failure."""
-    done = _done_handlers(store, event.event_id)
-    for reg in handlers_for(event.event_type):
-        if reg.name in done:
-            continue
-        reg.handler(store, event)
-        _record_handler(store, event.event_id, reg.name)
-
-
-def _mark_dispatched(store: Store, event: OutboxEvent) -> None:
-    with store.write() as conn:
-        conn.execute(
-            update(outbox).where(outbox.c.id == event.id).values(dispatched_at=utcnow(), claimed_until=None)
-        )
-
-
-def _mark_failed(store: Store, event: OutboxEvent, error: BaseException) -> None:
+def _record_failure(
+    store: Store, event: OutboxEvent, name: str, before: HandlerState | None, error: BaseException,
+) -> HandlerState:
     knobs = get_worker_settings()
+    attempts = (before.attempts if before else 0) + 1
     message = f"{type(error).__name__}: {error}"[:2000]
     now = utcnow()
-    values: dict[str, Any] = {"last_error": message}
-    if event.attempts >= knobs.outbox_max_attempts:
-        values.update(dispatched_at=now, claimed_until=None, last_error=f"gave up: {message}"[:2000])
-        log.error("outbox event abandoned", extra={"event_id": event.event_id, "event_type": event.event_type,
-                                                   "attempts": event.attempts, "error": message})
-    else:
-        values["claimed_until"] = now + timedelta(seconds=_retry_delay(event.attempts))
-        log.warning("outbox handler failed, will retry", extra={
-            "event_id": event.event_id, "event_type": event.event_type, "attempts": event.attempts, "error": message})
+    fields = {"event_id": event.event_id, "event_type": event.event_type, "handler": name, "attempts": attempts,
+              "error": message}
+    if attempts >= knobs.outbox_max_attempts:
+        _save_state(store, event.event_id, name, {"status": FAILED, "attempts": attempts, "next_attempt_at": None,
+                                                  "last_error": f"gave up: {message}"[:2000], "done_at": now})
+        log.error("outbox handler abandoned", extra=fields)
+        return HandlerState(FAILED, attempts, None)
+    due = now + timedelta(seconds=_retry_delay(attempts))
+    _save_state(store, event.event_id, name, {"status": PENDING, "attempts": attempts, "next_attempt_at": due,
+                                              "last_error": message, "done_at": None})
+    log.warning("outbox handler failed, will retry", extra=fields)
+    return HandlerState(PENDING, attempts, due)
+
+
+def is_outage(error: BaseException) -> bool:
+    """A failure of the channel rather than of this event: connection refused or reset, a
+    timeout, a dropped SMTP session (``smtplib`` errors are ``OSError``s), a transport error."""
+    return isinstance(error, OSError | TimeoutError | httpx.TransportError)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one pass over an event's handlers left: finished, or the time its next handler is due."""
+
+    finished: bool
+    next_due: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def handle(store: Store, event: OutboxEvent, tripped: dict[str, datetime] | None = None) -> Outcome:
+    """Run each handler of the event that is due, each on its own; never raises for a handler.
+
+    ``tripped`` (handler name -> when to try again) is the batch's memory of handlers that just
+    failed with an outage: they are not tried for this event either, only rescheduled.
+    """
+    tripped = {} if tripped is None else tripped
+    states = _handler_states(store, event.event_id)
+    now = utcnow()
+    waiting: list[datetime] = []
+    errors: list[str] = []
+    for reg in handlers_for(event.event_type):
+        state = states.get(reg.name)
+        if state is not None and state.status in (DONE, FAILED):
+            continue
+        if state is not None and state.next_attempt_at is not None and state.next_attempt_at > now:
+            waiting.append(state.next_attempt_at)
+            continue
+        if reg.name in tripped:
+            waiting.append(tripped[reg.name])
+            continue
+        try:
+            reg.handler(store, event)
+        except Exception as exc:  # noqa: BLE001 - any handler failure is that handler's alone
+            after = _record_failure(store, event, reg.name, state, exc)
+            errors.append(f"{reg.name}: {type(exc).__name__}: {exc}")
+            if after.next_attempt_at is not None:
+                waiting.append(after.next_attempt_at)
+                if is_outage(exc):
+                    tripped[reg.name] = after.next_attempt_at
+            continue
+        _save_state(store, event.event_id, reg.name, {"status": DONE, "attempts": (state.attempts if state else 0) + 1,
+                                                      "next_attempt_at": None, "last_error": None, "done_at": utcnow()})
+    if waiting:
+        return Outcome(False, min(waiting), errors)
+    return Outcome(True, None, errors)
+
+
+def _mark_dispatched(store: Store, event: OutboxEvent, errors: list[str]) -> None:
+    values: dict[str, Any] = {"dispatched_at": utcnow(), "claimed_until": None, "claimed_by": None}
+    if errors:
+        values["last_error"] = "; ".join(errors)[:2000]
+    with store.write() as conn:
+        conn.execute(update(outbox).where(outbox.c.id == event.id).values(**values))
+
+
+def _mark_waiting(store: Store, event: OutboxEvent, outcome: Outcome) -> None:
+    """Give the row back until its next handler is due."""
+    values: dict[str, Any] = {"claimed_until": outcome.next_due, "claimed_by": None}
+    if outcome.errors:
+        values["last_error"] = "; ".join(outcome.errors)[:2000]
     with store.write() as conn:
         conn.execute(update(outbox).where(outbox.c.id == event.id).values(**values))
 
 
 def _release(store: Store, events: list[OutboxEvent]) -> None:
-    """Give back claimed rows this worker will not get to before its lease ends."""
+    """Give back claimed rows this worker will not get to in this batch."""
     if not events:
         return
     with store.write() as conn:
         conn.execute(
             update(outbox)
             .where(and_(outbox.c.id.in_([e.id for e in events]), outbox.c.dispatched_at.is_(None)))
-            .values(claimed_until=None, attempts=outbox.c.attempts - 1)
+            .values(claimed_until=None, claimed_by=None, attempts=outbox.c.attempts - 1)
         )
+
+
+def release_leases_of(store: Store, holders: list[str]) -> int:
+    """Free every lease (outbox rows and webhook deliveries) held by these dead workers."""
+    if not holders:
+        return 0
+    with store.write() as conn:
+        freed = conn.execute(
+            update(outbox)
+            .where(and_(outbox.c.claimed_by.in_(holders), outbox.c.dispatched_at.is_(None)))
+            .values(claimed_until=None, claimed_by=None)
+        ).rowcount or 0
+        freed += conn.execute(
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.claimed_by.in_(holders))
+            .values(claimed_until=None, claimed_by=None)
+        ).rowcount or 0
+    return int(freed)
 
 
 @dataclass(slots=True)
 class DispatchResult:
+    """Events ``dispatched`` (every handler done), ``failed`` (a handler failed in this pass) and
+    ``deferred`` (waiting for a handler that is not due); ``touched`` is every event claimed."""
+
     dispatched: int = 0
     failed: int = 0
+    deferred: int = 0
 
     @property
     def touched(self) -> int:
-        return self.dispatched + self.failed
+        return self.dispatched + self.failed + self.deferred
 
 
 def dispatch_batch(store: Store, limit: int | None = None, lease: timedelta | None = None) -> DispatchResult:
-    """Claim one batch and dispatch it, in order; stop early if the lease is about to run out."""
+    """Claim one batch and run it, in order; renew the lease as it goes, stop at the drain budget."""
     knobs = get_worker_settings()
     lease = lease or timedelta(seconds=knobs.outbox_lease_seconds)
     events = claim(store, limit or knobs.outbox_batch, lease)
     result = DispatchResult()
-    deadline = time.monotonic() + lease.total_seconds() * 0.8
+    renew_at = time.monotonic() + lease.total_seconds() / 2
+    tripped: dict[str, datetime] = {}
     for index, event in enumerate(events):
-        if time.monotonic() > deadline:
-            _release(store, events[index:])
-            break
-        try:
-            handle(store, event)
-        except Exception as exc:  # noqa: BLE001 - any handler failure is retried with backoff
+        if time.monotonic() > renew_at:
+            _renew(store, events[index:], lease)
+            renew_at = time.monotonic() + lease.total_seconds() / 2
+        outcome = handle(store, event, tripped)
+        if outcome.errors:
             result.failed += 1
-            _mark_failed(store, event, exc)
-            continue
-        _mark_dispatched(store, event)
-        result.dispatched += 1
-        log.debug("outbox event dispatched", extra={"event_id": event.event_id, "event_type": event.event_type})
+        elif outcome.finished:
+            result.dispatched += 1
+        else:
+            result.deferred += 1
+        if outcome.finished:
+            _mark_dispatched(store, event, outcome.errors)
+            log.debug("outbox event dispatched", extra={"event_id": event.event_id, "event_type": event.event_type})
+        else:
+            _mark_waiting(store, event, outcome)
     return result
 
 
@@ -226,6 +364,7 @@ def drain(store: Store, budget_seconds: float | None = None) -> DispatchResult:
         batch = dispatch_batch(store)
         total.dispatched += batch.dispatched
         total.failed += batch.failed
+        total.deferred += batch.deferred
         if batch.touched == 0 or time.monotonic() >= stop:
             return total
 

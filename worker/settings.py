@@ -17,7 +17,7 @@ class WorkerSettings(BaseSettings):
 
     outbox_interval_seconds: float = 2.0
     outbox_batch: int = 20
-    outbox_lease_seconds: float = 120.0
+    outbox_lease_seconds: float = 60.0
     outbox_drain_seconds: float = 20.0
     outbox_retry_base_seconds: float = 10.0
     outbox_retry_max_seconds: float = 3600.0
@@ -35,6 +35,9 @@ class WorkerSettings(BaseSettings):
     starting_interval_seconds: float = 60.0
 
     retention_days: float = 30.0
+
+    # How often a worker's main process writes its heartbeat (``worker_heartbeats``).
+    heartbeat_interval_seconds: float = 10.0
 
     task_soft_time_limit: int = 120
     task_time_limit: int = 180

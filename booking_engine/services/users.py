@@ -1,7 +1,17 @@
-"""The caller's own profile (``PUT /v1/me``)."""
+"""The caller's own profile (``PUT /v1/me``).
+
+The e-mail address and display name end up in e-mail headers (``To: Name <address>``), so
+they are held to what a header can carry (docs/api.md#profile): an address is
+``local@domain`` in printable ASCII with a dotted-label domain (international domains in their
+``xn--`` form), and neither field may hold a control character (CR, LF, NUL, tab, ...) or a
+Unicode line or paragraph separator. Refusing them here keeps one bad profile from ever
+reaching the mail builder.
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -11,15 +21,36 @@ from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
 from booking_engine.timeutil import zone
 
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_email_address(value: str) -> bool:
+    """``local@domain``: an unquoted ASCII local part without leading, trailing or doubled dots,
+    and a domain of letter-digit-hyphen labels (``localhost`` and other single labels included)."""
+    local, at, domain = value.rpartition("@")
+    if not at or len(value) > 254 or not _LOCAL.fullmatch(local):
+        return False
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    labels = domain.split(".")
+    return bool(domain) and len(domain) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value)
+
 
 def update_profile(
     store: Store, user_id: str, email: Any = None, display_name: Any = None, timezone: Any = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     email = optional_text(email, "email", 320)
-    if email is not None and ("@" not in email or email.strip() != email):
+    if email is not None and not is_email_address(email):
         raise ValidationError("email is not a valid address", field="email")
     display_name = optional_text(display_name, "displayName", 200)
+    if display_name is not None and has_control_characters(display_name):
+        raise ValidationError("displayName must not contain control characters or line breaks", field="displayName")
     if timezone is not None:
         if not isinstance(timezone, str):
             raise ValidationError("timezone must be an IANA name", field="timezone")

@@ -228,6 +228,8 @@ outbox = Table(
     # The lease on a claimed row (migration 0002): a worker that dies mid-dispatch stops
     # renewing it, and once it has passed the row is claimable again (at-least-once).
     Column("claimed_until", UTCDateTime()),
+    # Which worker holds the lease (0004): a restarted worker releases its predecessor's at once.
+    Column("claimed_by", String(200)),
     Index(
         "ix_outbox_pending",
         "id",

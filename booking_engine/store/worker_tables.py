@@ -1,4 +1,4 @@
-"""Tables the worker owns (revision 0002), registered on the shared ``metadata``.
+"""Tables the worker owns (revisions 0002 and 0004), registered on the shared ``metadata``.
 
 They live apart from ``tables.py`` because they describe delivery bookkeeping, not the
 booking domain: which outbox handler already ran for an event, which e-mail went out, and
@@ -23,13 +23,32 @@ from sqlalchemy import (
 from booking_engine.store.tables import ID, metadata
 from booking_engine.store.types import UTCDateTime
 
+# Each handler's own state for an event (0004): ``pending`` (failed, retried at
+# ``next_attempt_at``), ``done``, or ``failed`` (given up). No row: not tried yet.
 outbox_handler_runs = Table(
     "outbox_handler_runs",
     metadata,
     Column("event_id", String(36), nullable=False),
     Column("handler", String(200), nullable=False),
-    Column("done_at", UTCDateTime(), nullable=False),
+    Column("status", String(20), nullable=False, server_default=text("'done'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("last_error", Text),
+    Column("done_at", UTCDateTime()),
     PrimaryKeyConstraint("event_id", "handler", name="pk_outbox_handler_runs"),
+)
+
+# One row per running worker (0004), refreshed every few seconds by its main process.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(200), nullable=False),  # "<node>/<boot id>": one per process start
+    Column("node", String(200), nullable=False),  # Celery's node name, stable across restarts
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("worker_id", name="pk_worker_heartbeats"),
+    Index("ix_worker_heartbeats_node", "node"),
 )
 
 notification_log = Table(
@@ -62,6 +81,7 @@ webhook_deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
     Column("claimed_until", UTCDateTime()),
+    Column("claimed_by", String(200)),  # the worker holding the lease (0004)
     Column("last_status_code", Integer),
     Column("last_error", Text),
     Column("created_at", UTCDateTime(), nullable=False),

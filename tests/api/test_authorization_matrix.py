@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from booking_engine.clock import utcnow
-from booking_engine.services import availability, connections
+from booking_engine.services import availability, connections, heartbeats
 from booking_engine.store.db import Store
 from connectors.secrets import encrypt_json
 from tests.api.conftest import (
@@ -152,6 +152,7 @@ ROWS: dict[str, Row] = {
 def world(client: TestClient, store: Store) -> dict[str, str]:
     """A pending booking, a pending request and a webhook subscription of USER with EXPERT."""
     publish(store, EXPERT, now=utcnow())
+    heartbeats.register(store, "celery@matrix/1", "celery@matrix", 1)  # a worker runs: /readyz is 200
     availability.set_exception(store, EXPERT, EXPERT, day_ahead(5), {"type": "unavailable"})
     booking = client.post("/v1/bookings", json=booking_body(topic="private-topic-xyz"), headers=auth(USER)).json()
     request = client.post("/v1/booking-requests", json=_request_body({}), headers=auth(USER)).json()

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import text
 
 from booking_engine.clock import utcnow
+from booking_engine.services import heartbeats
 from booking_engine.store.db import Store
 from tests.api.conftest import EXPERT, PROBLEM, SECRET, auth, booking_body, day_ahead
 from tests.conftest import truncate_all
@@ -108,7 +109,7 @@ def test_fifty_concurrent_bookings_for_one_slot(live: str, server: tuple[str, St
     assert count == 1
 
 
-def test_malformed_requests_over_a_real_socket(live: str) -> None:
+def test_malformed_requests_over_a_real_socket(live: str, server: tuple[str, Store]) -> None:
     headers = {**auth("someone"), "Content-Type": "application/json"}
     day = day_ahead(2).isoformat()
     slots = f"/v1/experts/{EXPERT}/slots"
@@ -140,4 +141,6 @@ def test_malformed_requests_over_a_real_socket(live: str) -> None:
             assert problem["status"] == response.status_code and problem["code"] and problem["detail"], problem
         huge = client.post("/v1/bookings", headers=headers, content=b"{" + b" " * 3_000_000 + b"}")
         assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
+        assert client.get("/readyz").status_code == 503  # no worker runs beside this API
+        heartbeats.register(server[1], "celery@real-server/1", "celery@real-server", 1)
         assert client.get("/readyz").status_code == 200

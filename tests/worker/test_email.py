@@ -6,10 +6,11 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 from icalendar import Calendar
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from booking_engine.services import booking_requests, bookings, users
 from booking_engine.store.db import Store
+from booking_engine.store.tables import users as users_table
 from booking_engine.store.worker_tables import notification_log
 from tests.factories import NOW
 from tests.worker.conftest import Mailbox
@@ -125,3 +126,38 @@ def test_no_smtp_url_means_no_mail_and_no_error(store: Store) -> None:
     parties(store)
     book(store, next_slot(1, 10), confirm=True)
     assert outbox.drain(store).dispatched == 2
+
+
+def test_line_breaks_in_a_topic_are_flattened_in_the_subject(store: Store, use_smtp: Mailbox) -> None:
+    parties(store)
+    book(store, next_slot(1, 10), topic="Tax advice\r\nfor 2029\u2028and after")
+    outbox.drain(store)
+    [(rcpt, msg)] = use_smtp.snapshot()
+    assert rcpt == [EXPERT_EMAIL]
+    assert msg["Subject"].startswith("New booking: Tax advice for 2029 and after, ")
+    assert "\n" not in str(msg["Subject"]) and "\r" not in str(msg["Subject"])
+
+
+def test_a_mail_that_cannot_be_built_fails_for_that_recipient_only(store: Store, use_smtp: Mailbox) -> None:
+    """A profile written before the API refused line breaks (or by another tool) cannot go
+    into a header: that recipient's mail is given up as ``invalid``, the other party's goes out."""
+    parties(store)
+    with store.write() as conn:
+        conn.execute(update(users_table).where(users_table.c.id == USER)
+                     .values(email="ulla@example.org\r\nBcc: everyone@example.org"))
+        conn.execute(update(users_table).where(users_table.c.id == EXPERT).values(display_name="Eddie\nExpert"))
+    booking = book(store, next_slot(1, 10), confirm=True)
+    bookings.cancel_booking(store, USER, booking.id, "ill", now=NOW)
+    result = outbox.drain(store)
+    assert (result.dispatched, result.failed) == (3, 0)
+    assert outbox.pending_count(store) == 0
+    sent = [(rcpt, msg["Subject"].split(":")[0], str(msg["To"])) for rcpt, msg in use_smtp.snapshot()]
+    assert sent == [([EXPERT_EMAIL], "New booking", f"Eddie Expert <{EXPERT_EMAIL}>"),
+                    ([EXPERT_EMAIL], "Booking cancelled", f"Eddie Expert <{EXPERT_EMAIL}>")]
+    with store.read() as conn:
+        logged = sorted((r.event_type, r.recipient, r.status) for r in conn.execute(select(notification_log)))
+    assert logged == [("booking.cancelled", EXPERT, "sent"), ("booking.cancelled", USER, "invalid"),
+                      ("booking.confirmed", USER, "invalid"), ("booking.created", EXPERT, "sent")]
+    redispatch_everything(store)
+    outbox.drain(store)
+    assert len(use_smtp.snapshot()) == 2  # "invalid" is final: never retried, never sent twice

@@ -5,15 +5,19 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import select
 
 from booking_engine.clock import utcnow
+from booking_engine.services import heartbeats
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
+from booking_engine.store.worker_tables import outbox_handler_runs
 from tests.factories import NOW
 from tests.worker.scenario import book, next_slot, parties
 from worker import outbox as ob
+from worker.settings import get_worker_settings
 
 
 def _recorder(seen: list[ob.OutboxEvent]) -> ob.Handler:
@@ -123,3 +127,108 @@ def test_registration_replaces_by_name_and_wildcard_applies() -> None:
     assert [r.name for r in ob.handlers_for("booking.confirmed")] == ["push", "all"]
     assert ob.handlers_for("booking.confirmed")[0].handler is push_v2
     assert [r.name for r in ob.handlers_for("booking.completed")] == ["all"]
+
+
+def _runs(store: Store) -> dict[tuple[str, str], tuple[str, int]]:
+    with store.read() as conn:
+        rows = conn.execute(select(outbox_handler_runs)).mappings().all()
+    return {(r["event_id"], r["handler"]): (r["status"], r["attempts"]) for r in rows}
+
+
+def test_each_handler_has_its_own_attempts_and_outcome(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler that always fails (a bad value) is retried and given up alone; the other
+    handlers of the same events run once, at once, and the events end dispatched."""
+    monkeypatch.setenv("CALBOOK_WORKER_OUTBOX_MAX_ATTEMPTS", "3")
+    get_worker_settings.cache_clear()
+    ob.HANDLERS.clear()
+    hooks: list[ob.OutboxEvent] = []
+    broken: list[ob.OutboxEvent] = []
+
+    def bad_mail(_store: Store, event: ob.OutboxEvent) -> None:
+        broken.append(event)
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+    ob.add_handler(["booking.created"], bad_mail, name="email")
+    ob.add_handler(["*"], _recorder(hooks), name="webhooks")
+    parties(store)
+    for day in (1, 2):
+        book(store, next_slot(day, 10))
+    with store.read() as conn:
+        events = [r[0] for r in conn.execute(select(outbox.c.event_id).order_by(outbox.c.id))]
+    moment = NOW
+    with time_machine.travel(moment, tick=False):
+        first = ob.drain(store)
+    assert (first.dispatched, first.failed) == (0, 2)
+    assert sorted(e.event_id for e in hooks) == sorted(events)  # webhooks did not wait for e-mail
+    for _ in range(10):
+        moment += timedelta(hours=2)
+        with time_machine.travel(moment, tick=False):
+            ob.drain(store)
+    assert ob.pending_count(store) == 0
+    assert len(hooks) == 2 and len(broken) == 6  # 3 attempts each, then given up
+    runs = _runs(store)
+    assert {runs[(e, "webhooks")] for e in events} == {("done", 1)}
+    assert {runs[(e, "email")] for e in events} == {("failed", 3)}
+    with store.read() as conn:
+        errors = [r[0] for r in conn.execute(select(outbox_handler_runs.c.last_error)
+                                             .where(outbox_handler_runs.c.handler == "email"))]
+        last = [r[0] for r in conn.execute(select(outbox.c.last_error))]
+    assert all(e.startswith("gave up: ValueError") for e in errors)
+    assert all("email: ValueError" in e for e in last)
+
+
+def test_an_outage_is_tried_once_per_batch_not_once_per_event(store: Store) -> None:
+    """SMTP refusing connections: one attempt per batch; every other handler keeps flowing."""
+    ob.HANDLERS.clear()
+    hooks: list[ob.OutboxEvent] = []
+    smtp_calls: list[ob.OutboxEvent] = []
+
+    def smtp_down(_store: Store, event: ob.OutboxEvent) -> None:
+        smtp_calls.append(event)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    ob.add_handler(["*"], smtp_down, name="email")
+    ob.add_handler(["*"], _recorder(hooks), name="webhooks")
+    parties(store)
+    for day in range(1, 6):
+        book(store, next_slot(day, 10))
+    with time_machine.travel(NOW, tick=False):
+        result = ob.dispatch_batch(store)
+    assert len(smtp_calls) == 1 and len(hooks) == 5
+    assert (result.failed, result.deferred, result.dispatched) == (1, 4, 0)
+    runs = _runs(store)
+    assert [status for (_, name), status in runs.items() if name == "email"] == [("pending", 1)]
+    # The four deferred events wait with the failed one: nothing is claimable until then.
+    with store.read() as conn:
+        waits = {r[0] for r in conn.execute(select(outbox.c.claimed_until))}
+    assert len(waits) == 1 and min(waits) > NOW
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        ob.HANDLERS.clear()
+        ob.add_handler(["*"], _recorder(smtp_calls), name="email")  # SMTP is back
+        ob.add_handler(["*"], _recorder(hooks), name="webhooks")
+        assert ob.drain(store).dispatched == 5
+    assert len(hooks) == 5 and len(smtp_calls) == 6
+    assert ob.pending_count(store) == 0
+
+
+def test_a_restarted_worker_takes_back_its_predecessors_leases(store: Store) -> None:
+    parties(store)
+    book(store, next_slot(1, 10))
+    heartbeats.register(store, "celery@w/old", "celery@w", 1)
+    claimed = ob.claim(store, 10, timedelta(minutes=10), holder="celery@w/old")
+    assert len(claimed) == 1 and ob.claim(store, 10, timedelta(minutes=10), holder="celery@v/1") == []
+    # The same node starts again (its old process was killed): the lease is freed at once.
+    previous = heartbeats.register(store, "celery@w/new", "celery@w", 2)
+    assert ob.release_leases_of(store, previous) == 1
+    assert [e.event_id for e in ob.claim(store, 10, timedelta(minutes=10), holder="celery@w/new")] == [
+        claimed[0].event_id]
+
+
+def test_a_lease_whose_holder_stopped_beating_is_claimable(store: Store) -> None:
+    parties(store)
+    book(store, next_slot(1, 10))
+    heartbeats.register(store, "celery@gone/1", "celery@gone", 1, now=utcnow() - timedelta(minutes=5))
+    ob.claim(store, 10, timedelta(minutes=10), holder="celery@gone/1")
+    heartbeats.register(store, "celery@alive/1", "celery@alive", 2)
+    assert len(ob.claim(store, 10, timedelta(minutes=10), holder="celery@alive/1")) == 1
+    assert ob.claim(store, 10, timedelta(minutes=10), holder="celery@other/1") == []  # the live holder keeps it

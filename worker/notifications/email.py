@@ -11,7 +11,13 @@ the event payload): ``REQUEST`` on confirmation and reschedule, ``CANCEL`` on ca
 Idempotency: each (event, recipient) is sent at most once per successful log write; a
 worker killed between the SMTP ``250`` and the log write can repeat that one e-mail
 (at-least-once). A permanent refusal (5xx) is logged as ``refused`` and not retried;
-connection trouble and 4xx raise, and the outbox retries the event with backoff.
+connection trouble and 4xx raise, and the outbox retries this handler alone with backoff
+(docs/worker.md#outbox).
+
+One recipient's bad data never stops another's mail: header values are flattened to one line
+(a topic typed into a textarea holds line breaks), and a message that still cannot be
+composed, built or encoded for a recipient is a permanent failure for that recipient only,
+logged as ``invalid`` and never retried.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import html
 import logging
 import smtplib
 import ssl
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from email import errors as email_errors
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from typing import Any
@@ -31,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 from booking_engine.clock import utcnow
 from booking_engine.model import Booking, BookingStatus
+from booking_engine.services.users import is_email_address
 from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
 from booking_engine.timeutil import zone
@@ -70,6 +79,25 @@ class Mail:
 
 class PermanentSmtpError(Exception):
     """The server refused the message for good (5xx); retrying would not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unbuildable:
+    """A recipient whose e-mail could not be composed: a permanent failure for them alone."""
+
+    recipient: Recipient
+    reason: str
+
+
+#: What composing or building a message raises on bad data (a header with a line break, an
+#: address the ``email`` package refuses, text that does not encode, a zone that does not exist).
+BUILD_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, LookupError, email_errors.MessageError)
+
+
+def one_line(value: str) -> str:
+    """A header value on one line: control characters and line separators become spaces."""
+    flat = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in value)
+    return " ".join(flat.split())
 
 
 # --- who and what ----------------------------------------------------------------------
@@ -200,7 +228,7 @@ def _invite_method(event: OutboxEvent, booking: Booking | None) -> str | None:
     return None
 
 
-def plan(store: Store, event: OutboxEvent) -> list[Mail]:
+def plan(store: Store, event: OutboxEvent) -> list[Mail | Unbuildable]:
     """The e-mails an event should produce, built from the current database state."""
     booking: Booking | None = None
     if event.event_type.startswith("booking."):
@@ -218,16 +246,26 @@ def plan(store: Store, event: OutboxEvent) -> list[Mail]:
     if method and booking is not None:
         with store.read() as conn:
             users = {r: repo.get_user(conn, uid) for r, uid in _party_ids(event).items()}
-        attendees = [(u["email"], u["display_name"]) for u in users.values() if u is not None and u["email"]]
-        title = booking.topic or "Consultation"
-        invite = ical.booking_invite(
-            booking, method, organizer=get_settings().mail_from, attendees=attendees,
-            summary=f"{title}: {names['user']} with {names['expert']}",
-            description=f"calbook booking {booking.id} ({booking.type})", now=utcnow(),
-        )
-    mails = []
+        # Only addresses a header can carry become attendees (a legacy profile may hold others).
+        attendees = [(u["email"], one_line(u["display_name"] or "") or None) for u in users.values()
+                     if u is not None and u["email"] and is_email_address(u["email"])]
+        title = one_line(booking.topic or "") or "Consultation"
+        try:
+            invite = ical.booking_invite(
+                booking, method, organizer=get_settings().mail_from, attendees=attendees,
+                summary=one_line(f"{title}: {names['user']} with {names['expert']}"),
+                description=f"calbook booking {booking.id} ({booking.type})", now=utcnow(),
+            )
+        except BUILD_ERRORS as exc:  # the mails still say what happened, without the invite
+            log.warning("invite could not be built, mails go without it",
+                        extra={"event_id": event.event_id, "booking_id": booking.id, "error": type(exc).__name__})
+    mails: list[Mail | Unbuildable] = []
     for r in recipients:
-        subject, text = _compose(event, r, booking, names)
+        try:
+            subject, text = _compose(event, r, booking, names)
+        except BUILD_ERRORS as exc:
+            mails.append(Unbuildable(r, f"{type(exc).__name__}: {exc}"))
+            continue
         greeting = f"Hello {r.name}," if r.name else "Hello,"
         body = f"{greeting}\n\n{text}\n\n-- calbook\n"
         html_body = (
@@ -244,8 +282,8 @@ def plan(store: Store, event: OutboxEvent) -> list[Mail]:
 def build_message(mail: Mail, sender: str, event: OutboxEvent) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
-    msg["To"] = formataddr((mail.recipient.name or "", mail.recipient.email))
-    msg["Subject"] = mail.subject
+    msg["To"] = formataddr((one_line(mail.recipient.name or ""), mail.recipient.email))
+    msg["Subject"] = one_line(mail.subject)
     msg["Message-ID"] = make_msgid(idstring=f"{event.event_id}.{mail.recipient.user_id}", domain="calbook")
     msg["X-Calbook-Event-Id"] = event.event_id
     msg.set_content(mail.text)
@@ -294,6 +332,20 @@ def _send(client: smtplib.SMTP, msg: EmailMessage) -> None:
         if exc.smtp_code >= 500:
             raise PermanentSmtpError(f"message refused: {exc.smtp_code}") from exc
         raise
+    except smtplib.SMTPNotSupportedError as exc:  # e.g. a non-ASCII address, no SMTPUTF8 on the server
+        raise PermanentSmtpError(f"message not supported by the server: {exc}") from exc
+    except (UnicodeError, email_errors.MessageError) as exc:
+        raise PermanentSmtpError(f"message could not be encoded: {type(exc).__name__}") from exc
+
+
+def _log_fields(event: OutboxEvent, recipient: Recipient) -> dict[str, Any]:
+    return {"channel": "email", "event_id": event.event_id, "event_type": event.event_type,
+            "recipient": recipient.user_id}
+
+
+def _invalid(store: Store, key: str, fields: dict[str, Any], reason: str) -> None:
+    record(store, key, status="invalid", detail=reason[:1000], **fields)
+    log.warning("e-mail could not be built, not retried", extra={**fields, "error": reason[:300]})
 
 
 def send_event_emails(store: Store, event: OutboxEvent) -> None:
@@ -302,19 +354,26 @@ def send_event_emails(store: Store, event: OutboxEvent) -> None:
     if not settings.smtp_url:
         log.debug("SMTP not configured, e-mail skipped", extra={"event_id": event.event_id})
         return
-    todo = []
+    todo: list[tuple[str, Mail, EmailMessage]] = []
     for mail in plan(store, event):
         key = f"email:{event.event_id}:{mail.recipient.user_id}"
-        if not already_logged(store, key):
-            todo.append((key, mail))
+        if already_logged(store, key):
+            continue
+        fields = _log_fields(event, mail.recipient)
+        if isinstance(mail, Unbuildable):
+            _invalid(store, key, fields, mail.reason)
+            continue
+        try:
+            todo.append((key, mail, build_message(mail, settings.mail_from, event)))
+        except BUILD_ERRORS as exc:
+            _invalid(store, key, fields, f"{type(exc).__name__}: {exc}")
     if not todo:
         return
     with smtp_connection(settings.smtp_url) as client:
-        for key, mail in todo:
-            log_fields: dict[str, Any] = {"channel": "email", "event_id": event.event_id,
-                                          "event_type": event.event_type, "recipient": mail.recipient.user_id}
+        for key, mail, message in todo:
+            log_fields = _log_fields(event, mail.recipient)
             try:
-                _send(client, build_message(mail, settings.mail_from, event))
+                _send(client, message)
             except PermanentSmtpError as exc:
                 record(store, key, status="refused", detail=str(exc), **log_fields)
                 log.warning("e-mail refused permanently", extra={**log_fields, "error": str(exc)})

@@ -49,7 +49,8 @@ from config.settings import get_settings
 from connectors.secrets import CredentialsUnreadable, decrypt_json
 from connectors.url_policy import UnresolvableURL, UnsafeURL, check_public_url
 from worker.db import insert_ignore, skip_locked
-from worker.outbox import OutboxEvent
+from worker.identity import current_worker_id
+from worker.outbox import OutboxEvent, stale_worker_ids
 from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ def claim_due(store: Store, limit: int, lease: timedelta, now: datetime | None =
             .where(
                 _PENDING,
                 webhook_deliveries.c.next_attempt_at <= moment,
-                or_(webhook_deliveries.c.claimed_until.is_(None), webhook_deliveries.c.claimed_until <= moment),
+                or_(webhook_deliveries.c.claimed_until.is_(None), webhook_deliveries.c.claimed_until <= moment,
+                    webhook_deliveries.c.claimed_by.in_(stale_worker_ids(moment))),
             )
             .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
             .limit(limit)
@@ -161,7 +163,8 @@ def claim_due(store: Store, limit: int, lease: timedelta, now: datetime | None =
         conn.execute(
             update(webhook_deliveries)
             .where(webhook_deliveries.c.id.in_([r["id"] for r in rows]))
-            .values(claimed_until=moment + lease, attempts=webhook_deliveries.c.attempts + 1)
+            .values(claimed_until=moment + lease, claimed_by=current_worker_id(),
+                    attempts=webhook_deliveries.c.attempts + 1)
         )
     return [
         Delivery(r["id"], r["event_id"], r["event_type"], r["subscription_id"], r["url"], r["body"],
@@ -216,7 +219,8 @@ def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, 
             cache[d.subscription_id] = None
     secret = cache[d.subscription_id]
     if secret is None:
-        _finish(store, d, {"status": "cancelled", "claimed_until": None, "last_error": "subscription gone"},
+        _finish(store, d, {"status": "cancelled", "claimed_until": None, "claimed_by": None,
+                           "last_error": "subscription gone"},
                 None, "subscription gone", started, 0)
         log.info("webhook delivery cancelled: subscription gone", extra=fields)
         return "cancelled"
@@ -240,7 +244,8 @@ def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, 
         error = f"{type(exc).__name__}: {exc}"[:500]
     except UnsafeURL as exc:
         error = f"refused: {exc}"[:500]
-        _finish(store, d, {"status": "failed", "claimed_until": None, "last_status_code": None, "last_error": error},
+        _finish(store, d, {"status": "failed", "claimed_until": None, "claimed_by": None, "last_status_code": None,
+                           "last_error": error},
                 None, error, started, 0)
         log.warning("webhook delivery refused: url is not public",
                     extra={**fields, "host": exc.host, "address": exc.address})
@@ -250,17 +255,17 @@ def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, 
     elapsed_ms = int((time.monotonic() - clock) * 1000)
     now = utcnow()
     if error is None:
-        _finish(store, d, {"status": "succeeded", "claimed_until": None, "delivered_at": now,
+        _finish(store, d, {"status": "succeeded", "claimed_until": None, "claimed_by": None, "delivered_at": now,
                            "last_status_code": code, "last_error": None}, code, None, started, elapsed_ms)
         log.info("webhook delivered", extra={**fields, "status_code": code})
         return "succeeded"
     next_at = now + timedelta(seconds=retry_delay(d.attempts))
     if next_at > d.created_at + timedelta(hours=knobs.webhook_retry_window_hours):
-        _finish(store, d, {"status": "failed", "claimed_until": None, "last_status_code": code,
+        _finish(store, d, {"status": "failed", "claimed_until": None, "claimed_by": None, "last_status_code": code,
                            "last_error": error}, code, error, started, elapsed_ms)
         log.warning("webhook delivery abandoned after retry window", extra={**fields, "error": error})
         return "failed"
-    _finish(store, d, {"next_attempt_at": next_at, "claimed_until": None, "last_status_code": code,
+    _finish(store, d, {"next_attempt_at": next_at, "claimed_until": None, "claimed_by": None, "last_status_code": code,
                        "last_error": error}, code, error, started, elapsed_ms)
     log.info("webhook delivery failed, will retry", extra={**fields, "error": error, "next_attempt_at": next_at})
     return "pending"

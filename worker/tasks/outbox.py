@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 @shared_task(name="calbook.outbox.dispatch", **RETRY_OPTIONS)
 def dispatch_outbox() -> dict[str, int]:
     result = outbox.drain(get_store())
-    if result.dispatched:
+    if result.touched:
         kick_webhooks()  # deliveries were probably queued: send them now, not at the next tick
     if result.touched:
-        log.info("outbox drained", extra={"dispatched": result.dispatched, "failed": result.failed})
-    return {"dispatched": result.dispatched, "failed": result.failed}
+        log.info("outbox drained", extra={"dispatched": result.dispatched, "failed": result.failed,
+                                          "deferred": result.deferred})
+    return {"dispatched": result.dispatched, "failed": result.failed, "deferred": result.deferred}

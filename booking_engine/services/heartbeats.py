@@ -1,0 +1,58 @@
+"""Worker heartbeats: which workers run, and whether one was seen recently (docs/operations.md#health).
+
+Each worker's main process registers when it starts and beats every few seconds; readiness
+(``/readyz``) asks ``recent_workers`` whether any is fresh, and the operability tools
+(``calbook status``, metrics) can list them. A worker killed with ``kill -9`` leaves its row
+behind; it ages out, and the next start of the same node removes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from booking_engine.clock import utcnow
+from booking_engine.store import heartbeats as repo
+from booking_engine.store.db import Store
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    worker_id: str
+    node: str
+    pid: int
+    started_at: datetime
+    last_seen_at: datetime
+
+
+def register(store: Store, worker_id: str, node: str, pid: int, now: datetime | None = None) -> list[str]:
+    """Record a starting worker; returns the ids of earlier processes of the same node, which are
+    gone for good (a node name runs once at a time) and whose rows are removed."""
+    moment = now or utcnow()
+    with store.write() as conn:
+        previous = [w for w in repo.ids_of_node(conn, node) if w != worker_id]
+        repo.delete_ids(conn, previous)
+        repo.insert(conn, worker_id, node, pid, moment)
+    return previous
+
+
+def beat(store: Store, worker_id: str, node: str, pid: int, now: datetime | None = None) -> None:
+    """Refresh the worker's row (and put it back if something removed it)."""
+    moment = now or utcnow()
+    with store.write() as conn:
+        if repo.touch(conn, worker_id, moment) == 0:
+            repo.insert(conn, worker_id, node, pid, moment)
+
+
+def unregister(store: Store, worker_id: str) -> None:
+    """A worker that stops cleanly takes its row with it."""
+    with store.write() as conn:
+        repo.delete_ids(conn, [worker_id])
+
+
+def recent_workers(store: Store, max_age: timedelta, now: datetime | None = None) -> list[WorkerSeen]:
+    """Workers whose last heartbeat is at most ``max_age`` old."""
+    moment = now or utcnow()
+    with store.read() as conn:
+        rows = repo.seen_since(conn, moment - max_age)
+    return [WorkerSeen(r["worker_id"], r["node"], r["pid"], r["started_at"], r["last_seen_at"]) for r in rows]
