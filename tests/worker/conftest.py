@@ -238,15 +238,17 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     def start(
         env: dict[str, str], beat: bool = True, concurrency: int = 2, name: str = "w", lean: bool = True,
+        node: str | None = None,
     ) -> WorkerProcess:
         """``lean`` drops gossip, mingle and heartbeat (quicker start); ``lean=False`` starts the
-        worker as ``calbook worker`` does in production, with Celery's defaults."""
+        worker as ``calbook worker`` does in production, with Celery's defaults. ``node`` fixes
+        the node name (``<node>@<host>``), as a supervisor restarting the same worker does."""
         full = {**os.environ, **FAST_KNOBS, **LOCAL_URLS, "CALBOOK_ENCRYPTION_KEY": ENCRYPTION_KEY, **env}
         data = Path(full["CALBOOK_DATA_DIR"])
         data.mkdir(parents=True, exist_ok=True)
         log_path = tmp_path / f"{name}-{len(started)}.log"
         argv = [sys.executable, "-m", "celery", "-A", "worker.app:celery_app", "worker", "--loglevel", "INFO",
-                "--concurrency", str(concurrency), "--hostname", f"{name}{len(started)}@%h"]
+                "--concurrency", str(concurrency), "--hostname", f"{node or name + str(len(started))}@%h"]
         if lean:
             argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         if beat:
