@@ -6,7 +6,8 @@ FastAPI's request validation (422 ``validation_error`` with an ``errors`` list),
 routes (404 ``not_found``), a user-given URL the server may not call (422 ``validation_error`` on
 ``url``, see ``connectors.url_policy``), wrong methods (405 ``method_not_allowed``), oversized bodies
 (413 ``payload_too_large``, see ``api.body_limit``), an unreachable database (503
-``service_unavailable``), and a catch-all that logs the exception with the request's
+``service_unavailable``), a value the database refuses as data (422 ``validation_error``), and a
+catch-all that logs the exception with the request's
 context and answers a bare 500 ``internal_error``: no traceback, no SQL, no secret leaks.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -169,12 +170,24 @@ def _database_unavailable(request: Request, exc: Exception) -> Response:
                    headers={"Retry-After": "1"})
 
 
+def _data_error(request: Request, exc: Exception) -> Response:
+    """A value the database refused as data (out of range, not representable): the input's fault.
+
+    Validation should have caught it first; this is the net under it, so such a request is a
+    422, not a 500. The detail never carries the SQL or the value."""
+    log.warning("database refused a value", extra={"method": request.method, "path": request.url.path,
+                                                   "error": type(getattr(exc, "orig", exc)).__name__})
+    return problem(422, "validation_error", None, "a value in the request is out of range or not representable",
+                   request.url.path)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BookingError, _booking_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(UnsafeURL, _unsafe_url)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DataError, _data_error)
 
 
 class CatchAllMiddleware:

@@ -1,15 +1,24 @@
-"""Opaque keyset cursors for list endpoints: stable under inserts, unlike offsets."""
+"""Opaque keyset cursors for list endpoints: stable under inserts, unlike offsets.
+
+A cursor comes back from the client, so once decoded it is checked like any other input
+(docs/api.md#pagination): its instant must carry an offset and lie between the years 1970
+and 2999 in UTC (the API's bounds; year 1 at +14:00 does not even exist in UTC), its id must
+be 1 to 64 printable characters of valid Unicode (PostgreSQL refuses NUL and lone surrogates).
+Anything else is a 422 ``validation_error`` on ``cursor``, never a database error.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from booking_engine.errors import ValidationError
 
 MAX_LIMIT = 200
+MIN_YEAR, MAX_YEAR = 1970, 2999
+MAX_ID_LENGTH = 64
 
 
 def encode_cursor(at: datetime, item_id: str) -> str:
@@ -23,12 +32,24 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, item_id = json.loads(raw)
+        if not isinstance(at, str) or not isinstance(item_id, str):
+            raise ValueError("cursor fields")
         parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None or not isinstance(item_id, str):
-            raise ValueError
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            raise ValueError("naive cursor instant")
+        parsed = parsed.astimezone(UTC)
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            raise ValueError("cursor instant out of range")
+        _check_id(item_id)
         return parsed, item_id
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # binascii.Error is a ValueError
         raise ValidationError("cursor is not valid", field="cursor") from exc
+
+
+def _check_id(item_id: str) -> None:
+    if not 1 <= len(item_id) <= MAX_ID_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in item_id):
+        raise ValueError("cursor id")
+    item_id.encode("utf-8")  # UnicodeEncodeError (a ValueError) on a lone surrogate
 
 
 def check_limit(limit: int) -> int:
