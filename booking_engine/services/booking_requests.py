@@ -6,6 +6,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from booking_engine import availability as engine
 from booking_engine import booking_requests as domain
 from booking_engine.errors import ValidationError
@@ -112,7 +114,8 @@ def respond_to_request(
             store, external_check, user_id=request.user_id, expert_id=request.expert_id,
             start=domain.chosen_start(request, slot_index, moment), duration=request.duration, now=moment,
         )
-    with store.write() as conn:
+
+    def work(conn: Connection) -> BookingRequest:
         request = repo.get_request(conn, request_id, for_update=True)
         require_expert(role_of(request, actor, "request"), "respond to a request")
         assert request is not None
@@ -129,7 +132,9 @@ def respond_to_request(
             domain.reject(request, message, moment)
         repo.update_request(conn, request, previous)
         repo.add_events(conn, request.events, moment)
-    return request
+        return request
+
+    return store.transact(work)
 
 
 def withdraw_request(store: Store, actor: str, request_id: str, now: datetime | None = None) -> BookingRequest:

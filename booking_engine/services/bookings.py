@@ -163,11 +163,10 @@ def create_booking(
         precheck_booking(
             store, external_check, user_id=user_id, expert_id=expert_id, start=start, duration=duration, now=moment
         )
-    with store.write() as conn:
-        return place_booking(
-            conn, user_id=user_id, expert_id=expert_id, start=start, duration=duration,
-            booking_type=kind, topic=topic, notes=notes, now=moment,
-        )
+    return store.transact(lambda conn: place_booking(
+        conn, user_id=user_id, expert_id=expert_id, start=start, duration=duration,
+        booking_type=kind, topic=topic, notes=notes, now=moment,
+    ))
 
 
 def get_booking(store: Store, actor: str, booking_id: str) -> Booking:
@@ -210,7 +209,8 @@ def list_bookings(
 
 def _change(store: Store, actor: str, booking_id: str, action: str, now: datetime | None, apply) -> Booking:  # type: ignore[no-untyped-def]
     moment = now_or(now)
-    with store.write() as conn:
+
+    def work(conn: Connection) -> Booking:
         booking = repo.get_booking(conn, booking_id, for_update=True)
         role = role_of(booking, actor)
         assert booking is not None
@@ -218,6 +218,9 @@ def _change(store: Store, actor: str, booking_id: str, action: str, now: datetim
         apply(conn, booking, role, moment)
         repo.update_booking(conn, booking, previous, moment)
         repo.add_events(conn, booking.events, moment)
+        return booking
+
+    booking = store.transact(work)  # re-read and re-applied if the database aborted it (a deadlock)
     log.info("booking %s", action, extra={"booking_id": booking.id, "status": str(booking.status)})
     return booking
 

@@ -6,20 +6,41 @@ interleave with another (docs/lifecycle.md#no-double-booking). Read-only transac
 never wait for a writer.
 
 PostgreSQL: READ COMMITTED plus row locks (``FOR UPDATE``) on the rows a use case changes,
-and the exclusion constraint on bookings as the last word on double booking.
+and the exclusion constraint on bookings as the last word on double booking. Two transactions
+that check the exclusion constraint at once (a confirm racing an overlapping create) can
+deadlock inside the index check; PostgreSQL then aborts one of them. That is a lost race, not
+an outage: ``Store.transact`` runs such a transaction again, a bounded number of times, and
+the repeat either succeeds or meets the constraint (409 ``slot_unavailable``), never a 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 _READONLY = "calbook_readonly"
+#: SQLSTATEs of a transaction PostgreSQL aborted to resolve a conflict: run it again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+TRANSACTION_ATTEMPTS = 4
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction lost a race and may simply run again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -88,6 +109,22 @@ class Store:
         with self.engine.connect() as conn:
             with conn.begin():
                 yield conn
+
+    def transact(self, work: Callable[[Connection], T], attempts: int = TRANSACTION_ATTEMPTS) -> T:
+        """Run ``work(conn)`` in one write transaction; run it again (up to ``attempts`` times,
+        with a short jittered pause) when the database aborted it as a deadlock or serialization
+        failure. ``work`` must be safe to repeat: everything it did was rolled back."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if not is_retryable(exc) or attempt == attempts:
+                    raise
+                log.info("transaction aborted by the database, running it again",
+                         extra={"attempt": attempt, "sqlstate": getattr(exc.orig, "sqlstate", None)})
+                time.sleep(random.uniform(0.005, 0.03) * attempt)
+        raise AssertionError("unreachable")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
