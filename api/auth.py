@@ -7,8 +7,10 @@ Two kinds of token are accepted (docs/api.md#authentication):
 - RS256, only when ``CALBOOK_JWT_PUBLIC_KEY_FILE`` is set: tokens of an existing identity
   provider, checked against ``CALBOOK_JWT_ISSUER`` and ``CALBOOK_JWT_AUDIENCE`` when those
   are set (and then the claims are required).
-``sub`` and ``exp`` are required on both. The algorithm is chosen from a fixed list per
-key, never trusted from the token alone, so an RS256 public key can never be used as an
+``sub`` and ``exp`` are required on both, and no token may live longer than
+``CALBOOK_JWT_MAX_LIFETIME_SECONDS`` (31 days by default): ``exp - iat``, or ``exp - now`` for a
+token without ``iat``, so a leaked token with ``exp=1e30`` is not a key for ever. The algorithm
+is chosen from a fixed list per key, never trusted from the token alone, so an RS256 public key can never be used as an
 HMAC secret. Every failure (missing, malformed, expired, wrong key, bad claims) is the
 same 401 ``unauthenticated`` with ``WWW-Authenticate: Bearer``; the detail says which,
 which helps a developer and tells an attacker nothing they did not send.
@@ -63,6 +65,7 @@ class TokenVerifier:
             self._public_key = settings.jwt_public_key_file.read_text()
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        self._max_lifetime = settings.jwt_max_lifetime_seconds
 
     def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_LENGTH:
@@ -95,6 +98,7 @@ class TokenVerifier:
             raise Unauthenticated("the bearer token has expired") from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthenticated("the bearer token is not valid") from exc
+        self._check_lifetime(claims)
         subject = claims.get("sub")
         try:
             user_id = check_id(subject) if isinstance(subject, str) else None
@@ -103,6 +107,22 @@ class TokenVerifier:
         if user_id is None:
             raise Unauthenticated("the token's sub must be a user id of 1 to 64 printable characters")
         return Principal(user_id, claims)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        if _lifetime(claims, time.time()) > self._max_lifetime + LEEWAY_SECONDS:
+            raise Unauthenticated(
+                f"the bearer token lives longer than this server accepts ({self._max_lifetime} seconds)")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _lifetime(claims: dict[str, Any], now: float) -> float:
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is None:
+        return float("inf")
+    return exp - (iat if iat is not None else now)
 
 
 def require_self(principal: Principal, owner_id: str, action: str) -> None:

@@ -11,17 +11,35 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from importlib import resources
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from booking_engine.errors import ValidationError
 
 MINUTES_PER_DAY = 24 * 60
 
 
+#: Keys a zone directory holds that are not places: the machine's own zone (``localtime``),
+#: the placeholder for "not set" (``Factory``) and tzcode's rule template (``posixrules``).
+NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@lru_cache(maxsize=1)
+def iana_names() -> frozenset[str]:
+    """The IANA zone names: the ``tzdata`` package's list (the same on every machine), else the
+    system's; never the ``posix/`` and ``right/`` variants or the keys of ``NOT_PLACES``."""
+    try:
+        names = set(resources.files("tzdata").joinpath("zones").read_text().split())
+    except (ModuleNotFoundError, OSError):
+        names = set(available_timezones())
+    return frozenset(n for n in names if not n.startswith(("posix/", "right/"))) - NOT_PLACES
+
+
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
-    """An IANA zone; an unknown or malformed name is a ``validation_error``."""
-    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+    """An IANA zone; an unknown, malformed or non-IANA key (``localtime``, ``Factory``,
+    ``right/UTC``, a file path) is a ``validation_error``."""
+    if not isinstance(name, str) or name not in iana_names():
         raise ValidationError(f"unknown timezone {name!r}", field="timezone")
     try:
         return ZoneInfo(name)

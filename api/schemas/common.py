@@ -8,6 +8,7 @@ them here turns every such input into a 422 ``validation_error``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -38,10 +39,14 @@ def check_id(value: str) -> str:
     return value
 
 
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _require_string(value: Any) -> Any:
-    """Timestamps are ISO 8601 strings; refuse the numbers pydantic would read as epoch seconds."""
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 string with an offset or 'Z'")
+    """Timestamps are ISO 8601 strings; refuse the numbers pydantic would read as epoch seconds,
+    in a JSON body (``0.5``) and in a query string alike (``?to=0.5`` arrives as a string)."""
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time (YYYY-MM-DDTHH:MM...) with an offset or 'Z'")
     return value
 
 
@@ -62,15 +67,27 @@ def check_day(value: date) -> date:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(check_text)]
+#: Documented, not enforced by a regex: ``check_text`` does that (and refuses lone surrogates too).
+NO_NUL = {"pattern": "^[^\\u0000]*$"}
+
+SafeStr = Annotated[str, AfterValidator(check_text), Field(json_schema_extra=NO_NUL)]
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN), AfterValidator(check_id)]
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(_require_string),
     AfterValidator(check_instant),
-    Field(description="ISO 8601 with an offset or 'Z'; a naive timestamp is refused"),
+    Field(
+        description=(f"ISO 8601 date-time with an offset or 'Z' (a naive timestamp or an epoch number is "
+                     f"refused), between the years {MIN_YEAR} and {MAX_YEAR} in UTC"),
+        json_schema_extra={"format": "date-time", "x-minimum-year": MIN_YEAR, "x-maximum-year": MAX_YEAR},
+    ),
 ]
-Day = Annotated[date, AfterValidator(check_day)]
+Day = Annotated[
+    date,
+    AfterValidator(check_day),
+    Field(description=f"YYYY-MM-DD, between the years {MIN_YEAR} and {MAX_YEAR}",
+          json_schema_extra={"x-minimum-year": MIN_YEAR, "x-maximum-year": MAX_YEAR}),
+]
 UtcInstant = Annotated[str, Field(json_schema_extra={"format": "date-time"}, description="UTC, ending in 'Z'")]
 LocalInstant = Annotated[str, Field(json_schema_extra={"format": "date-time"}, description="local, with offset")]
 IsoDate = Annotated[str, Field(json_schema_extra={"format": "date"})]

@@ -102,3 +102,28 @@ def test_rs256_tokens_from_an_identity_provider(store, tmp_path, rsa_keys):
 def test_rs256_refused_without_a_configured_key(client, rsa_keys):
     private, _ = rsa_keys
     _unauthorized(client.get("/v1/me", headers={"Authorization": f"Bearer {_rs256(private)}"}))
+
+
+def test_tokens_living_longer_than_the_maximum_are_refused(store, tmp_path):
+    settings = make_settings(tmp_path, jwt_max_lifetime_seconds=7 * 24 * 3600)
+    now = int(time.time())
+    week = 7 * 24 * 3600
+    with TestClient(create_app(store, settings)) as client:
+        def status(claims: dict) -> int:
+            raw = jwt.encode({"sub": USER, **claims}, SECRET, algorithm="HS256")
+            return client.get("/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code
+
+        assert status({"iat": now, "exp": now + week}) == 200
+        assert status({"exp": now + week - 60}) == 200  # no iat: exp - now
+        assert status({"iat": now, "exp": now + week + 3600}) == 401
+        assert status({"exp": now + week + 3600}) == 401
+        assert status({"iat": now, "exp": 10**30}) == 401
+        assert status({"exp": 1e30}) == 401
+        assert status({"iat": now - 30 * 24 * 3600, "exp": now + 60}) == 401  # issued for 30 days, nearly over
+        body = assert_problem(client.get("/v1/me", headers={"Authorization": "Bearer " + jwt.encode(
+            {"sub": USER, "exp": now + 10 * week}, SECRET, algorithm="HS256")}), 401, "unauthenticated")
+    assert "lives longer" in body["detail"]
+
+
+def test_the_default_maximum_is_a_month(api_settings):
+    assert api_settings.jwt_max_lifetime_seconds == 31 * 24 * 3600

@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from booking_engine.clock import utcnow
+from booking_engine.errors import ValidationError
 from booking_engine.model import Booking, BookingStatus
 from booking_engine.services.users import is_email_address
 from booking_engine.store import repositories as repo
@@ -155,7 +156,10 @@ def _names(store: Store, event: OutboxEvent) -> dict[str, str]:
 
 
 def _when(start: datetime, end: datetime, tz_name: str) -> str:
-    tz = zone(tz_name)
+    try:
+        tz = zone(tz_name)
+    except ValidationError:  # a profile saved before zones were checked this strictly: say it in UTC
+        tz, tz_name = zone("UTC"), "UTC"
     s, e = start.astimezone(tz), end.astimezone(tz)
     return f"{s:%a %d %b %Y, %H:%M}–{e:%H:%M} ({tz_name})"
 
