@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from config.logging import setup_logging
+from config.logging import setup_logging, uvicorn_log_config
 from config.settings import get_settings
 
 
@@ -41,8 +41,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 def _uvicorn(host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    level = get_settings().log_level
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level=get_settings().log_level.lower())
+                proxy_headers=True, log_level=level.lower(), log_config=uvicorn_log_config(level))
 
 
 def cmd_api(args: argparse.Namespace) -> int:

@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
+from config.logging import install_redaction
 from config.settings import get_settings
 from worker import schedule
 from worker.broker import TRANSPORT_PATH
@@ -63,6 +65,14 @@ def make_app() -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_worker_logs(logger: Any = None, **_: Any) -> None:
+    """The worker's log lines pass the same redaction as the API's (config.logging)."""
+    if logger is not None:
+        install_redaction(logger)
 
 
 celery_app = make_app()

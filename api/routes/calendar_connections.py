@@ -26,7 +26,7 @@ import logging
 from datetime import timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -48,6 +48,7 @@ from booking_engine.services import connections
 from booking_engine.services.availability import get_availability
 from booking_engine.services.connections import CalendarConnection
 from booking_engine.store.db import Store
+from config.logging import redact_url
 from config.settings import Settings
 from connectors.base import AuthError, CalendarInfo, ConnectorError, PermanentError, TransientError
 from connectors.secrets import CredentialsUnreadable, decrypt_json, encrypt_json
@@ -162,17 +163,15 @@ def connect_caldav(body: CalDAVConnect, user: CurrentUser, store: StoreDep, sett
 
 
 def _redacted_feed(url: str) -> str:
-    """``scheme://host/.../name.ics``: enough to recognise a feed, without its private token."""
-    parts = urlsplit(url)
-    name = parts.path.rstrip("/").rsplit("/", 1)[-1]
-    return urlunsplit((parts.scheme, parts.hostname or "", f"/.../{name}" if name else "/", "", ""))
+    """The feed as the connection shows it (``account``): host and path, tokens masked, no query."""
+    return redact_url(url)
 
 
 @router.post("/ics", status_code=201, response_model=CalendarConnectionOut, responses=problem_responses(502))
 def connect_ics(body: ICSConnect, user: CurrentUser, store: StoreDep, settings: SettingsDep) -> JSONResponse:
     """Fetch and parse the feed once, then store it; the feed URL is kept encrypted."""
     from connectors.ics import ICSFeedProvider
-    from connectors.ics.provider import feed_url
+    from connectors.ics.provider import FEED_CALENDAR_ID, feed_url
 
     try:
         url = feed_url(body.url)
@@ -184,7 +183,7 @@ def connect_ics(body: ICSConnect, user: CurrentUser, store: StoreDep, settings: 
     try:
         guard = partial(check_public_url, allow_private=settings.allow_private_urls)
         with ICSFeedProvider(url, timezone, timeout=VERIFY_TIMEOUT, url_guard=guard) as feed:
-            feed.pull(url, None, now - timedelta(days=1), now + timedelta(days=settings.sync_horizon_days))
+            feed.pull(FEED_CALENDAR_ID, None, now - timedelta(days=1), now + timedelta(days=settings.sync_horizon_days))
     except UnsafeURL:
         raise  # a redirect to a private address: the 422 of the URL policy
     except ConnectorError as exc:

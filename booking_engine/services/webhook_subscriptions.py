@@ -49,9 +49,16 @@ MAX_SUBSCRIPTIONS = 20
 def _check_url(url: Any) -> str:
     if not isinstance(url, str) or len(url) > 2000:
         raise ValidationError("url must be an http(s) URL of at most 2000 characters", field="url")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        has_userinfo = "@" in parts.netloc or parts.username is not None
+    except ValueError as exc:
+        raise ValidationError("url must be an absolute http(s) URL", field="url") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("url must be an absolute http(s) URL", field="url")
+    if has_userinfo:
+        # Credentials in a URL end up in logs and proxies; receivers verify the signature instead.
+        raise ValidationError("url must not contain a user name or password", field="url")
     return url
 
 

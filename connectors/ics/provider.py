@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from config.logging import MASK, redact_url
 from connectors.base import (
     AuthError,
     BookingEvent,
@@ -40,6 +41,10 @@ from connectors.ical_expand import (
 
 log = logging.getLogger(__name__)
 
+#: The calendar id of every feed: opaque on purpose. The feed URL often is the secret (a
+#: private token in its path or query); it lives encrypted in the connection's credentials,
+#: never in busy blocks, sync state or logs (docs/security.md#secrets-at-rest).
+FEED_CALENDAR_ID = "feed"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 20.0
 HORIZON_REFRESH = timedelta(days=1)
@@ -58,14 +63,13 @@ def feed_url(url: str) -> str:
 
 
 def _redact(url: str) -> str:
-    """The URL without userinfo or query (feed URLs often carry a secret token in either)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The URL without userinfo, query or token-like path segments (feed URLs often carry a secret
+    token in any of them): what errors, ``lastError`` and logs may show."""
+    return redact_url(url)
 
 
 class ICSFeedProvider:
-    """One feed = one read-only calendar whose id is the feed URL."""
+    """One feed = one read-only calendar, ``FEED_CALENDAR_ID``; the URL is the provider's own."""
 
     def __init__(
         self,
@@ -106,8 +110,9 @@ class ICSFeedProvider:
         self.close()
 
     def list_calendars(self) -> list[CalendarInfo]:
-        name = urlsplit(self.url).path.rstrip("/").rsplit("/", 1)[-1] or urlsplit(self.url).hostname or "feed"
-        return [CalendarInfo(id=self.url, name=name, writable=False)]
+        last = urlsplit(redact_url(self.url)).path.rstrip("/").rsplit("/", 1)[-1]
+        name = last if last and last != MASK else (urlsplit(self.url).hostname or "feed")
+        return [CalendarInfo(id=FEED_CALENDAR_ID, name=name, writable=False)]
 
     def pull(
         self,
@@ -117,7 +122,9 @@ class ICSFeedProvider:
         window_end: datetime,
         default_tz: str | None = None,
     ) -> PullResult:
-        url = feed_url(calendar_id)
+        if calendar_id != FEED_CALENDAR_ID and feed_url(calendar_id) != self.url:
+            raise PermanentError("an ICS connection has one calendar, its feed")
+        url = self.url
         state = cursor if cursor and cursor.get("v") == CURSOR_VERSION else {}
         until = state.get("expanded_until")
         refresh = until is None or window_end - datetime.fromisoformat(until) >= HORIZON_REFRESH

@@ -76,3 +76,53 @@ def test_in_memory_sqlite_store_works() -> None:
     publish(store)
     assert av.get_availability(store, "expert-1").version == 1
     store.dispose()
+
+
+def _feed_rows_rewritten(url: str) -> None:
+    """0005: a feed's URL (its private token) leaves busy blocks, sync state and busyCalendars."""
+    feed = "https://feeds.example/private-0123456789abcdef/basic.ics?token=s3cr3t-feed-token"
+    upgrade(url, "0004")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id, created_at, updated_at) VALUES ('e1', :t, :t)"),
+                         {"t": "2030-01-01 00:00:00+00:00"})
+            for cid, provider in (("c-ics", "ics"), ("c-dav", "caldav")):
+                conn.execute(text(
+                    "INSERT INTO calendar_connections (id, expert_id, provider, status, config, created_at, updated_at)"
+                    " VALUES (:id, 'e1', :p, 'active', :config, :t, :t)"),
+                    {"id": cid, "p": provider, "t": "2030-01-01 00:00:00+00:00",
+                     "config": '{"busyCalendars": ["%s"], "url": "https://feeds.example/.../basic.ics"}' % (
+                         feed if provider == "ics" else "https://dav.example/cal/")})
+                calendar = feed if provider == "ics" else "https://dav.example/cal/"
+                conn.execute(text("INSERT INTO busy_blocks (expert_id, connection_id, calendar_id, external_id, "
+                                  "start_time, end_time) VALUES ('e1', :c, :cal, 'x', :t, :t)"),
+                             {"c": cid, "cal": calendar, "t": "2030-01-01 00:00:00+00:00"})
+                conn.execute(text("INSERT INTO calendar_sync_state (connection_id, calendar_id, cursor, updated_at) "
+                                  "VALUES (:c, :cal, '{}', :t)"),
+                             {"c": cid, "cal": calendar, "t": "2030-01-01 00:00:00+00:00"})
+        upgrade(url)
+        with engine.connect() as conn:
+            dump = [str(row) for table in ("busy_blocks", "calendar_sync_state", "calendar_connections")
+                    for row in conn.execute(text(f"SELECT * FROM {table}"))]
+            feeds = conn.execute(text("SELECT calendar_id FROM busy_blocks WHERE connection_id = 'c-ics' UNION ALL "
+                                      "SELECT calendar_id FROM calendar_sync_state WHERE connection_id = 'c-ics'"))
+            assert [r[0] for r in feeds] == ["feed", "feed"]
+            dav = conn.execute(text("SELECT calendar_id FROM busy_blocks WHERE connection_id = 'c-dav'")).scalar()
+        assert dav == "https://dav.example/cal/"  # other providers keep their calendar URLs
+        assert not any("s3cr3t" in line or "0123456789abcdef" in line for line in dump), dump
+    finally:
+        engine.dispose()
+
+
+def test_feed_calendar_ids_rewritten_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _feed_rows_rewritten(f"sqlite:///{tmp_path / 'f.sqlite'}")
+
+
+def test_feed_calendar_ids_rewritten_postgresql(pg_url: str) -> None:
+    del pg_url
+    name, url = _fresh_pg()
+    try:
+        _feed_rows_rewritten(url)
+    finally:
+        _drop_pg(name)
