@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from api.auth import TokenVerifier
 from api.body_limit import BodyLimitMiddleware
+from api.connect_limit import ConnectLimiter
 from api.openapi import install_openapi
 from api.problems import CatchAllMiddleware, install_problem_handlers
 from api.routes import ROUTERS
@@ -46,6 +47,8 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.state.settings = settings
     app.state.store = active_store
     app.state.verifier = TokenVerifier(settings)
+    app.state.connect_limiter = ConnectLimiter(settings.connect_max_concurrent_per_user,
+                                               settings.connect_retry_after_seconds)
     for router in ROUTERS:
         app.include_router(router)
     install_problem_handlers(app)

@@ -26,6 +26,7 @@ _DESCRIPTIONS = {
     413: "Request body too large (`payload_too_large`)",
     422: "Invalid request (`validation_error` or a specific booking rule code)",
     428: "`If-Match` missing (`precondition_failed`)",
+    429: "Too much under way at once for this caller (`too_many_requests`, with `Retry-After`)",
     503: "A dependency is unavailable (`service_unavailable`)",
 }
 

@@ -45,6 +45,7 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("validation_error", "The request is not valid"),
     428: ("precondition_failed", "A precondition is required"),
+    429: ("too_many_requests", "Too many requests"),
     500: ("internal_error", "Internal server error"),
     503: ("service_unavailable", "The service is unavailable"),
 }
@@ -110,6 +111,8 @@ def _booking_error(request: Request, exc: Exception) -> Response:
     field = exc.extra.get("field")
     errors = [{"field": str(field), "message": exc.detail, "type": exc.code}] if field else None
     headers = unauthenticated_headers() if exc.status == 401 else None
+    if exc.extra.get("retry_after") is not None:
+        headers = {**(headers or {}), "Retry-After": str(int(exc.extra["retry_after"]))}
     return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, errors, headers)
 
 

@@ -101,6 +101,14 @@ class NotFound(BookingError):
     title = "Not found"
 
 
+class TooManyRequests(BookingError):
+    """Too much under way at once for this caller; ``retry_after`` (seconds) says when to try again."""
+
+    code = "too_many_requests"
+    status = 429
+    title = "Too many requests"
+
+
 ALL_ERRORS: tuple[type[BookingError], ...] = (
     ValidationError,
     DurationTooShort,
@@ -117,4 +125,5 @@ ALL_ERRORS: tuple[type[BookingError], ...] = (
     Unauthenticated,
     Forbidden,
     NotFound,
+    TooManyRequests,
 )

@@ -32,6 +32,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUser
+from api.connect_limit import ConnectSlot
 from api.deps import SettingsDep, StoreDep
 from api.openapi import problem_responses
 from api.routes.params import ResourceId
@@ -121,8 +122,11 @@ def list_connections(user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     return {"items": [_out(c) for c in connections.list_connections(store, user.user_id)]}
 
 
-@router.post("/caldav", status_code=201, response_model=CalendarConnectionOut, responses=problem_responses(502))
-def connect_caldav(body: CalDAVConnect, user: CurrentUser, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+@router.post("/caldav", status_code=201, response_model=CalendarConnectionOut,
+             responses=problem_responses(429, 502))
+def connect_caldav(
+    body: CalDAVConnect, user: CurrentUser, store: StoreDep, settings: SettingsDep, _: ConnectSlot,
+) -> JSONResponse:
     """Discover the account's calendars with the given credentials, then store the connection."""
     from connectors.caldav import CalDAVProvider
 
@@ -167,8 +171,10 @@ def _redacted_feed(url: str) -> str:
     return redact_url(url)
 
 
-@router.post("/ics", status_code=201, response_model=CalendarConnectionOut, responses=problem_responses(502))
-def connect_ics(body: ICSConnect, user: CurrentUser, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+@router.post("/ics", status_code=201, response_model=CalendarConnectionOut, responses=problem_responses(429, 502))
+def connect_ics(
+    body: ICSConnect, user: CurrentUser, store: StoreDep, settings: SettingsDep, _: ConnectSlot,
+) -> JSONResponse:
     """Fetch and parse the feed once, then store it; the feed URL is kept encrypted."""
     from connectors.ics import ICSFeedProvider
     from connectors.ics.provider import FEED_CALENDAR_ID, feed_url
@@ -206,9 +212,11 @@ def get_connection(connection_id: ResourceId, user: CurrentUser, store: StoreDep
     return _out(connections.get_connection(store, user.user_id, connection_id))
 
 
-@router.patch("/{connection_id}", response_model=CalendarConnectionOut, responses=problem_responses(404, 502))
+@router.patch("/{connection_id}", response_model=CalendarConnectionOut,
+              responses=problem_responses(404, 429, 502))
 def choose_calendars(
-    connection_id: ResourceId, body: CalendarChoice, user: CurrentUser, store: StoreDep, settings: SettingsDep
+    connection_id: ResourceId, body: CalendarChoice, user: CurrentUser, store: StoreDep, settings: SettingsDep,
+    _: ConnectSlot,
 ) -> dict[str, Any]:
     """Pick the busy calendars and the destination; a change is applied by the sync it queues."""
     connection = connections.get_connection(store, user.user_id, connection_id)
