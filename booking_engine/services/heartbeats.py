@@ -30,9 +30,10 @@ def register(store: Store, worker_id: str, node: str, pid: int, now: datetime | 
     gone for good (a node name runs once at a time) and whose rows are removed."""
     moment = now or utcnow()
     with store.write() as conn:
-        previous = [w for w in repo.ids_of_node(conn, node) if w != worker_id]
-        repo.delete_ids(conn, previous)
+        known = repo.ids_of_node(conn, node)
+        repo.delete_ids(conn, known)
         repo.insert(conn, worker_id, node, pid, moment)
+        previous = [w for w in known if w != worker_id]
     return previous
 
 
