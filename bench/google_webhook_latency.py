@@ -17,6 +17,7 @@ Redis. Target: p95 < 2 s on Redis. Every scratch database, Redis db and process 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -30,7 +31,8 @@ from booking_engine.clock import utcnow  # noqa: E402
 from tests.google_integration.conftest import ACCOUNT  # noqa: E402
 from tests.google_integration.live import Live, live_google, wait_until  # noqa: E402
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+# The Redis database of whoever runs this (the same setting as the tests): never someone else's.
+REDIS_URL = os.environ.get("CALBOOK_BENCH_REDIS_URL", os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 
 def _event(index: int) -> dict[str, dict[str, str]]:

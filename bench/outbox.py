@@ -37,7 +37,8 @@ from sqlalchemy import insert  # noqa: E402
 
 from bench._common import scratch_store  # noqa: E402
 
-REDIS_URL = os.environ.get("CALBOOK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# The Redis database of whoever runs this (the same setting as the tests): never someone else's.
+REDIS_URL = os.environ.get("CALBOOK_BENCH_REDIS_URL", os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 
 class Receiver:
