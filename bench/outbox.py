@@ -1,10 +1,11 @@
 """Benchmark: outbox events per second delivered as signed webhooks, Redis broker, real workers.
 
 A scratch PostgreSQL database gets N ``booking.created`` outbox events for one expert with one
-webhook subscription; real ``celery worker`` processes (Redis database 14, emptied before and
-after) dispatch the outbox, fan out and POST to a local receiver that verifies every
-signature. Prints events/s from the first kick to the last event received, and checks that
-every event arrived, each with a valid signature.
+webhook subscription; real ``celery worker`` processes (the Redis database of
+``CALBOOK_BENCH_REDIS_URL``, else ``CALBOOK_TEST_REDIS_URL``, emptied before and after) dispatch
+the outbox, fan out and POST to a local receiver that verifies every signature. Prints events/s
+from the first kick to the last event received, and checks that every event arrived, each with
+a valid signature.
 
     .venv/bin/python bench/outbox.py                       # 2,000 events, 2 workers x 2 processes
     .venv/bin/python bench/outbox.py --events 500 --workers 1 --concurrency 2
