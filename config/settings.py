@@ -13,8 +13,10 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -35,12 +37,13 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     mail_from: str = "calbook <no-reply@calbook.local>"
     public_base_url: str = "http://127.0.0.1:8000"
-    allow_private_urls: bool = Field(
+    allow_private_urls: Annotated[bool | tuple[IPvAnyNetwork, ...], NoDecode] = Field(
         default=False,
         description=(
             "Let users give URLs that resolve to loopback, private, link-local or other non-public addresses "
             "(webhook receivers, CalDAV servers, ICS feeds). Off by default (SSRF); self-hosters whose calendar "
-            "server or webhook receiver lives on a private network set CALBOOK_ALLOW_PRIVATE_URLS=true."
+            "server or webhook receiver lives on a private network set CALBOOK_ALLOW_PRIVATE_URLS=true, or "
+            "better a comma-separated list of just the addresses or networks they need (10.1.2.3,fd00::/64)."
         ),
     )
 
@@ -70,6 +73,19 @@ class Settings(BaseSettings):
     google_token_uri: str = "https://oauth2.googleapis.com/token"
     google_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     google_freebusy_check: bool = False
+
+    @field_validator("allow_private_urls", mode="before")
+    @classmethod
+    def _allowance(cls, value: object) -> object:
+        """``true``/``false`` as usual, anything else a comma-separated list of networks."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("", "0", "false", "no", "off"):
+                return False
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

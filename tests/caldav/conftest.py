@@ -1,35 +1,93 @@
-"""Fixtures: one real Radicale per session, a fault proxy in front of it, a fresh calendar per test."""
+"""Fixtures: every real CalDAV server of the suite, a fault proxy in front of it, a fresh account per test.
+
+``caldav_server`` is parametrised over ``SERVERS`` (Radicale, Cyrus, DAViCal, SabreDAV), each
+started once per session, so every test that uses it - the whole pull, push and fault suite -
+runs against each server. ``CALBOOK_TEST_CALDAV_SERVERS=radicale,cyrus`` narrows the list while
+developing. A server that cannot start here is skipped on a developer machine and fails the run
+under ``CI=true``.
+"""
 
 from __future__ import annotations
 
 import base64
 import http.client
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from lxml import etree
 
 from connectors.caldav import CalDAVProvider
-from tests.caldav.servers import PASSWORD, USERNAME, FaultProxy, RadicaleServer
+from tests.caldav.servers import SERVERS, Account, CalDAVServer, FaultProxy, ServerUnavailable
+from tests.conftest import IN_CI
 
 OWNER = "alice@example.org"
 WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
 WINDOW_END = datetime(2025, 7, 1, tzinfo=UTC)
 
+_WANTED = [n.strip() for n in os.environ.get("CALBOOK_TEST_CALDAV_SERVERS", "").split(",") if n.strip()]
+SERVER_NAMES = [n for n in SERVERS if not _WANTED or n in _WANTED]
+class ServerPool:
+    """Servers started on first use and stopped at the end of the session."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.started: dict[str, CalDAVServer] = {}
+        self.unavailable: dict[str, str] = {}
+
+    def get(self, name: str) -> CalDAVServer:
+        if name in self.unavailable:
+            self._unavailable(name, self.unavailable[name])
+        if name not in self.started:
+            server = SERVERS[name](self.factory.mktemp(name))
+            try:
+                server.start()
+            except ServerUnavailable as exc:
+                server.stop()
+                self.unavailable[name] = str(exc)
+                self._unavailable(name, str(exc))
+            except BaseException:
+                server.stop()
+                raise
+            self.started[name] = server
+        return self.started[name]
+
+    @staticmethod
+    def _unavailable(name: str, reason: str) -> None:
+        if IN_CI:
+            pytest.fail(f"CalDAV server {name} is required in CI but cannot run: {reason}", pytrace=False)
+        pytest.skip(f"CalDAV server {name} cannot run here: {reason}")
+
+    def stop_all(self) -> None:
+        for server in self.started.values():
+            server.stop()
+        self.started.clear()
+
 
 @pytest.fixture(scope="session")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
-    server = RadicaleServer(tmp_path_factory.mktemp("radicale"))
-    server.start()
-    yield server
-    server.stop()
+def caldav_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(tmp_path_factory)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session", params=SERVER_NAMES)
+def caldav_server(request: pytest.FixtureRequest, caldav_servers: ServerPool) -> CalDAVServer:
+    return caldav_servers.get(request.param)
 
 
 @pytest.fixture(scope="session")
-def _proxy_server(radicale: RadicaleServer) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(radicale.port)
+def radicale(caldav_servers: ServerPool) -> CalDAVServer:
+    """Radicale alone, for tests about calbook's own glue rather than about servers."""
+    return caldav_servers.get("radicale")
+
+
+@pytest.fixture(scope="session")
+def _proxy_server(caldav_server: CalDAVServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(caldav_server.port)
     proxy.start()
     yield proxy
     proxy.stop()
@@ -42,16 +100,23 @@ def proxy(_proxy_server: FaultProxy) -> Iterator[FaultProxy]:
     _proxy_server.reset()
 
 
+@pytest.fixture
+def account(caldav_server: CalDAVServer) -> Account:
+    """A fresh account: no test sees another's calendars or UIDs."""
+    return caldav_server.new_account()
+
+
 @dataclass
 class Direct:
-    """Writes straight to Radicale (not through the proxy), standing in for the expert's own client."""
+    """Writes straight to the server (not through the proxy), standing in for the expert's own client."""
 
     port: int
+    account: Account
 
     def request(
         self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:  # noqa: E501
-        token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    ) -> tuple[int, dict[str, str], bytes]:
+        token = base64.b64encode(f"{self.account.username}:{self.account.password}".encode()).decode()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         conn.request(method, path, body=body.encode() if body else None,
                      headers={"Authorization": f"Basic {token}", **(headers or {})})  # fmt: skip
@@ -61,7 +126,7 @@ class Direct:
         return reply.status, dict(reply.getheaders()), data
 
     def make_calendar(self, name: str | None = None) -> str:
-        path = f"/{USERNAME}/{name or uuid.uuid4().hex}/"
+        path = f"{self.account.home}{name or uuid.uuid4().hex}/"
         body = (
             '<?xml version="1.0"?><c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
             f"<d:set><d:prop><d:displayname>{name or 'Test'}</d:displayname></d:prop></d:set></c:mkcalendar>"
@@ -71,7 +136,7 @@ class Direct:
         return path
 
     def put(self, path: str, text: str) -> str:
-        status, headers, _ = self.request("PUT", path, text, {"Content-Type": "text/calendar"})
+        status, headers, _ = self.request("PUT", path, text, {"Content-Type": "text/calendar; charset=utf-8"})
         assert status in (201, 204), status
         return headers.get("ETag", "")
 
@@ -83,10 +148,18 @@ class Direct:
         status, _, data = self.request("GET", path)
         return status, data.decode()
 
+    def members(self, collection: str) -> list[str]:
+        """The hrefs of the objects in a collection, as the server spells them."""
+        body = '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>'
+        status, _, data = self.request("PROPFIND", collection, body, {"Depth": "1", "Content-Type": "application/xml"})
+        assert status == 207, status
+        hrefs = [h.text or "" for h in etree.fromstring(data).iter("{DAV:}href")]
+        return [h for h in hrefs if h.rstrip("/") != collection.rstrip("/") and not h.endswith("/")]
+
 
 @pytest.fixture
-def direct(radicale: RadicaleServer) -> Direct:
-    return Direct(radicale.port)
+def direct(caldav_server: CalDAVServer, account: Account) -> Direct:
+    return Direct(caldav_server.port, account)
 
 
 @pytest.fixture
@@ -100,8 +173,15 @@ def calendar_id(proxy: FaultProxy, calendar_path: str) -> str:
 
 
 @pytest.fixture
-def provider(proxy: FaultProxy) -> Iterator[CalDAVProvider]:
-    with CalDAVProvider(proxy.url, USERNAME, PASSWORD, "Europe/Berlin", [OWNER], timeout=10) as made:
+def server_url(proxy: FaultProxy, caldav_server: CalDAVServer) -> str:
+    """Where a user would point calbook: the server's root, through the proxy."""
+    return proxy.url.rstrip("/") + caldav_server.root
+
+
+@pytest.fixture
+def provider(server_url: str, account: Account) -> Iterator[CalDAVProvider]:
+    with CalDAVProvider(server_url, account.username, account.password, "Europe/Berlin", [OWNER],
+                        timeout=10) as made:
         yield made
 
 

@@ -9,7 +9,7 @@ import pytest
 from connectors.base import AuthError, BookingEvent, ConnectorError, PermanentError, TransientError
 from connectors.caldav import CalDAVProvider
 from tests.caldav.conftest import WINDOW_END, WINDOW_START
-from tests.caldav.servers import PASSWORD, USERNAME, Fault, FaultProxy, free_port
+from tests.caldav.servers import PASSWORD, USERNAME, Account, Fault, FaultProxy, free_port
 
 BOOKING = BookingEvent(
     booking_id="b-0001",
@@ -113,8 +113,8 @@ def test_403_on_the_sync_report_resyncs_but_403_elsewhere_is_auth(
         provider.list_calendars()
 
 
-def test_wrong_password_is_auth_error_from_the_real_server(proxy: FaultProxy, calendar_id: str) -> None:
-    with CalDAVProvider(proxy.url, USERNAME, "wrong-password", "UTC") as provider:
+def test_wrong_password_is_auth_error_from_the_real_server(server_url: str, account: Account, calendar_id: str) -> None:
+    with CalDAVProvider(server_url, account.username, "wrong-password", "UTC") as provider:
         with pytest.raises(AuthError) as info:
             provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)
         assert "wrong-password" not in str(info.value)
@@ -122,9 +122,9 @@ def test_wrong_password_is_auth_error_from_the_real_server(proxy: FaultProxy, ca
             provider.list_calendars()
 
 
-def test_missing_calendar_is_permanent(provider: CalDAVProvider, proxy: FaultProxy) -> None:
+def test_missing_calendar_is_permanent(provider: CalDAVProvider, proxy: FaultProxy, account: Account) -> None:
     with pytest.raises(PermanentError):
-        provider.pull(proxy.url + f"{USERNAME}/does-not-exist/", None, WINDOW_START, WINDOW_END)
+        provider.pull(proxy.url.rstrip("/") + f"{account.home}does-not-exist/", None, WINDOW_START, WINDOW_END)
 
 
 def test_server_down_is_transient() -> None:
@@ -142,10 +142,10 @@ def test_server_down_is_transient() -> None:
             no_secret(info.value)
 
 
-def test_credentials_in_the_url_never_reach_error_messages(proxy: FaultProxy, calendar_id: str) -> None:
-    url = proxy.url.replace("http://", f"http://{USERNAME}:{PASSWORD}@")
+def test_credentials_in_the_url_never_reach_error_messages(server_url: str, proxy: FaultProxy, account: Account) -> None:
+    url = server_url.replace("http://", f"http://{account.username}:{account.password}@")
     proxy.faults.append(Fault("PROPFIND", 500))
-    with CalDAVProvider(url, USERNAME, PASSWORD, "UTC") as provider:
+    with CalDAVProvider(url, account.username, account.password, "UTC") as provider:
         with pytest.raises(TransientError) as info:
             provider.list_calendars()
     no_secret(info.value)

@@ -10,7 +10,7 @@ from connectors.base import BusyInterval, PullResult
 from connectors.caldav import CalDAVProvider
 from connectors.ical_expand import CALBOOK_MARKER_PROPERTY
 from tests.caldav.conftest import OWNER, WINDOW_END, WINDOW_START, Direct, vevent
-from tests.caldav.servers import PASSWORD, USERNAME, Fault, FaultProxy
+from tests.caldav.servers import Account, CalDAVServer, Fault, FaultProxy
 
 
 def utc(*args: int) -> datetime:
@@ -68,14 +68,14 @@ END:VCALENDAR\r
 
 
 def test_list_calendars_from_server_principal_or_calendar_url(
-    proxy: FaultProxy, calendar_path: str, calendar_id: str
+    proxy: FaultProxy, server_url: str, account: Account, calendar_path: str, calendar_id: str
 ) -> None:
-    for url in (proxy.url, f"{proxy.url}{USERNAME}/"):
-        with CalDAVProvider(url, USERNAME, PASSWORD, "UTC") as provider:
+    for url in (server_url, proxy.url.rstrip("/") + account.principal):
+        with CalDAVProvider(url, account.username, account.password, "UTC") as provider:
             calendars = provider.list_calendars()
         assert calendar_id in [c.id for c in calendars]
         assert all(c.writable for c in calendars)
-    with CalDAVProvider(calendar_id, USERNAME, PASSWORD, "UTC") as provider:
+    with CalDAVProvider(calendar_id, account.username, account.password, "UTC") as provider:
         assert [c.id for c in provider.list_calendars()] == [calendar_id]
 
 

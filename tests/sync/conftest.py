@@ -1,5 +1,8 @@
 """Fixtures for the sync glue: the real Radicale of ``tests.caldav``, an expert, a connection.
 
+The glue is the same for every server, so these tests run on Radicale alone (the server-by-server
+behaviour is ``tests.caldav``'s), in its default account (``USERNAME``/``PASSWORD``).
+
 The services read the real clock, so calendar events are placed relative to now (tomorrow
 and later, inside the sync horizon). Connections point at Radicale through the counting,
 fault-injecting proxy, so a test can count requests or make the server fail.
@@ -22,8 +25,16 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, outbox
 from config.settings import reset_settings_cache
 from connectors.secrets import encrypt_json
-from tests.caldav.conftest import Direct, _proxy_server, direct, proxy, radicale, vevent  # noqa: F401
-from tests.caldav.servers import PASSWORD, USERNAME, FaultProxy
+from tests.caldav.conftest import (  # noqa: F401 - fixtures
+    Direct,
+    _proxy_server,
+    caldav_servers,
+    direct,
+    proxy,
+    radicale,
+    vevent,
+)
+from tests.caldav.servers import PASSWORD, USERNAME, Account, CalDAVServer, FaultProxy
 from tests.factories import publish
 from tests.worker.conftest import ENCRYPTION_KEY
 from worker import kick
@@ -44,6 +55,17 @@ def sync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     yield
     kick.set_kicks_enabled(True)
     reset_settings_cache()
+
+
+@pytest.fixture(scope="session")
+def caldav_server(radicale: CalDAVServer) -> CalDAVServer:  # noqa: F811
+    return radicale
+
+
+@pytest.fixture
+def account(caldav_server: CalDAVServer) -> Account:
+    assert caldav_server.default_account is not None
+    return caldav_server.default_account
 
 
 @pytest.fixture

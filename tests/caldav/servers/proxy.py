@@ -1,8 +1,8 @@
-"""Real servers for the CalDAV tests: Radicale in a subprocess, a fault-injecting proxy, a feed server.
+"""``FaultProxy``: a counting, fault-injecting reverse proxy in front of a real CalDAV server.
 
-Nothing of calbook is mocked: the provider talks HTTP to a real Radicale, possibly through
-``FaultProxy``, which forwards every request and can answer chosen ones itself (412, 403,
-507, 429, 5xx, 401) or tweak response headers - and counts what passes.
+It forwards every request and can answer chosen ones itself (412, 403, 507, 429, 5xx, 401)
+or edit what the server answered - and it records everything that passes, so tests count
+requests.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-USERNAME = "alice"
-PASSWORD = "s3cret-pw"
 _HOP_BY_HOP = {
     "accept-encoding",
     "connection",
@@ -31,64 +29,6 @@ _HOP_BY_HOP = {
     "upgrade",
     "proxy-authorization",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RadicaleServer:
-    """``python -m radicale`` on a free port with htpasswd auth and temporary storage."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        htpasswd = self.workdir / "users"
-        htpasswd.write_text(f"{USERNAME}:{PASSWORD}\n")
-        config = self.workdir / "config"
-        config.write_text("")
-        command = [
-            sys.executable, "-m", "radicale",
-            "--config", str(config),
-            "--server-hosts", f"127.0.0.1:{self.port}",
-            "--auth-type", "htpasswd",
-            "--auth-htpasswd-filename", str(htpasswd),
-            "--auth-htpasswd-encryption", "plain",
-            "--auth-delay", "0",
-            "--rights-type", "owner_only",
-            "--storage-filesystem-folder", str(self.workdir / "collections"),
-            "--logging-level", "warning",
-        ]  # fmt: skip
-        log = open(self.workdir / "radicale.log", "wb")  # noqa: SIM115 - lives as long as the server
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"radicale exited: {(self.workdir / 'radicale.log').read_text()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("OPTIONS", "/")
-                conn.getresponse().read()
-                conn.close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("radicale did not answer in 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @dataclass
@@ -124,10 +64,10 @@ class Seen:
 
 
 class FaultProxy:
-    """A small reverse proxy in front of Radicale.
+    """A small reverse proxy in front of one CalDAV server.
 
-    ``faults`` answer matching requests instead of Radicale; ``response_hook`` may edit the
-    headers (in place) and body (returned) of what Radicale answered; ``seen`` records all.
+    ``faults`` answer matching requests instead of the server; ``response_hook`` may edit the
+    headers (in place) and body (returned) of what the server answered; ``seen`` records all.
     """
 
     def __init__(self, upstream_port: int) -> None:
