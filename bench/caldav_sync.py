@@ -114,21 +114,20 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             calendar_id = base + path
             # warm Radicale's own item cache so the first sync measures us, not its cache build
-            with CalDAVProvider(base + "/", USER, PASSWORD, "Europe/Berlin", timeout=600) as warm:
+            with CalDAVProvider(base + "/", USER, PASSWORD, "Europe/Berlin", timeout=600, url_policy=True) as warm:
                 warm.pull(calendar_id, None, WINDOW_START, WINDOW_END)
 
             with CalDAVProvider(
-                base + "/", USER, PASSWORD, "Europe/Berlin", ["bench@example.org"]
+                base + "/", USER, PASSWORD, "Europe/Berlin", ["bench@example.org"], url_policy=True
             ) as provider:
                 requests: list[str] = []
                 server_seconds: list[float] = []
 
-                def count(response: object, *args: object, **kwargs: object) -> None:
-                    requests.append(response.request.method)  # type: ignore[attr-defined]
-                    elapsed = getattr(response, "elapsed", None)
-                    server_seconds.append(elapsed.total_seconds() if elapsed else 0.0)
+                def count(method: str, reply: object, seconds: float) -> None:
+                    requests.append(method)
+                    server_seconds.append(seconds)
 
-                provider.client.session.hooks["response"].append(count)
+                provider.http.observer = count
                 tracemalloc.start()
                 began = time.perf_counter()
                 first = provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)

@@ -131,11 +131,12 @@ def _temporary_environment(data_dir: Path) -> Iterator[None]:
     from config.settings import reset_settings_cache
 
     keys = ("CALBOOK_DATA_DIR", "CALBOOK_DATABASE_URL", "CALBOOK_BROKER_URL", "CALBOOK_ENCRYPTION_KEY",
-            "CALBOOK_SMTP_URL")
+            "CALBOOK_SMTP_URL", "CALBOOK_ALLOW_PRIVATE_URLS")
     saved = {k: os.environ.get(k) for k in keys}
     for key in keys:
         os.environ.pop(key, None)
     os.environ["CALBOOK_DATA_DIR"] = str(data_dir)
+    os.environ["CALBOOK_ALLOW_PRIVATE_URLS"] = "127.0.0.1"  # the demo's own Radicale, and nothing else local
     reset_settings_cache()
     try:
         yield
@@ -210,7 +211,8 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
         }, current.version)
         print("2. The expert works 09:00-17:00 UTC every day, 120 EUR/h.")
 
-        with CalDAVProvider(server.url, USERNAME, PASSWORD, "UTC", timeout=10) as dav:
+        with CalDAVProvider(server.url, USERNAME, PASSWORD, "UTC", timeout=10,
+                            url_policy=settings.allow_private_urls) as dav:
             calendars = dav.list_calendars()
         connection = connections.create_connection(
             store, EXPERT, EXPERT, "caldav", account=USERNAME,

@@ -12,7 +12,6 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Annotated
 
 from pydantic import Field, IPvAnyNetwork, field_validator

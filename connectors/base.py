@@ -7,7 +7,9 @@ hands their results to the service layer (``booking_engine.services.calendar_syn
 
 Errors are classified so that the worker knows what to do with them: a ``TransientError`` is
 retried with backoff, an ``AuthError`` marks the connection ``reauth_required`` and is not
-retried, a ``PermanentError`` is recorded on the connection and not retried.
+retried, a ``PermanentError`` is recorded on the connection and not retried, and its subclass
+``EventRejected`` (the server refused one event, the connection is fine) is recorded on that
+booking's push only.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class AuthError(ConnectorError):
 
 class PermanentError(ConnectorError):
     """The request can never succeed as it is (bad URL, 404 calendar, unsupported server)."""
+
+
+class EventRejected(PermanentError):
+    """The server refused to store this one event (a failed precondition); other writes still work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,9 @@ class PullResult:
     deleted: set[str] = field(default_factory=set)
     cursor: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: Objects of the calendar that could not be read this time (a per-object error): whatever
+    #: is stored for them stays, even in a ``full`` result. An unreadable object is never a deletion.
+    kept: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +98,12 @@ class BookingEvent:
 
 @dataclass(frozen=True, slots=True)
 class EventRef:
-    """Where a written event lives: CalDAV href or Google event id, with its ETag."""
+    """Where a written event lives: CalDAV href or Google event id, with its ETag.
+
+    ``calendar_id`` is the destination calendar the event was written for. ``ref`` addresses
+    the event itself, which is usually in that calendar but need not be: a CalDAV event the
+    expert moved to another calendar of the account stays where they put it.
+    """
 
     calendar_id: str
     ref: str

@@ -61,8 +61,10 @@ router = APIRouter(
     prefix="/v1/calendar-connections", tags=["calendar connections"], responses=problem_responses(401, 422)
 )
 
-#: Seconds the API waits for a calendar server while verifying a connection.
+#: Seconds the API waits for one answer of a calendar server while verifying a connection...
 VERIFY_TIMEOUT = 10
+#: ...and for the whole verification of a CalDAV account, redirects and discovery included.
+VERIFY_DEADLINE = 15
 
 
 class CalendarUnreachable(BookingError):
@@ -135,12 +137,15 @@ def connect_caldav(
     timezone = get_availability(store, user.user_id).timezone
     addresses = [body.username] if "@" in body.username else []
     try:
-        with CalDAVProvider(url, body.username, body.password, timezone, addresses, timeout=VERIFY_TIMEOUT) as dav:
+        with CalDAVProvider(url, body.username, body.password, timezone, addresses, timeout=VERIFY_TIMEOUT,
+                            deadline=VERIFY_DEADLINE, url_policy=settings.allow_private_urls) as dav:
             calendars = dav.list_calendars()
+    except UnsafeURL:
+        raise  # a redirect or discovered href to a private address: the 422 of the URL policy
     except ConnectorError as exc:
         log.info("caldav connect refused", extra={"user_id": user.user_id, "error": type(exc).__name__})
         raise _problem_for(exc, "could not verify the CalDAV account") from exc
-    except ValueError as exc:  # the caldav library's own URL checks
+    except ValueError as exc:  # a URL the HTTP layer cannot take apart
         raise ValidationError("url is not a usable CalDAV URL", field="url") from exc
     if not calendars:
         raise ValidationError("no calendar with events found at this URL", field="url")
@@ -254,7 +259,8 @@ def _list_calendars(
 
             timezone = get_availability(store, loaded.expert_id).timezone
             with CalDAVProvider(loaded.config["url"], secrets.get("username", ""), secrets.get("password", ""),
-                                timezone, timeout=VERIFY_TIMEOUT) as dav:
+                                timezone, timeout=VERIFY_TIMEOUT, deadline=VERIFY_DEADLINE,
+                                url_policy=settings.allow_private_urls) as dav:
                 return _calendar_list(dav.list_calendars())
         from connectors.google.backoff import Backoff
         from connectors.google.provider import GoogleCalendarProvider

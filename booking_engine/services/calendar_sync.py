@@ -2,7 +2,8 @@
 
 The worker hands over plain values (no connector types: the domain imports no adapter):
 ``upserts`` maps an external object id to its busy intervals, ``deleted`` names objects
-that are gone, ``full`` says the upserts are the calendar's whole content. Blocks and the
+that are gone, ``full`` says the upserts are the calendar's whole content, except ``kept``:
+objects the provider could not read this time, whose stored blocks stay as they are. Blocks and the
 new cursor are written in one transaction, so a sync that fails half-way leaves the
 previous blocks and cursor intact, and a retried sync starts from the old cursor.
 """
@@ -54,9 +55,13 @@ def apply_pull(
     upserts: Mapping[str, Iterable[Interval]],
     deleted: Iterable[str],
     cursor: dict[str, Any],
+    kept: Iterable[str] = (),
     now: datetime | None = None,
 ) -> int:
-    """Replace the calendar's blocks (full) or the named objects' blocks; save the cursor. Returns rows written."""
+    """Replace the calendar's blocks (full, but for ``kept``) or the named objects' blocks; save the cursor.
+
+    Returns rows written.
+    """
     moment = now_or(now)
     with store.write() as conn:
         owner = conn.execute(
@@ -70,10 +75,15 @@ def apply_pull(
             return 0  # taken off the busy list while syncing: its blocks are already gone, keep it so
         expert_id = owner[0]
         scope = and_(busy_blocks.c.connection_id == connection_id, busy_blocks.c.calendar_id == calendar_id)
-        if full:
+        keep = set(kept) - set(upserts)
+        if full and not keep:
             conn.execute(delete(busy_blocks).where(scope))
         else:
-            touched = list({*upserts.keys(), *deleted})
+            if full:  # everything stored but what the provider could not read this time
+                stored = conn.execute(select(busy_blocks.c.external_id).where(scope).distinct()).scalars()
+                touched = list(set(stored) - keep)
+            else:
+                touched = list({*upserts.keys(), *deleted})
             for i in range(0, len(touched), 500):
                 conn.execute(delete(busy_blocks).where(scope, busy_blocks.c.external_id.in_(touched[i : i + 500])))
         rows = [

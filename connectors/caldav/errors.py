@@ -1,26 +1,36 @@
-"""Map whatever the caldav library, the HTTP stack or a raw status says to our three error classes.
+"""What a CalDAV server's answer means for calbook: the connector error classes, in one place.
 
-One place so every call site agrees: 401 -> ``AuthError``; 403 -> ``AuthError`` (the account
-lost access; the expert has to act) except on the sync REPORT where it means "token expired"
-and the caller resyncs instead; 408/425/429/5xx and network trouble -> ``TransientError``
-(with ``retry_after`` when the server sent one); everything else -> ``PermanentError``.
-Messages never contain credentials: URLs are stripped of userinfo.
+* 401: ``AuthError`` - the credentials were refused; the expert has to reconnect.
+* 403, 409 or 412 with a ``DAV:error`` body: a *precondition* failed (RFC 4918 16, RFC 4791
+  5.3.2): a UID that already exists in another calendar (``no-uid-conflict``, Cyrus's
+  ``unique-scheduling-object-resource``), a resource the server will not take, missing
+  privileges. None of these is about the credentials, so none is an ``AuthError``: on an
+  event write it is ``EventRejected`` (that one booking's push failed; the connection goes
+  on), elsewhere a ``PermanentError``. The callers look at the preconditions first
+  (``uid_conflict``) and often recover.
+* 403 without such a body: ``AuthError`` (the account lost access).
+* 408/425/429/5xx and network trouble: ``TransientError`` (with ``retry_after`` when sent).
+* Anything else: ``PermanentError``.
+
+Messages name the action, the URL without userinfo and the status code, plus the names of
+failed preconditions; never a body, a reason phrase or a credential.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
-from caldav.lib import error as caldav_error
-from caldav.lib.error import parse_retry_after
-from caldav.lib.http_sync import requests as http_lib
-
-from connectors.base import AuthError, ConnectorError, PermanentError, TransientError
-from connectors.caldav.webdav_xml import MultistatusError
+from connectors.base import AuthError, ConnectorError, EventRejected, PermanentError, TransientError
+from connectors.caldav.webdav_xml import CALDAV, DAV, MultistatusError, Precondition, parse_dav_error
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 507})
+PRECONDITION_STATUSES = frozenset({403, 409, 412})
+#: Preconditions that say "this UID already lives in another resource", with that resource's href.
+UID_CONFLICTS = frozenset({(CALDAV, "no-uid-conflict"), (CALDAV, "unique-scheduling-object-resource")})
 
 
 def redact_url(url: str) -> str:
@@ -34,46 +44,63 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def error_for_status(status: int, action: str, url: str, retry_after: str | None = None) -> ConnectorError:
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), ``None`` if unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def preconditions(status: int, body: bytes | None) -> list[Precondition]:
+    return parse_dav_error(body) if status in PRECONDITION_STATUSES else []
+
+
+def uid_conflict(status: int, body: bytes | None) -> Precondition | None:
+    """The UID-conflict precondition of a refused PUT (it names where the UID lives), if that is what it is."""
+    for condition in preconditions(status, body):
+        if (condition.namespace, condition.name) in UID_CONFLICTS:
+            return condition
+    return None
+
+
+def error_for_status(
+    status: int, action: str, url: str, retry_after: str | None = None, body: bytes | None = None,
+    *, event_write: bool = False,
+) -> ConnectorError:
+    """The connector error for a failed answer (see the module docstring)."""
     where = f"{action} {redact_url(url)}: HTTP {status}"
+    failed = preconditions(status, body)
+    if failed:
+        names = ", ".join(c.name for c in failed)
+        if any((c.namespace, c.name) == (DAV, "need-privileges") for c in failed):
+            return PermanentError(f"{where} (not allowed: the account lacks the privilege)")
+        if event_write:
+            return EventRejected(f"{where} (precondition failed: {names})")
+        return PermanentError(f"{where} (precondition failed: {names})")
     if status == 401:
         return AuthError(f"{where} (credentials refused)")
     if status == 403:
         return AuthError(f"{where} (access forbidden)")
     if status in TRANSIENT_STATUSES or status >= 500:
-        return TransientError(where, retry_after=parse_retry_after(retry_after) if retry_after else None)
+        return TransientError(where, retry_after=parse_retry_after(retry_after))
     return PermanentError(where)
 
 
 @contextmanager
 def translated(action: str, url: str) -> Iterator[None]:
-    """Re-raise library and network exceptions raised inside as connector errors."""
+    """Connector errors pass; an unreadable multistatus becomes a ``PermanentError``."""
     try:
         yield
     except ConnectorError:
         raise
-    except caldav_error.RateLimitError as exc:
-        raise TransientError(
-            f"{action} {redact_url(url)}: rate limited (HTTP {exc.status or 429})",
-            retry_after=exc.retry_after_seconds,
-        ) from exc
-    except caldav_error.AuthorizationError as exc:
-        raise error_for_status(exc.status or 401, action, url) from exc
-    except caldav_error.NotFoundError as exc:
-        raise PermanentError(f"{action} {redact_url(url)}: not found") from exc
-    except caldav_error.DAVError as exc:
-        if exc.status:
-            raise error_for_status(exc.status, action, url) from exc
-        raise PermanentError(f"{action} {redact_url(url)}: {exc.reason}") from exc
     except MultistatusError as exc:
-        raise PermanentError(f"{action} {redact_url(url)}: {exc}") from exc
-    except (
-        http_lib.exceptions.InvalidURL,
-        http_lib.exceptions.MissingSchema,
-        http_lib.exceptions.InvalidSchema,
-    ) as exc:
-        raise PermanentError(f"{action} {redact_url(url)}: invalid URL") from exc
-    except (http_lib.exceptions.RequestException, OSError) as exc:
-        raise TransientError(f"{action} {redact_url(url)}: network error ({type(exc).__name__})") from exc
-    except NotImplementedError as exc:  # caldav: server offers no auth scheme we support
         raise PermanentError(f"{action} {redact_url(url)}: {exc}") from exc

@@ -20,12 +20,11 @@ from connectors.ical_expand import CALBOOK_MARKER_PROPERTY, booking_uid, parse_c
 PRODID = "-//calbook//calbook booking sync//EN"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,200}$")
 #: What makes two versions of a booking's event "the same" for an idempotent retry (DTSTAMP,
-#: which changes on every build, is deliberately not in here).
+#: which changes on every build, is deliberately not in here; SEQUENCE is compared apart).
 _COMPARED = (
     "UID",
     "DTSTART",
     "DTEND",
-    "SEQUENCE",
     "SUMMARY",
     "DESCRIPTION",
     "LOCATION",
@@ -86,9 +85,24 @@ def _fingerprint(text: str | bytes) -> tuple[str, ...] | None:
 
 
 def same_event(stored: str | bytes, wanted: str | bytes) -> bool:
-    """True when the stored resource already says what we want to write (retry/duplicate)."""
+    """True when the stored resource already says what we want to write (retry/duplicate).
+
+    A stored SEQUENCE at or above ours counts as the same: we may have written it higher
+    than the booking's (``sequence_over``), or the expert's client bumped it.
+    """
     mine = _fingerprint(wanted)
-    return mine is not None and _fingerprint(stored) == mine
+    if mine is None or _fingerprint(stored) != mine:
+        return False
+    return (stored_sequence(stored) or 0) >= (stored_sequence(wanted) or 0)
+
+
+def sequence_over(stored: str | bytes, wanted: int) -> int:
+    """The SEQUENCE to write over ``stored``: ours, or one above the stored one if that is not lower.
+
+    RFC 5545 3.8.7.4: a change a client should take as newer has a higher SEQUENCE than what it has.
+    """
+    current = stored_sequence(stored)
+    return wanted if current is None or current < wanted else current + 1
 
 
 def stored_sequence(text: str | bytes) -> int | None:

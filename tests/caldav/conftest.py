@@ -21,10 +21,14 @@ import pytest
 from lxml import etree
 
 from connectors.caldav import CalDAVProvider
+from connectors.url_policy import URLPolicy
 from tests.caldav.servers import SERVERS, Account, CalDAVServer, FaultProxy, ServerUnavailable
 from tests.conftest import IN_CI
 
 OWNER = "alice@example.org"
+#: The servers run on 127.0.0.1; the URL policy lets exactly that address through, so that
+#: 127.0.0.2 stands for "an internal address" in the SSRF tests.
+LOCAL = URLPolicy.of(["127.0.0.1/32"])
 WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
 WINDOW_END = datetime(2025, 7, 1, tzinfo=UTC)
 
@@ -181,7 +185,7 @@ def server_url(proxy: FaultProxy, caldav_server: CalDAVServer) -> str:
 @pytest.fixture
 def provider(server_url: str, account: Account) -> Iterator[CalDAVProvider]:
     with CalDAVProvider(server_url, account.username, account.password, "Europe/Berlin", [OWNER],
-                        timeout=10) as made:
+                        timeout=10, url_policy=LOCAL) as made:
         yield made
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from connectors.base import AuthError, BookingEvent, ConnectorError, PermanentError, TransientError
 from connectors.caldav import CalDAVProvider
-from tests.caldav.conftest import WINDOW_END, WINDOW_START
+from tests.caldav.conftest import LOCAL, WINDOW_END, WINDOW_START
 from tests.caldav.servers import PASSWORD, USERNAME, Account, Fault, FaultProxy, free_port
 
 BOOKING = BookingEvent(
@@ -114,7 +114,7 @@ def test_403_on_the_sync_report_resyncs_but_403_elsewhere_is_auth(
 
 
 def test_wrong_password_is_auth_error_from_the_real_server(server_url: str, account: Account, calendar_id: str) -> None:
-    with CalDAVProvider(server_url, account.username, "wrong-password", "UTC") as provider:
+    with CalDAVProvider(server_url, account.username, "wrong-password", "UTC", url_policy=LOCAL) as provider:
         with pytest.raises(AuthError) as info:
             provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)
         assert "wrong-password" not in str(info.value)
@@ -129,7 +129,7 @@ def test_missing_calendar_is_permanent(provider: CalDAVProvider, proxy: FaultPro
 
 def test_server_down_is_transient() -> None:
     url = f"http://127.0.0.1:{free_port()}/"
-    with CalDAVProvider(url, USERNAME, PASSWORD, "UTC", timeout=2) as provider:
+    with CalDAVProvider(url, USERNAME, PASSWORD, "UTC", timeout=2, url_policy=LOCAL) as provider:
         calendar = url + f"{USERNAME}/cal/"
         for call in (
             provider.list_calendars,
@@ -145,7 +145,7 @@ def test_server_down_is_transient() -> None:
 def test_credentials_in_the_url_never_reach_error_messages(server_url: str, proxy: FaultProxy, account: Account) -> None:
     url = server_url.replace("http://", f"http://{account.username}:{account.password}@")
     proxy.faults.append(Fault("PROPFIND", 500))
-    with CalDAVProvider(url, account.username, account.password, "UTC") as provider:
+    with CalDAVProvider(url, account.username, account.password, "UTC", url_policy=LOCAL) as provider:
         with pytest.raises(TransientError) as info:
             provider.list_calendars()
     no_secret(info.value)

@@ -55,9 +55,11 @@ def _addresses(connection: CalendarConnection, secrets: dict[str, Any]) -> tuple
 def _caldav(store: Store, connection: CalendarConnection, secrets: dict[str, Any], tz: str) -> CalendarProvider:
     from connectors.caldav import CalDAVProvider
 
+    # The URL policy is applied again at every connection the worker makes (sync and push), to
+    # the stored URL and every calendar and event URL derived from it: DNS may have changed.
     return CalDAVProvider(
         connection.config["url"], secrets.get("username", ""), secrets.get("password", ""), tz,
-        account_addresses=_addresses(connection, secrets),
+        account_addresses=_addresses(connection, secrets), url_policy=get_settings().allow_private_urls,
     )
 
 

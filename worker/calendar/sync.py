@@ -70,7 +70,7 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
                     result = provider.pull(calendar_id, cursor, window_start, horizon, _tz(store, connection))
                 outcome.blocks += calendar_sync.apply_pull(
                     store, connection_id, calendar_id, full=result.full, upserts=_blocks(result),
-                    deleted=result.deleted, cursor=result.cursor,
+                    deleted=result.deleted, cursor=result.cursor, kept=result.kept,
                 )
                 outcome.warnings.extend(result.warnings)
                 outcome.calendars += 1

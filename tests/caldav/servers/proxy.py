@@ -8,16 +8,10 @@ requests.
 from __future__ import annotations
 
 import http.client
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 _HOP_BY_HOP = {
     "accept-encoding",
@@ -66,8 +60,10 @@ class Seen:
 class FaultProxy:
     """A small reverse proxy in front of one CalDAV server.
 
-    ``faults`` answer matching requests instead of the server; ``response_hook`` may edit the
-    headers (in place) and body (returned) of what the server answered; ``seen`` records all.
+    ``faults`` answer matching requests instead of the server; ``request_hook`` may rewrite the
+    body of a request before it is forwarded (``seen`` keeps what the client sent);
+    ``response_hook`` may edit the headers (in place) and body (returned) of what the server
+    answered; ``seen`` records all.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -75,6 +71,7 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
         self.response_hook: Callable[[str, str, dict[str, str], bytes], bytes] | None = None
+        self.request_hook: Callable[[str, str, bytes], bytes] | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -110,6 +107,7 @@ class FaultProxy:
             self.faults.clear()
             self.seen.clear()
             self.response_hook = None
+            self.request_hook = None
 
     def count(self, method: str | None = None) -> int:
         return sum(1 for s in self.seen if method is None or s.method == method)
@@ -137,9 +135,12 @@ class FaultProxy:
             handler.wfile.write(fault.body)
             return
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
         headers["Host"] = f"127.0.0.1:{self.port}"
-        upstream.request(method, path, body=body or None, headers=headers)
+        forwarded = self.request_hook(method, path, body) if self.request_hook is not None else body
+        if forwarded or method in ("PUT", "POST", "PROPFIND", "REPORT", "PROPPATCH", "MKCALENDAR"):
+            headers["Content-Length"] = str(len(forwarded))
+        upstream.request(method, path, body=forwarded or None, headers=headers)
         reply = upstream.getresponse()
         data = reply.read()
         reply_headers = {
