@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import Message
 
 import pytest
 from lxml import etree
@@ -119,7 +120,8 @@ class Direct:
 
     def request(
         self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, Message, bytes]:
+        """Status, headers (case-insensitive: DAViCal says ``Etag``) and body."""
         token = base64.b64encode(f"{self.account.username}:{self.account.password}".encode()).decode()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         conn.request(method, path, body=body.encode() if body else None,
@@ -127,7 +129,7 @@ class Direct:
         reply = conn.getresponse()
         data = reply.read()
         conn.close()
-        return reply.status, dict(reply.getheaders()), data
+        return reply.status, reply.msg, data
 
     def make_calendar(self, name: str | None = None) -> str:
         path = f"{self.account.home}{name or uuid.uuid4().hex}/"

@@ -1,4 +1,4 @@
-"""Fault injection through the proxy: every failure ends as the right connector error class."""
+"""Fault injection through the proxy, on every server: each failure ends as the right connector error class."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import AuthError, BookingEvent, ConnectorError, PermanentError, TransientError
+from connectors.base import AuthError, BookingEvent, ConnectorError, EventRejected, PermanentError, TransientError
 from connectors.caldav import CalDAVProvider
-from tests.caldav.conftest import LOCAL, WINDOW_END, WINDOW_START
-from tests.caldav.servers import PASSWORD, USERNAME, Account, Fault, FaultProxy, free_port
+from tests.caldav.conftest import LOCAL, WINDOW_END, WINDOW_START, Direct, vevent
+from tests.caldav.servers import PASSWORD, USERNAME, Account, CalDAVServer, Fault, FaultProxy, free_port
 
 BOOKING = BookingEvent(
     booking_id="b-0001",
@@ -60,6 +60,37 @@ def test_put_errors_are_classified(
         )
 
 
+def dav_error(*conditions: str) -> bytes:
+    inner = "".join(conditions)
+    return ('<?xml version="1.0" encoding="utf-8"?><D:error xmlns:D="DAV:" '
+            f'xmlns:C="urn:ietf:params:xml:ns:caldav">{inner}</D:error>').encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (403, dav_error("<C:valid-calendar-data/>"), EventRejected),
+        (403, dav_error("<C:no-uid-conflict/>"), EventRejected),  # no href: nowhere to go
+        (409, dav_error("<C:supported-calendar-component/>"), EventRejected),
+        (403, dav_error("<C:max-resource-size/>"), EventRejected),
+        (403, dav_error("<D:need-privileges><D:resource><D:href>/x/</D:href><D:privilege><D:write/>"
+                        "</D:privilege></D:resource></D:need-privileges>"), PermanentError),
+    ],
+    ids=["invalid-data", "uid-conflict-without-href", "409-component", "too-large", "need-privileges"],
+)
+def test_a_failed_precondition_is_not_an_auth_failure(
+    provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str, status: int, body: bytes,
+    expected: type[ConnectorError],
+) -> None:
+    """A 403/409 with a ``DAV:error`` body says what the server will not take; the credentials
+    are fine, so the connection must not turn ``reauth_required``."""
+    proxy.faults.append(Fault("PUT", status, body=body))
+    with pytest.raises(expected) as info:
+        provider.put_event(calendar_id, BOOKING, None)
+    assert type(info.value) is expected and not isinstance(info.value, AuthError)
+    assert "precondition" in str(info.value) or "privilege" in str(info.value)
+
+
 def test_put_that_keeps_failing_its_precondition_is_transient(
     provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str
 ) -> None:
@@ -91,23 +122,32 @@ def test_delete_errors_are_classified(
     ("status", "expected"),
     [(429, TransientError), (503, TransientError), (401, AuthError), (502, TransientError)],
 )
-def test_overload_or_auth_failure_of_the_sync_report_is_raised_not_resynced(
-    provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str, status: int, expected: type[ConnectorError]
+def test_overload_or_auth_failure_of_a_report_is_raised_not_resynced(
+    provider: CalDAVProvider, direct: Direct, proxy: FaultProxy, calendar_path: str, calendar_id: str, status: int,
+    expected: type[ConnectorError],
 ) -> None:
+    """The first REPORT of an incremental pull (the sync-collection, or the multiget on a server
+    without sync) fails with overload or refused credentials: raised at once, no relisting."""
     first = provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)
-    proxy.faults.append(Fault("REPORT", status, match="sync-collection"))
+    direct.put(calendar_path + "new.ics", vevent("new", "20250301T100000Z", "20250301T110000Z"))
+    proxy.faults.append(Fault("REPORT", status))
     proxy.seen.clear()
     with pytest.raises(expected):
         provider.pull(calendar_id, first.cursor, WINDOW_START, WINDOW_END)
-    assert proxy.count() == 1
+    assert [s.method for s in proxy.seen][-1] == "REPORT" and proxy.count("REPORT") == 1
 
 
-def test_403_on_the_sync_report_resyncs_but_403_elsewhere_is_auth(
-    provider: CalDAVProvider, proxy: FaultProxy, calendar_id: str
+def test_403_on_the_sync_report_relists_but_403_elsewhere_is_auth(
+    provider: CalDAVProvider, caldav_server: CalDAVServer, direct: Direct, proxy: FaultProxy, calendar_path: str,
+    calendar_id: str,
 ) -> None:
     first = provider.pull(calendar_id, None, WINDOW_START, WINDOW_END)
+    direct.put(calendar_path + "new.ics", vevent("new", "20250301T100000Z", "20250301T110000Z"))
     proxy.faults.append(Fault("REPORT", 403, match="sync-collection", times=1))
-    assert provider.pull(calendar_id, first.cursor, WINDOW_START, WINDOW_END).full
+    again = provider.pull(calendar_id, first.cursor, WINDOW_START, WINDOW_END)
+    assert list(again.upserts) == [calendar_path + "new.ics"]
+    if caldav_server.features.sync_collection:  # the refused token was replaced by a fresh one
+        assert again.cursor["sync_token"] and again.cursor["sync_token"] != first.cursor["sync_token"]
     proxy.faults.append(Fault("PROPFIND", 403))
     with pytest.raises(AuthError):
         provider.list_calendars()
@@ -142,7 +182,9 @@ def test_server_down_is_transient() -> None:
             no_secret(info.value)
 
 
-def test_credentials_in_the_url_never_reach_error_messages(server_url: str, proxy: FaultProxy, account: Account) -> None:
+def test_credentials_in_the_url_never_reach_error_messages(
+    server_url: str, proxy: FaultProxy, account: Account
+) -> None:
     url = server_url.replace("http://", f"http://{account.username}:{account.password}@")
     proxy.faults.append(Fault("PROPFIND", 500))
     with CalDAVProvider(url, account.username, account.password, "UTC", url_policy=LOCAL) as provider:

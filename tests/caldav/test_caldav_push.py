@@ -1,4 +1,5 @@
-"""Writing booking events to a real Radicale: idempotent create, update, delete, preconditions."""
+"""Writing booking events to every real server: idempotent create, update, delete, preconditions,
+and an event the expert moved to another calendar of the account."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from connectors.base import BookingEvent, EventRef, PermanentError
 from connectors.caldav import CalDAVProvider
 from tests.caldav.conftest import WINDOW_END, WINDOW_START, Direct, vevent
-from tests.caldav.servers import FaultProxy
+from tests.caldav.servers import CalDAVServer, Fault, FaultProxy
 
 BOOKING = BookingEvent(
     booking_id="7f1c2d3e-0000-4000-8000-00000000abcd",
@@ -30,9 +31,29 @@ def stored_events(direct: Direct, calendar_path: str) -> list[icalendar.cal.Comp
     return icalendar.Calendar.from_ical(body).walk("VEVENT") if code == 200 else []
 
 
+def events_with_uid(direct: Direct, *calendars: str) -> list[tuple[str, icalendar.cal.Component]]:
+    """``(href, VEVENT)`` of every object carrying the booking's UID in these calendars."""
+    found = []
+    for calendar in calendars:
+        for href in direct.members(calendar):
+            code, body = direct.get(href)
+            for event in icalendar.Calendar.from_ical(body).walk("VEVENT") if code == 200 else []:
+                if str(event["UID"]) == BOOKING.booking_id + "@calbook":
+                    found.append((href, event))
+    return found
+
+
+def move_in_the_experts_client(direct: Direct, from_path: str, to_calendar: str, name: str = "moved.ics") -> str:
+    """What a calendar client does to move an event: the same data under a new name elsewhere,
+    the old one deleted (first: Cyrus keeps a UID unique across the account)."""
+    _, body = direct.get(from_path)
+    direct.delete(from_path)
+    direct.put(to_calendar + name, body)
+    return to_calendar + name
+
+
 def resource_count(direct: Direct, calendar_path: str) -> int:
-    _, _, body = direct.request("PROPFIND", calendar_path, "", {"Depth": "1"})
-    return body.count(b"<D:response>") + body.count(b"<d:response>") + body.count(b"<response>") - 1
+    return len(direct.members(calendar_path))
 
 
 def test_create_writes_a_plain_utc_event_with_the_booking_uid(
@@ -202,11 +223,92 @@ def test_existing_ref_addresses_the_event(
 def test_moving_to_another_destination_calendar(
     provider: CalDAVProvider, direct: Direct, proxy: FaultProxy, calendar_path: str, calendar_id: str
 ) -> None:
+    """As the worker moves it: delete where it was, then create in the new destination (a server
+    that keeps UIDs unique across the account, like Cyrus, allows no copy before that)."""
     old_ref = provider.put_event(calendar_id, BOOKING, None)
     other_path = direct.make_calendar()
     other_id = proxy.url.rstrip("/") + other_path
+    provider.delete_event(calendar_id, BOOKING.booking_id, old_ref)
     new_ref = provider.put_event(other_id, replace(BOOKING, sequence=1), old_ref)
     assert new_ref.calendar_id == other_id and new_ref.ref == other_path + BOOKING.booking_id + ".ics"
-    provider.delete_event(calendar_id, BOOKING.booking_id, old_ref)
     assert direct.get(calendar_path + BOOKING.booking_id + ".ics")[0] == 404
     assert direct.get(other_path + BOOKING.booking_id + ".ics")[0] == 200
+
+
+# ------------------------------------------------- the event exists once, where the expert keeps it
+
+RESCHEDULED = replace(
+    BOOKING, start=datetime(2025, 3, 14, 15, tzinfo=UTC), end=datetime(2025, 3, 14, 16, tzinfo=UTC), sequence=1
+)
+
+
+def test_an_event_the_expert_moved_is_updated_where_it_is_and_not_copied(
+    provider: CalDAVProvider, direct: Direct, calendar_path: str, calendar_id: str
+) -> None:
+    """Book, confirm, move the event to another calendar in the expert's client, reschedule:
+    the moved event gets the new time (same UID, higher SEQUENCE), and no second copy appears."""
+    ref = provider.put_event(calendar_id, BOOKING, None)
+    other = direct.make_calendar()
+    moved = move_in_the_experts_client(direct, ref.ref, other)
+
+    new_ref = provider.put_event(calendar_id, RESCHEDULED, ref)
+
+    assert new_ref.calendar_id == calendar_id and new_ref.ref == moved  # written for A, living in B
+    ((href, event),) = events_with_uid(direct, calendar_path, other)
+    assert href.endswith("moved.ics")
+    assert event["DTSTART"].dt == RESCHEDULED.start and int(event["SEQUENCE"]) >= 1
+    # the next change goes straight there (If-Match on the href it lives at)
+    again = provider.put_event(calendar_id, replace(RESCHEDULED, sequence=2, summary="Renamed"), new_ref)
+    assert again.ref == moved and len(events_with_uid(direct, calendar_path, other)) == 1
+    # and the cancellation removes it there
+    provider.delete_event(calendar_id, BOOKING.booking_id, again)
+    assert events_with_uid(direct, calendar_path, other) == []
+
+
+def test_a_cancellation_finds_the_moved_event_by_its_uid(
+    provider: CalDAVProvider, direct: Direct, calendar_path: str, calendar_id: str
+) -> None:
+    ref = provider.put_event(calendar_id, BOOKING, None)
+    other = direct.make_calendar()
+    move_in_the_experts_client(direct, ref.ref, other)
+    provider.delete_event(calendar_id, BOOKING.booking_id, ref)  # the stored ref still says A
+    assert events_with_uid(direct, calendar_path, other) == []
+
+
+def test_a_uid_conflict_precondition_names_where_the_event_is(
+    provider: CalDAVProvider, caldav_server: CalDAVServer, direct: Direct, proxy: FaultProxy, calendar_path: str,
+    calendar_id: str,
+) -> None:
+    """A create refused because the UID lives elsewhere (the ref was lost): updated there, not an
+    ``AuthError``. Cyrus says so itself (403 ``unique-scheduling-object-resource``); the other
+    servers allow a copy, so the proxy answers as RFC 4791 servers do (403 ``no-uid-conflict``)."""
+    ref = provider.put_event(calendar_id, BOOKING, None)
+    other = direct.make_calendar()
+    moved = move_in_the_experts_client(direct, ref.ref, other)
+    if not caldav_server.features.unique_uid:
+        clash = ('<?xml version="1.0"?><D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                 f"<C:no-uid-conflict><D:href>{moved}</D:href></C:no-uid-conflict></D:error>").encode()
+        proxy.faults.append(Fault("PUT", 403, match=calendar_path + BOOKING.booking_id, times=1, body=clash))
+
+    new_ref = provider.put_event(calendar_id, RESCHEDULED, None)
+
+    assert new_ref.ref == moved
+    ((href, event),) = events_with_uid(direct, calendar_path, other)
+    assert event["DTSTART"].dt == RESCHEDULED.start and int(event["SEQUENCE"]) >= 1
+
+
+def test_updating_twice_where_it_was_found_is_idempotent(
+    provider: CalDAVProvider, direct: Direct, proxy: FaultProxy, calendar_path: str, calendar_id: str
+) -> None:
+    """A retried update over an event whose SEQUENCE was raised (ours, or the client's) writes nothing."""
+    ref = provider.put_event(calendar_id, BOOKING, None)
+    _, body = direct.get(ref.ref)
+    direct.put(ref.ref, body.replace("SEQUENCE:0", "SEQUENCE:5"))  # the expert's client bumped it
+    first = provider.put_event(calendar_id, RESCHEDULED, None)  # the ref was lost: 412, read, re-apply
+    (event,) = stored_events(direct, calendar_path)
+    assert int(event["SEQUENCE"]) == 6 and event["DTSTART"].dt == RESCHEDULED.start
+    proxy.seen.clear()
+    second = provider.put_event(calendar_id, RESCHEDULED, None)
+    assert second.ref == first.ref and [s.method for s in proxy.seen] == ["PUT", "GET"]  # 412, read: same
+    (event,) = stored_events(direct, calendar_path)
+    assert int(event["SEQUENCE"]) == 6
