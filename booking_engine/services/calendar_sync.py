@@ -27,6 +27,7 @@ from booking_engine.store.tables import (
     bookings,
     busy_blocks,
     calendar_connections,
+    calendar_push_errors,
     calendar_sync_state,
 )
 from booking_engine.timeutil import to_utc
@@ -210,6 +211,32 @@ def delete_event_ref(store: Store, booking_id: str, connection_id: str) -> None:
             booking_calendar_events.c.booking_id == booking_id,
             booking_calendar_events.c.connection_id == connection_id,
         ))
+
+
+def record_push_error(store: Store, booking_id: str, connection_id: str, error: str,
+                      now: datetime | None = None) -> None:
+    """The server refused this booking's event (the connection is fine): remember why, for the expert."""
+    moment = now_or(now)
+    key = (calendar_push_errors.c.booking_id == booking_id, calendar_push_errors.c.connection_id == connection_id)
+    with store.write() as conn:
+        changed = conn.execute(update(calendar_push_errors).where(*key).values(error=error[:2000], failed_at=moment))
+        if changed.rowcount == 0:
+            conn.execute(insert(calendar_push_errors).values(
+                booking_id=booking_id, connection_id=connection_id, error=error[:2000], failed_at=moment))
+
+
+def clear_push_error(store: Store, booking_id: str, connection_id: str) -> None:
+    with store.write() as conn:
+        conn.execute(delete(calendar_push_errors).where(
+            calendar_push_errors.c.booking_id == booking_id, calendar_push_errors.c.connection_id == connection_id))
+
+
+def get_push_error(store: Store, booking_id: str, connection_id: str) -> dict[str, Any] | None:
+    with store.read() as conn:
+        row = conn.execute(select(calendar_push_errors).where(
+            calendar_push_errors.c.booking_id == booking_id, calendar_push_errors.c.connection_id == connection_id,
+        )).mappings().first()
+    return dict(row) if row else None
 
 
 def booking_for_push(store: Store, booking_id: str) -> dict[str, Any] | None:

@@ -213,6 +213,17 @@ booking_calendar_events = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+#: The last refusal of a booking's event by a connection's calendar server (a failed precondition:
+#: the connection itself is fine). Removed when a later push of that booking succeeds.
+calendar_push_errors = Table(
+    "calendar_push_errors",
+    metadata,
+    Column("booking_id", ID, ForeignKey("bookings.id"), primary_key=True),
+    Column("connection_id", ID, ForeignKey("calendar_connections.id", ondelete="CASCADE"), primary_key=True),
+    Column("error", Text, nullable=False),
+    Column("failed_at", UTCDateTime(), nullable=False),
+)
+
 outbox = Table(
     "outbox",
     metadata,

@@ -191,3 +191,61 @@ def test_sync_writes_events_missed_while_the_connection_needed_reauth(
     assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
     assert sync_connection(store, connection_id).backfilled == 0  # recorded: not written twice
     assert blocks(store, connection_id) == []  # and still never imported as busy time
+
+
+REFUSED = (b'<?xml version="1.0"?><D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+           b"<C:valid-calendar-data/></D:error>")
+
+
+def test_a_refused_event_is_recorded_on_the_booking_and_the_connection_stays_active(
+    store: Store, expert: AvailabilitySettings, direct: Direct, proxy: FaultProxy, calendar_path: str,
+    calendar_url: str,
+) -> None:
+    """A 403 with a ``DAV:error`` body is that booking's problem, not lost credentials: the
+    connection keeps syncing, the reason is kept for the booking, and a later push that the
+    server accepts clears it."""
+    connection_id = connect(store, calendar_url)
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    proxy.faults.append(Fault("PUT", 403, body=REFUSED))
+    handle(store, _outbox_event(store, "booking.confirmed", booking.id))  # no retry storm: handled
+
+    connection = connections.get_connection(store, EXPERT, connection_id)
+    assert connection.status == "active" and not connection.last_error
+    recorded = calendar_sync.get_push_error(store, booking.id, connection_id)
+    assert recorded is not None and "valid-calendar-data" in recorded["error"]
+    assert "connection.reauth_required" not in outbox_types(store)
+    assert sync_connection(store, connection_id).status == "active"  # and syncing goes on
+
+    proxy.faults.clear()
+    sync_connection(store, connection_id, force_reconcile=True)  # the sync's backfill tries again
+    assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
+    assert calendar_sync.get_push_error(store, booking.id, connection_id) is None
+
+
+def test_an_event_the_expert_moved_stays_there_through_reschedule_sync_and_cancel(
+    store: Store, expert: AvailabilitySettings, direct: Direct, calendar_path: str, calendar_url: str
+) -> None:
+    """The issue's reproduction: book and confirm, move the event to another calendar in the
+    expert's client, reschedule. One event, in the calendar the expert chose, at the new time."""
+    connection_id = connect(store, calendar_url)
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    push_booking(store, booking.id)
+    other = direct.make_calendar(f"private-{booking.id[:8]}")
+    _, body = direct.get(calendar_path + f"{booking.id}.ics")
+    direct.delete(calendar_path + f"{booking.id}.ics")
+    direct.put(other + "moved.ics", body)
+
+    bookings.reschedule_booking(store, EXPERT, booking.id, day(1, 14))
+    push_booking(store, booking.id)
+    sync_connection(store, connection_id)  # its backfill must not move the event back
+
+    assert _events(direct, calendar_path) == {}
+    (moved,) = _events(direct, other).values()
+    assert moved.decoded("DTSTART") == day(1, 14) and int(moved["SEQUENCE"]) >= 1
+    assert connections.get_connection(store, EXPERT, connection_id).status == "active"
+
+    bookings.cancel_booking(store, EXPERT, booking.id, "cannot make it")
+    push_booking(store, booking.id)
+    assert _events(direct, other) == {} and _events(direct, calendar_path) == {}

@@ -12,6 +12,13 @@ moves its event: deleted where the stored ref says it lives, then created in the
 (``backfill`` finds the bookings to move after each sync). With no destination at all,
 nothing new is written; events already written stay where they are and are still removed
 when their booking stops being confirmed.
+
+A server that refuses one booking's event (``EventRejected``: a failed precondition) fails
+that push only: the reason is recorded for the booking and connection
+(``calendar_sync.record_push_error``, cleared by the next successful push), the connection
+stays active, and the next sync's ``backfill`` tries again. Refused credentials mark the
+connection ``reauth_required``; any other permanent error (the destination calendar is gone,
+the URL policy refuses the server) is the connection's.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from booking_engine.model import Booking, BookingStatus
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
-from connectors.base import AuthError, BookingEvent, ConnectorError, EventRef, PermanentError
+from connectors.base import AuthError, BookingEvent, ConnectorError, EventRef, EventRejected, PermanentError
 from worker.calendar.providers import build_provider, close
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,8 @@ def push_booking(store: Store, booking_id: str) -> int:
             touched += _push_one(store, booking, connection_id, destination)
         except AuthError as exc:
             connection_service.set_status(store, connection_id, "reauth_required", str(exc))
+        except EventRejected as exc:
+            _rejected(store, booking.id, connection_id, exc)
         except PermanentError as exc:
             connection_service.set_status(store, connection_id, "error", f"push failed: {exc}")
             log.error("calendar push failed", extra={"booking_id": booking_id, "connection_id": connection_id})
@@ -95,7 +104,14 @@ def _push_one(store: Store, booking: Booking, connection_id: str, destination: s
             log.info("calendar event removed", extra={"booking_id": booking.id, "connection_id": connection_id})
     finally:
         close(provider)
+    calendar_sync.clear_push_error(store, booking.id, connection_id)
     return 1
+
+
+def _rejected(store: Store, booking_id: str, connection_id: str, exc: EventRejected) -> None:
+    calendar_sync.record_push_error(store, booking_id, connection_id, str(exc))
+    log.error("calendar server refused the booking's event", extra={
+        "booking_id": booking_id, "connection_id": connection_id, "error": str(exc)})
 
 
 def handle_push_event(store: Store, payload: dict[str, Any], aggregate_id: str) -> None:
@@ -124,6 +140,8 @@ def backfill(store: Store, connection_id: str) -> int:
                                                    destination=destination):
         try:
             written += _push_one(store, booking, connection_id, destination)
+        except EventRejected as exc:
+            _rejected(store, booking.id, connection_id, exc)  # that one booking; the others still go
         except ConnectorError as exc:
             log.warning("backfill push failed", extra={"booking_id": booking.id, "connection_id": connection_id,
                                                        "error": type(exc).__name__})
