@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from connectors.caldav import CalDAVProvider
-from tests.caldav.conftest import Direct
+from tests.caldav.conftest import Direct, store_as_written
 from tests.caldav.servers import FaultProxy
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -52,10 +52,10 @@ def test_exact_duration_of_a_series_across_the_fall_back_night(
 
 
 def test_override_ending_before_it_starts_takes_the_series_duration(
-    provider: CalDAVProvider, direct: Direct, calendar_path: str, calendar_id: str
+    provider: CalDAVProvider, direct: Direct, proxy: FaultProxy, calendar_path: str, calendar_id: str
 ) -> None:
-    direct.put(
-        calendar_path + "moved.ics",
+    store_as_written(
+        direct, proxy, calendar_path + "moved.ics",
         resource(
             "UID:moved\nDTSTART:20260301T100000Z\nDTEND:20260301T110000Z\nRRULE:FREQ=DAILY;COUNT=3",
             "UID:moved\nRECURRENCE-ID:20260302T100000Z\nDTSTART:20260304T100000Z\nDTEND:20260302T110000Z",
@@ -125,9 +125,10 @@ def test_an_object_body_of_several_vcalendars_is_read_whole(
 
 
 def test_zero_length_events_import_as_nothing(
-    provider: CalDAVProvider, direct: Direct, calendar_path: str, calendar_id: str
+    provider: CalDAVProvider, direct: Direct, proxy: FaultProxy, calendar_path: str, calendar_id: str
 ) -> None:
-    direct.put(calendar_path + "zero.ics", resource("UID:zero\nDTSTART:20260301T100000Z\nDTEND:20260301T100000Z"))
+    store_as_written(direct, proxy, calendar_path + "zero.ics",
+                     resource("UID:zero\nDTSTART:20260301T100000Z\nDTEND:20260301T100000Z"))
     direct.put(calendar_path + "one.ics", resource("UID:one\nDTSTART:20260301T110000Z\nDTEND:20260301T120000Z"))
     result = provider.pull(calendar_id, None, START, END, "UTC")
     assert result.upserts[calendar_path + "zero.ics"] == []
