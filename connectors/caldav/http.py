@@ -83,14 +83,16 @@ def same_site(base: Origin, other: Origin) -> bool:
 
     The same host may upgrade http to https. A sibling shares the parent domain of ``base``'s
     host (``p42-caldav.icloud.com`` beside ``caldav.icloud.com``), uses https when ``base``
-    does, and neither is an IP literal; a parent that is a public suffix (``co.uk``) or a
-    single label has no siblings.
+    does, ``base``'s port or its scheme's default one, and neither is an IP literal; a parent
+    that is a public suffix (``co.uk``) or a single label has no siblings.
     """
     if other.scheme != base.scheme and not (base.scheme == "http" and other.scheme == "https"):
         return False
     if other.host == base.host:
         return other.port == base.port or (other.scheme, other.port) == ("https", 443)
     if _is_ip(base.host) or _is_ip(other.host):
+        return False
+    if other.port not in (base.port, 443 if other.scheme == "https" else 80):
         return False
     labels = base.host.split(".")
     if len(labels) < 3:
@@ -198,7 +200,7 @@ class DavSession:
         wire += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
         if content or method in ("PUT", "POST", "PROPFIND", "REPORT", "PROPPATCH"):
             wire.append((b"Content-Length", str(len(content)).encode()))
-        limit = self._deadline.clamp(self.timeout, TransientError) if self._deadline.at else self.timeout
+        limit = self._deadline.clamp(self.timeout, TransientError)
         timeouts = {"connect": limit, "read": limit, "write": limit, "pool": limit}
         began = time.perf_counter()
         try:

@@ -212,3 +212,27 @@ def test_sync_and_push_check_every_connection_they_make(
         assert trap.hits == [] and proxy.seen == []
     finally:
         trap.stop()
+
+
+@pytest.mark.parametrize(
+    ("base", "other", "allowed"),
+    [
+        ("https://caldav.icloud.com/", "https://p42-caldav.icloud.com:443/1234/calendars/", True),
+        ("https://caldav.icloud.com/", "http://p42-caldav.icloud.com/", False),  # no downgrade
+        ("https://caldav.icloud.com/", "https://p42-caldav.icloud.com:8443/", False),  # odd port
+        ("https://caldav.icloud.com/", "https://icloud.com.evil.example/", False),
+        ("https://caldav.icloud.com/", "https://evil-icloud.com/", False),
+        ("https://dav.example.co.uk/", "https://cal.example.co.uk/", True),
+        ("https://example.co.uk/", "https://evil.co.uk/", False),  # a public suffix has no siblings
+        ("https://example.com/", "https://cal.example.com/", False),  # two labels: no parent to share
+        ("http://dav.example.com:8080/", "https://dav.example.com/", True),  # upgrade, same host
+        ("http://dav.example.com:8080/", "http://dav.example.com:9090/", False),
+        ("http://127.0.0.1:5232/", "http://127.0.0.1:5232/x/", True),
+        ("http://127.0.0.1:5232/", "http://localhost:5232/", False),
+        ("http://10.0.0.1/", "http://10.0.0.2/", False),
+    ],
+)
+def test_which_hosts_belong_to_the_account(base: str, other: str, allowed: bool) -> None:
+    from connectors.caldav.http import Origin, same_site
+
+    assert same_site(Origin.of(base), Origin.of(other)) is allowed
