@@ -1,7 +1,7 @@
 """Calendar push errors: the last refusal of a booking's event by a connection's server.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 import booking_engine.store.types
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
