@@ -461,15 +461,8 @@ class CalDAVProvider:
         condition = uid_conflict(reply.status, reply.body)
         if condition is None:
             return None
-        for href in condition.hrefs:
-            target = urljoin(url, encoded_path(href_path(href)))
-            if href_path(target) == href_path(url) or not self.http.allows(target):
-                continue
-            current = dav.get(self.http, target)
-            if current is not None:
-                log.info("caldav event found by its UID elsewhere in the account: %s", redact_url(target))
-                return _Found(target, current[0], current[1])
-        return None
+        hrefs = [href_path(href) for href in condition.hrefs]
+        return self._first_readable(url, [urljoin(url, encoded_path(key)) for key in hrefs])
 
     def _find_elsewhere(self, booking_id: str, missing_url: str) -> _Found | None:
         """The booking's event in any calendar of the account other than at ``missing_url``, by UID."""
@@ -480,14 +473,20 @@ class CalDAVProvider:
             except (PermanentError, TransientError) as exc:
                 log.info("caldav UID search skipped a calendar: %s", exc)
                 continue
-            for key in keys:
-                target = urljoin(calendar_url, encoded_path(key))
-                if href_path(target) == href_path(missing_url):
-                    continue
-                current = dav.get(self.http, target)
-                if current is not None:
-                    log.info("caldav event found by its UID in another calendar: %s", redact_url(target))
-                    return _Found(target, current[0], current[1])
+            found = self._first_readable(missing_url, [urljoin(calendar_url, encoded_path(key)) for key in keys])
+            if found is not None:
+                return found
+        return None
+
+    def _first_readable(self, missing_url: str, candidates: list[str]) -> _Found | None:
+        """The first of ``candidates`` (not ``missing_url``, on the account's hosts) that exists, read."""
+        for target in candidates:
+            if href_path(target) == href_path(missing_url) or not self.http.allows(target):
+                continue
+            current = dav.get(self.http, target)
+            if current is not None:
+                log.info("caldav event found by its UID elsewhere in the account: %s", redact_url(target))
+                return _Found(target, current[0], current[1])
         return None
 
     def _account_calendars(self, near: str) -> list[str]:
