@@ -109,3 +109,45 @@ def test_messages_never_carry_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UnsafeURL) as refused:
         check_public_url("https://alice:hunter2@intranet.example/feed.ics?token=s3cret", allow_private=False)
     assert not any(secret in str(refused.value) for secret in ("hunter2", "s3cret", "alice", "feed.ics"))
+
+
+def test_a_list_of_networks_lets_just_those_private_addresses_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CALBOOK_ALLOW_PRIVATE_URLS=10.1.2.3,fd00:1::/64``: the calendar server on the LAN, and no more."""
+    from connectors.url_policy import URLPolicy
+
+    policy = URLPolicy.of(["10.1.2.3", "fd00:1::/64"])
+    check_public_url("http://10.1.2.3:5232/dav/", allow_private=policy)
+    check_public_url("http://[fd00:1::7]/", allow_private=policy)
+    check_public_url("https://93.184.216.34/", allow_private=policy)  # public ones still pass
+    for refused in ("http://10.1.2.4/", "http://127.0.0.1/", "http://169.254.169.254/", "http://[fd00:2::1]/",
+                    "http://[::ffff:10.1.2.4]/"):
+        with pytest.raises(UnsafeURL):
+            check_public_url(refused, allow_private=policy)
+    _fake_resolver(monkeypatch, "10.1.2.3", "10.9.9.9")  # one allowed answer does not excuse another
+    with pytest.raises(UnsafeURL) as mixed:
+        check_public_url("https://dav.lan.example/", allow_private=policy)
+    assert mixed.value.address == "10.9.9.9"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("true", True), ("false", False), ("", False), ("1", True),
+    ("10.1.2.3, fd00:1::/64", ("10.1.2.3/32", "fd00:1::/64")),
+])
+def test_the_setting_reads_a_bool_or_a_list_of_networks(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool | tuple[str, ...]
+) -> None:
+    from config.settings import Settings
+
+    monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", value)
+    got = Settings().allow_private_urls
+    assert (got if isinstance(got, bool) else tuple(str(n) for n in got)) == expected
+
+
+def test_a_setting_that_is_no_network_is_refused_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "my-lan")
+    with pytest.raises(ValidationError):
+        Settings()
