@@ -395,6 +395,7 @@ class CalDAVProvider:
             log.warning("caldav object skipped: %s", exc)
             warnings.append(str(exc))
             return [], False
+        warnings.extend(expansion.warnings)
         return expansion.intervals, expansion.window_dependent
 
     # --------------------------------------------------------------------- push

@@ -67,6 +67,7 @@ def test_override_ending_before_it_starts_takes_the_series_duration(
         (utc(2026, 3, 3, 10), utc(2026, 3, 3, 11)),
         (utc(2026, 3, 4, 10), utc(2026, 3, 4, 11)),  # not 2 March 11:00 to 4 March 10:00
     ]
+    assert any("takes the series' duration" in w for w in result.warnings)  # the repair is reported
 
 
 def test_utc_series_in_a_calendar_with_x_wr_timezone_recurs_in_utc(
