@@ -23,6 +23,6 @@ RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /var/lib/calbook --create-home calbook
 
 USER calbook
-EXPOSE 8000
+EXPOSE 8000 9101
 ENTRYPOINT ["calbook"]
 CMD ["api"]

@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: install run test lint bench migrate
 
+# PYTHONWARNINGS: setuptools' build-time notices (editable installs) are not the user's business.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q --upgrade pip
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed

@@ -13,15 +13,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.auth import TokenVerifier
 from api.body_limit import BodyLimitMiddleware
 from api.connect_limit import ConnectLimiter
+from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.problems import CatchAllMiddleware, install_problem_handlers
 from api.routes import ROUTERS
 from booking_engine.store.db import Store
 from config.settings import Settings, get_settings
+from config.version import VERSION
 
 DESCRIPTION = """Booking backend for expert consultations.
 
@@ -43,7 +46,12 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
         if owns_store:
             active_store.dispose()
 
-    app = FastAPI(title="calbook", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs (Swagger UI) and /redoc load their scripts from the fastapi-offline package, not a CDN:
+    # they work offline and under a strict CSP. No validator badge: it would send the schema's URL out.
+    app = FastAPIOffline(
+        title="calbook", version=VERSION, description=DESCRIPTION, lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     app.state.settings = settings
     app.state.store = active_store
     app.state.verifier = TokenVerifier(settings)
@@ -53,7 +61,9 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
         app.include_router(router)
     install_problem_handlers(app)
     install_openapi(app)
-    # Last added runs first: the catch-all wraps everything, then the body limit.
+    # Last added runs first: metrics and the access log see every answer, the catch-all's 500s
+    # included; then the catch-all wraps everything, then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.request_max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(MetricsMiddleware, log_requests=settings.access_log)
     return app

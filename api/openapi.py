@@ -24,6 +24,7 @@ _DESCRIPTIONS = {
     409: "Conflict (`slot_unavailable`, `invalid_state`)",
     412: "Stale `If-Match` (`precondition_failed`)",
     413: "Request body too large (`payload_too_large`)",
+    415: "The body is not sent as `application/json` (`unsupported_media_type`)",
     422: "Invalid request (`validation_error` or a specific booking rule code)",
     428: "`If-Match` missing (`precondition_failed`)",
     429: "Too much under way at once for this caller (`too_many_requests`, with `Retry-After`)",

@@ -120,12 +120,43 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _json_error(raw: Any, position: int, reason: str) -> dict[str, Any]:
+    """A JSON syntax error, located the way an editor shows it: line and column (1-based)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw or "")
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return {"field": "body", "message": f"malformed JSON at line {line}, column {column}: {reason}",
+            "type": "json_invalid"}
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _unsupported_media_type(request: Request) -> Response:
+    """A JSON body sent without ``Content-Type: application/json`` (FastAPI then reads it as bytes)."""
+    sent = request.headers.get("content-type")
+    what = f"Content-Type {sent!r}" if sent else "no Content-Type"
+    detail = f"the request body must be JSON, sent with 'Content-Type: application/json' (this request had {what})"
+    header = "Accept-Patch" if request.method == "PATCH" else "Accept-Post"
+    return problem(415, None, None, detail, request.url.path, headers={header: "application/json"})
+
+
 def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": _location(err.get("loc", ())), "message": str(err.get("msg", "invalid")), "type": err.get("type")}
-        for err in exc.errors()
-    ]
+    raw_errors = exc.errors()
+    if not _is_json(request.headers.get("content-type")) and any(
+        tuple(err.get("loc", ())) == ("body",) and err.get("type") != "missing" for err in raw_errors
+    ):
+        return _unsupported_media_type(request)
+    errors = []
+    for err in raw_errors:
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
+            errors.append(_json_error(exc.body, loc[1], str((err.get("ctx") or {}).get("error", "invalid JSON"))))
+            continue
+        errors.append({"field": _location(loc), "message": str(err.get("msg", "invalid")), "type": err.get("type")})
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     detail = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
     return problem(422, "validation_error", None, detail, request.url.path, errors)

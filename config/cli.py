@@ -1,116 +1,141 @@
 """The ``calbook`` command: the composition root that wires store, API and worker together.
 
 Subcommands import their part lazily, so ``calbook migrate`` works without the API's or
-the worker's dependencies being imported.
+the worker's dependencies being imported. Arguments are parsed before the settings are read,
+so ``--help`` and ``--version`` work whatever the environment holds, and a bad setting is one
+clear line (``calbook: CALBOOK_LOG_LEVEL: ...``) and exit status 2, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 
-from config.logging import setup_logging, uvicorn_log_config
-from config.settings import get_settings
+from pydantic import ValidationError
+
+from config.admin import add_admin_commands
+from config.logging import setup_logging
+from config.settings import Settings, get_settings
+from config.version import VERSION
+
+log = logging.getLogger("calbook")
+
+WORKER_METRICS_PORT = 9101
 
 
-def _migrate() -> None:
-    from booking_engine.store.migrate import upgrade
+def _migrate(settings: Settings) -> str:
+    from booking_engine.store.migrate import current_revision, upgrade
 
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url())
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    before = current_revision(url)
+    upgrade(url)
+    after = current_revision(url)
+    if before != after:
+        log.info("database migrated from %s to %s", before or "empty", after)
+    return after or "base"
 
 
-def cmd_migrate(_: argparse.Namespace) -> int:
-    _migrate()
-    print("database is at the head revision")
+def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
+    revision = _migrate(settings)
+    print(f"database is at the head revision ({revision})")
     return 0
 
 
-def cmd_token(args: argparse.Namespace) -> int:
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from api.auth import mint_token
 
-    print(mint_token(args.user_id, get_settings(), ttl_seconds=args.ttl, email=args.email, name=args.name))
+    print(mint_token(args.user_id, settings, ttl_seconds=args.ttl, email=args.email, name=args.name))
     return 0
 
 
-def _uvicorn(host: str, port: int, workers: int) -> None:
-    import uvicorn
+def cmd_keygen(_: argparse.Namespace, __: Settings) -> int:
+    """Fresh secrets for a deployment, as ``.env`` lines (docs/operations.md#configuration)."""
+    import secrets
 
-    level = get_settings().log_level
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level=level.lower(), log_config=uvicorn_log_config(level))
+    from cryptography.fernet import Fernet
 
-
-def cmd_api(args: argparse.Namespace) -> int:
-    _uvicorn(args.host, args.port, args.workers)
+    print(f"CALBOOK_JWT_SECRET={secrets.token_urlsafe(48)}")
+    print(f"CALBOOK_ENCRYPTION_KEY={Fernet.generate_key().decode()}")
     return 0
 
 
-def _celery_argv(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker.app:celery_app", *extra]
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    from config.processes import handle_shutdown_signals, metrics_directory, run_uvicorn
+
+    handle_shutdown_signals()
+    with metrics_directory():
+        run_uvicorn(settings, args.host, args.port, args.workers)
+    return 0
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    os.execv(sys.executable, _celery_argv("worker", "--loglevel", args.loglevel,
-                                          "--concurrency", str(args.concurrency)))
-    return 0  # pragma: no cover
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from config.processes import celery_argv, metrics_directory, run_celery
+
+    with metrics_directory():
+        extra = ["--concurrency", str(args.concurrency)]
+        if args.beat:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            extra += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
+        argv = celery_argv(settings, "worker", *extra)
+        if args.metrics_port is not None:
+            os.environ["CALBOOK_WORKER_METRICS_PORT"] = str(args.metrics_port)
+        else:
+            os.environ.setdefault("CALBOOK_WORKER_METRICS_PORT", str(WORKER_METRICS_PORT))
+        return run_celery(argv)
 
 
-def cmd_beat(args: argparse.Namespace) -> int:
-    settings = get_settings()
+def cmd_beat(_: argparse.Namespace, settings: Settings) -> int:
+    from config.processes import celery_argv, run_celery
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = str(settings.data_dir / "celerybeat-schedule")
-    os.execv(sys.executable, _celery_argv("beat", "--loglevel", args.loglevel, "--schedule", schedule))
-    return 0  # pragma: no cover
+    return run_celery(celery_argv(settings, "beat", "--schedule", schedule))
 
 
-def _die_with_parent() -> None:
-    """In the worker child: get SIGTERM when ``calbook serve`` dies, even by SIGKILL (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the signal handlers below still stop the worker on a normal shutdown
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """API, a worker and beat in one command on the embedded default: nothing to install.
 
-    The worker is a child process and must not outlive the command. uvicorn re-raises the
-    SIGTERM/SIGINT it caught once it has shut down; these handlers turn that into SystemExit,
-    so the ``finally`` below stops the worker; PR_SET_PDEATHSIG covers a hard kill.
+    The worker is a child process and must not outlive the command: a requested shutdown
+    unwinds through the ``finally`` below, which stops it; PR_SET_PDEATHSIG covers a hard kill.
     """
-    _migrate()
-    settings = get_settings()
-    schedule = str(settings.data_dir / "celerybeat-schedule")
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, _exit_on_signal)
-    worker = subprocess.Popen(
-        _celery_argv("worker", "--beat", "--schedule", schedule, "--loglevel", "INFO", "--concurrency", "2"),
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - runs before exec, touches no locks
+    from config.processes import (
+        declare_embedded_queue,
+        handle_shutdown_signals,
+        metrics_directory,
+        run_uvicorn,
+        start_embedded_worker,
+        stop_child,
     )
-    try:
-        _uvicorn(args.host, args.port, 1)
-    finally:
-        worker.send_signal(signal.SIGTERM)
+
+    _migrate(settings)
+    settings.resolved_jwt_secret()  # generated (and announced) once here, not by each process
+    settings.resolved_encryption_key()
+    declare_embedded_queue(settings)
+    handle_shutdown_signals()
+    with metrics_directory():
+        worker = start_embedded_worker(settings)
         try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+            run_uvicorn(settings, args.host, args.port, 1, process="serve")
+        finally:
+            stop_child(worker)
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from booking_engine.clock import utcnow
+    from config.status import collect, render_json, render_text
+
+    status = collect(settings)
+    print(render_json(status, VERSION, utcnow()) if args.json else render_text(status, VERSION))
+    return 0 if status.ok else 1
+
+
+def cmd_demo(_: argparse.Namespace, __: Settings) -> int:
     from config.demo import run_demo
 
     return int(run_demo())
@@ -118,6 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calbook", description="Booking backend with calendar sync")
+    parser.add_argument("--version", action="version", version=f"calbook {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("migrate", help="bring the database to the head revision").set_defaults(func=cmd_migrate)
@@ -128,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--email")
     token.add_argument("--name")
     token.set_defaults(func=cmd_token)
+
+    sub.add_parser(
+        "keygen", help="print a fresh JWT secret and encryption key as .env lines",
+    ).set_defaults(func=cmd_keygen)
 
     serve = sub.add_parser("serve", help="API + worker + beat on the embedded default, migrating first")
     serve.add_argument("--host", default="127.0.0.1")
@@ -142,21 +172,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="a Celery worker")
     worker.add_argument("--concurrency", type=int, default=2)
-    worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--beat", action="store_true", help="run the beat scheduler inside (one worker only)")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve the worker's metrics on this port (default: CALBOOK_WORKER_METRICS_PORT)")
     worker.set_defaults(func=cmd_worker)
 
-    beat = sub.add_parser("beat", help="the Celery beat scheduler")
-    beat.add_argument("--loglevel", default="INFO")
-    beat.set_defaults(func=cmd_beat)
+    sub.add_parser("beat", help="the Celery beat scheduler").set_defaults(func=cmd_beat)
+
+    status = sub.add_parser(
+        "status", help="database, broker, workers, outbox, deliveries, connections (exit 1: not ok)",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON document instead of text")
+    status.set_defaults(func=cmd_status)
+
+    add_admin_commands(sub)
 
     sub.add_parser("demo", help="offline demo against a local Radicale").set_defaults(func=cmd_demo)
     return parser
 
 
+def _settings_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        name = "CALBOOK_" + "_".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"calbook: {name}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    setup_logging(get_settings().log_level)
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        print(_settings_error(error), file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format, process=args.command)
+    return int(args.func(args, settings) or 0)
 
 
 if __name__ == "__main__":

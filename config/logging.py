@@ -1,23 +1,45 @@
-"""Logging setup: one line per record, with the context fields (booking id, connection id) appended.
+"""Logging for every calbook process: one handler on stderr, one format, one level.
+
+Every process kind sets it up the same way, from the same settings (docs/operations.md#logging):
+``calbook serve``/``migrate``/... in ``config.cli``, each uvicorn worker process of ``calbook api``
+through the ``log_config`` dictionary uvicorn applies after it spawns them (``logging_config``),
+and ``calbook worker``/``beat`` through Celery's ``setup_logging`` signal (``worker.app``), so
+that Celery, uvicorn and alembic records all leave in calbook's format.
+
+- ``CALBOOK_LOG_LEVEL`` (``INFO``) is the threshold of every logger.
+- ``CALBOOK_LOG_FORMAT``: ``text`` (one line, the context fields appended as ``key=value``) or
+  ``json`` (one JSON object a line, the context fields such as ``booking_id`` and
+  ``connection_id`` as keys of their own).
+- Routine chatter is demoted to DEBUG (``Demote``): beat sending its periodic ticks, the worker
+  receiving and finishing them (calbook logs at INFO when a tick did something), uvicorn's
+  startup and shutdown steps and alembic's bookkeeping. An idle service is silent at INFO.
 
 Never log secrets: credentials and tokens are not put into ``extra`` anywhere in calbook. As a
 net under that rule (docs/security.md#logs), every line passes ``RedactSecrets`` on its way
-out, in the API (uvicorn's access log included) and in the worker: URLs lose their userinfo
-and their query strings (OAuth ``code`` and ``state``, feed tokens, signatures), and path
-segments that look like tokens (long random strings, ``private-...`` feed keys) are masked.
-The HTTP client loggers (httpx, httpcore) are kept at WARNING, since their INFO line is the
-whole request URL.
+out, in every process: URLs lose their userinfo and their query strings (OAuth ``code`` and
+``state``, feed tokens, signatures), and path segments that look like tokens (long random
+strings, ``private-...`` feed keys) are masked. The HTTP client loggers (httpx, httpcore) are
+kept at WARNING whatever the level, since their INFO line is the whole request URL.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import logging.config
 import re
-import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS = ("text", "json")
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+# Celery passes its whole message context (task args included) as ``extra={"data": ...}``.
+_DROPPED = {"data"}
+_BARE = re.compile(r"^[^\s=\"']+$")
+
 QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "googleapiclient.discovery_cache")
 MASK = "REDACTED"
 
@@ -76,51 +98,150 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-class ContextFormatter(logging.Formatter):
+
+def _context(record: logging.LogRecord, said: Iterable[str] = ()) -> dict[str, Any]:
+    skip = set(said)
+    return {
+        k: v for k, v in record.__dict__.items()
+        if k not in _STANDARD and k not in _DROPPED and k not in skip and not k.startswith("_")
+    }
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z"
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return text if _BARE.match(text) else json.dumps(text, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-03-02T09:00:00.123Z INFO api calbook.bookings: booking created booking_id=... status=pending``.
+
+    The fields are the time (UTC), the level, the process kind (``api``, ``worker``, ``beat``,
+    ``serve``, or the command), the logger, the message, then the context as ``key=value``.
+    """
+
+    def __init__(self, process: str = "calbook") -> None:
+        super().__init__()
+        self.process = process
+
     def format(self, record: logging.LogRecord) -> str:
-        base = super().format(record)
-        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
-        if not extra:
-            return base
-        return base + " " + " ".join(f"{k}={v}" for k, v in sorted(extra.items()))
+        line = f"{_timestamp(record)} {record.levelname} {self.process} {record.name}: {record.getMessage()}"
+        # ``extra={"_said": (...)}`` names the fields the message already shows (the access log's).
+        context = _context(record, getattr(record, "_said", ()))
+        if context:
+            line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in sorted(context.items()))
+        if record.exc_info:
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))  # exc_text: redacted
+        elif record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        # Continuation lines (a traceback, a multi-line warning) are indented: a line that starts
+        # in the first column always starts a record.
+        return line.rstrip("\n").replace("\n", "\n    ")
 
 
-def quiet_http_clients() -> None:
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time``, ``level``, ``process``, ``logger``, ``message``, then the context."""
+
+    def __init__(self, process: str = "calbook") -> None:
+        super().__init__()
+        self.process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": record.levelname,
+            "process": self.process,
+            "pid": record.process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in _context(record).items():
+            entry.setdefault(key, value)
+        if record.exc_info:
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def install_redaction(logger: logging.Logger) -> None:
-    """Put ``RedactSecrets`` on every handler of ``logger`` (the worker's, set up by Celery)."""
-    for handler in logger.handlers:
-        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
-            handler.addFilter(RedactSecrets())
-    quiet_http_clients()
+# Routine records, by logger: a message prefix (or, for Celery's task trace, the task name).
+_UVICORN_ROUTINE = (
+    "Started server process", "Waiting for application startup", "Application startup complete",
+    "Waiting for application shutdown", "Application shutdown complete", "Finished server process",
+    "Started parent process", "Stopping parent process", "Shutting down", "Uvicorn running on",
+    "Terminated child process", "Waiting for child process",
+)
+_CELERY_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")  # "received", "succeeded"
 
 
-def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(ContextFormatter(FORMAT))
-    handler.addFilter(RedactSecrets())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    quiet_http_clients()
+class Demote(logging.Filter):
+    """Turn routine INFO records into DEBUG ones, and drop them unless DEBUG is on.
+
+    ``quiet_tasks`` names the tasks whose "received"/"succeeded" lines are routine: the periodic
+    ticks of the beat schedule, which run every few seconds whether or not there is work.
+    """
+
+    def __init__(self, quiet_tasks: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.quiet_tasks = frozenset(quiet_tasks)
+
+    def _routine(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if name == "celery.beat":
+            return str(record.msg).startswith("Scheduler: Sending due task")
+        if name in _CELERY_TASK_LOGGERS:
+            context = record.args if isinstance(record.args, dict) else {}
+            return context.get("name") in self.quiet_tasks
+        if name == "celery.worker.request":  # a tick that expired in the queue: the next one is coming
+            args = record.args if isinstance(record.args, tuple) else ()
+            return str(record.msg).startswith("Discarding revoked task") and bool(args) and args[0] in self.quiet_tasks
+        if name.startswith("uvicorn.error") or name == "uvicorn":
+            return str(record.msg).startswith(_UVICORN_ROUTINE)
+        return name.startswith("alembic")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not self._routine(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
-def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
-    """uvicorn's ``log_config``: its loggers (access log included) go through calbook's handler,
-    in every API worker process (uvicorn applies it in each)."""
+def logging_config(
+    level: str = "INFO", fmt: str = "text", process: str = "calbook", quiet_tasks: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` dictionary of a calbook process (picklable: uvicorn
+    ships it to the worker processes it spawns)."""
+    formatter = "config.logging.JsonFormatter" if fmt == "json" else "config.logging.TextFormatter"
+    level = level.upper()
+    propagate = {"handlers": [], "propagate": True, "level": "NOTSET"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "config.logging.RedactSecrets"}},
-        "formatters": {"calbook": {"()": "config.logging.ContextFormatter", "fmt": FORMAT}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                "formatter": "calbook", "filters": ["redact"]}},
-        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "formatters": {"calbook": {"()": formatter, "process": process}},
+        "filters": {
+            "demote": {"()": "config.logging.Demote", "quiet_tasks": sorted(quiet_tasks)},
+            "redact": {"()": "config.logging.RedactSecrets"},
+        },
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "calbook",
+                       "filters": ["demote", "redact"]},
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
-            **{name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+            # Loggers that their libraries configure with handlers of their own: through ours instead.
+            **{name: dict(propagate) for name in (
+                "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "celery", "celery.task",
+                "celery.redirected", "alembic", "kombu", "amqp",
+            )},
             **{name: {"level": "WARNING"} for name in QUIET_LOGGERS},
         },
     }
+
+
+def setup_logging(
+    level: str = "INFO", fmt: str = "text", process: str = "calbook", quiet_tasks: Iterable[str] = (),
+) -> None:
+    logging.config.dictConfig(logging_config(level, fmt, process, quiet_tasks))
+    logging.captureWarnings(True)

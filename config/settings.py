@@ -1,27 +1,49 @@
 """Settings for every calbook process, read from ``CALBOOK_*`` environment variables.
 
 The embedded default needs nothing installed: a SQLite file and a kombu SQLAlchemy broker
-on a second SQLite file, both under ``CALBOOK_DATA_DIR``. Secrets that the embedded default
+on a second SQLite file, both under the data directory. Secrets that the embedded default
 needs (JWT signing secret, credential encryption key) are generated once into that folder
 when they are not given, so a fresh checkout runs with no configuration at all.
+
+The data directory is ``CALBOOK_DATA_DIR`` or, without it, one absolute place per user
+(``$XDG_DATA_HOME/calbook``, by default ``~/.local/share/calbook``), never a path relative
+to where a command happens to run: ``calbook token`` from any directory signs with the
+secret ``calbook serve`` uses (docs/operations.md#configuration).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger("calbook.settings")
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/calbook`` (``~/.local/share/calbook``): the same for every command of a user."""
+    base = os.environ.get("XDG_DATA_HOME")
+    if base and Path(base).is_absolute():
+        return Path(base) / "calbook"
+    try:
+        return Path.home() / ".local" / "share" / "calbook"
+    except RuntimeError:  # no home directory (a bare container user): next to where we run
+        return Path("var").resolve()
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALBOOK_", extra="ignore")
 
-    data_dir: Path = Path("var")
+    data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     broker_url: str | None = None
     result_backend: str | None = None
@@ -64,7 +86,10 @@ class Settings(BaseSettings):
 
     sync_horizon_days: int = 180
     request_max_body_bytes: int = 1_000_000
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    metrics_token: str | None = Field(default=None, description="bearer token /metrics requires (unset: open)")
+    access_log: bool = Field(default=True, description="log one line per API request (probes only at DEBUG)")
 
     google_client_id: str | None = None
     google_client_secret: str | None = None
@@ -86,6 +111,26 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        """``info`` means ``INFO``; anything else is refused as the user wrote it."""
+        if isinstance(value, str) and value.strip().upper() in LogLevel.__args__:  # type: ignore[attr-defined]
+            return value.strip().upper()
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("text", "json"):
+            return value.strip().lower()
+        return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -97,29 +142,45 @@ class Settings(BaseSettings):
         return f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
 
     def resolved_jwt_secret(self) -> str:
-        return self.jwt_secret or _local_secret(self.data_dir / "jwt-secret", lambda: secrets.token_urlsafe(48))
+        if self.jwt_secret:
+            return self.jwt_secret
+        return _local_secret(self.data_dir / "jwt-secret", lambda: secrets.token_urlsafe(48),
+                             "a JWT signing secret", "CALBOOK_JWT_SECRET")
 
     def resolved_encryption_key(self) -> str:
         if self.encryption_key:
             return self.encryption_key
         from cryptography.fernet import Fernet
 
-        return _local_secret(self.data_dir / "encryption-key", lambda: Fernet.generate_key().decode())
+        return _local_secret(self.data_dir / "encryption-key", lambda: Fernet.generate_key().decode(),
+                             "an encryption key", "CALBOOK_ENCRYPTION_KEY")
 
 
-def _local_secret(path: Path, make: callable[[], str]) -> str:  # type: ignore[valid-type]
-    """Read a generated secret, creating it with mode 0600 on first use (embedded default only)."""
+def _local_secret(path: Path, make: Callable[[], str], what: str, variable: str) -> str:
+    """Read a generated secret, creating it with mode 0600 on first use (embedded default only).
+
+    Several processes may start at once (two API workers, the worker): the secret is written
+    to a private temporary file and linked into place, so the first one wins, whole, and the
+    others read it. A new secret is announced, with where it lives: a token signed with it is
+    only good for servers that use the same data directory.
+    """
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, value.encode())
-    except BaseException:
+    finally:
         os.close(fd)
-        raise
-    os.close(fd)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        temporary.unlink()
+    log.warning("generated %s in %s (set %s to provide your own)", what, path, variable)
     return value
 
 

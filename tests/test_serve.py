@@ -77,6 +77,9 @@ def test_serve_answers_and_its_worker_stops_with_it(tmp_path: Path, how: signal.
         assert workers, "serve started no worker process"
         serve.send_signal(how)
         serve.wait(timeout=60)
+        if how == signal.SIGTERM:
+            # docs/operations.md#supervising-the-processes
+            assert serve.returncode == 0, "a requested shutdown is a clean exit"
         assert _wait(lambda: not any(_alive(pid) for pid in workers), 60), "the worker outlived calbook serve"
     finally:
         if serve.poll() is None:

@@ -6,16 +6,20 @@ Delivery is at-least-once: ``acks_late`` with ``task_reject_on_worker_lost`` put
 back when its worker dies, prefetch 1 keeps a busy worker from hoarding messages, and
 every task is idempotent because its state lives in the database (outbox rows, leases,
 notification log), never in the message.
+
+Logging is calbook's, not Celery's (``_calbook_logging``): with a ``setup_logging`` receiver
+connected Celery leaves logging alone, so the worker, its pool processes and beat log in the
+same format, at ``CALBOOK_LOG_LEVEL``, as the API, and the periodic ticks stay at DEBUG.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery import Celery, signals
 
-from config.logging import install_redaction
+from config.logging import setup_logging
 from config.settings import get_settings
 from worker import schedule
 from worker.broker import TRANSPORT_PATH
@@ -67,17 +71,21 @@ def make_app() -> Celery:
     return app
 
 
-@after_setup_logger.connect
-@after_setup_task_logger.connect
-def _redact_worker_logs(logger: Any = None, **_: Any) -> None:
-    """The worker's log lines pass the same redaction as the API's (config.logging)."""
-    if logger is not None:
-        install_redaction(logger)
-
-
 celery_app = make_app()
 
 # Registers the tasks and, through their modules, any periodic entries (see worker.schedule).
-from worker import heartbeat, tasks  # noqa: E402,F401
+from worker import heartbeat, metrics, tasks  # noqa: E402,F401  (metrics: task counts, the metrics port)
 
 celery_app.conf.beat_schedule = schedule.beat_schedule()
+
+
+def _process_kind() -> str:
+    words = sys.argv[1:]
+    return "beat" if "beat" in words and "worker" not in words else "worker"
+
+
+@signals.setup_logging.connect
+def _calbook_logging(**_: Any) -> None:
+    settings = get_settings()
+    ticks = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    setup_logging(settings.log_level, settings.log_format, process=_process_kind(), quiet_tasks=ticks)

@@ -101,7 +101,7 @@ def _prune_notifications(store: Store, cutoff: datetime) -> int:
 
 def prune(store: Store, now: datetime | None = None, keep: timedelta | None = None) -> Pruned:
     moment = now or utcnow()
-    cutoff = moment - (keep or timedelta(days=get_worker_settings().retention_days))
+    cutoff = moment - (keep if keep is not None else timedelta(days=get_worker_settings().retention_days))
     result = Pruned(
         outbox=_prune_outbox(store, cutoff),
         deliveries=_prune_deliveries(store, cutoff),

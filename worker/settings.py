@@ -39,6 +39,9 @@ class WorkerSettings(BaseSettings):
     # How often a worker's main process writes its heartbeat (``worker_heartbeats``).
     heartbeat_interval_seconds: float = 10.0
 
+    # Where ``calbook worker`` serves its counters (it sets 9101 unless given; 0: off); docs/operations.md#metrics
+    metrics_port: int = 0
+
     task_soft_time_limit: int = 120
     task_time_limit: int = 180
 

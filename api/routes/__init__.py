@@ -17,12 +17,14 @@ from api.routes import (
     google,
     health,
     me,
+    metrics,
     slots,
     webhook_subscriptions,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     me.router,
     availability.router,
     exceptions.router,

@@ -15,10 +15,12 @@ from fastapi.responses import JSONResponse
 from api.auth import CurrentUser
 from api.deps import SettingsDep, StoreDep
 from api.ics import booking_to_ics
+from api.metrics import count_booking
 from api.openapi import problem_responses
 from api.routes.params import Cursor, FromInstant, Limit, ResourceId, Role, Statuses, ToInstant, split_statuses
 from api.schemas.bookings import Booking, BookingCreate, BookingPage, Reason, Reschedule
 from booking_engine.clock import utcnow
+from booking_engine.errors import BookingError
 from booking_engine.services import bookings
 from worker.calendar.freebusy import make_freebusy_check
 
@@ -33,10 +35,15 @@ class IcsResponse(Response):
 
 @router.post("", status_code=201, response_model=Booking, responses=problem_responses(404, 409))
 def create_booking(body: BookingCreate, user: CurrentUser, store: StoreDep, settings: SettingsDep) -> JSONResponse:
-    booking = bookings.create_booking(
-        store, user.user_id, body.expert_id, body.start_time, body.duration_minutes, body.type,
-        topic=body.topic, notes=body.notes, external_check=make_freebusy_check(store, settings),
-    )
+    try:
+        booking = bookings.create_booking(
+            store, user.user_id, body.expert_id, body.start_time, body.duration_minutes, body.type,
+            topic=body.topic, notes=body.notes, external_check=make_freebusy_check(store, settings),
+        )
+    except BookingError as refused:
+        count_booking(refused.code)
+        raise
+    count_booking(str(booking.status))
     return JSONResponse(booking.as_dict(), status_code=201, headers={"Location": f"/v1/bookings/{booking.id}"})
 
 

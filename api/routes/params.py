@@ -5,8 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from api.schemas.common import ID_PATTERN, MAX_ID_LENGTH, Day, Instant
+from booking_engine.errors import ValidationError
+from booking_engine.timeutil import zone
+
+
+def _known_zone(name: str | None) -> str | None:
+    """Checked here, so that an unknown zone is reported under the parameter the client sent (``tz``)."""
+    if name is None:
+        return None
+    try:
+        zone(name)
+    except ValidationError:
+        raise PydanticCustomError(
+            "unknown_timezone", "unknown timezone '{name}': use an IANA name such as Europe/Berlin", {"name": name},
+        ) from None
+    return name
+
 
 ExpertId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 ResourceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
@@ -20,7 +38,9 @@ Statuses = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$")]
-Timezone = Annotated[str | None, Query(max_length=64, description="IANA timezone (default: the expert's)")]
+Timezone = Annotated[
+    str | None, Query(max_length=64, description="IANA timezone (default: the expert's)"), AfterValidator(_known_zone),
+]
 
 
 def split_statuses(values: list[str] | None) -> list[str] | None:

@@ -109,3 +109,45 @@ def test_problem_documents_name_the_field(client, expert):
     assert client.post("/v1/bookings", json={**booking_body(), "startTime": at(day_ahead(), 10)},
                        headers=auth(USER)).status_code == 201
     assert EXPERT
+
+
+def test_a_body_without_json_content_type_is_415_saying_what_to_send(client, expert):
+    raw = json.dumps(booking_body()).encode()
+    for sent in ({}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        response = client.post("/v1/bookings", content=raw, headers={**auth(USER), **sent})
+        body = assert_problem(response, 415, "unsupported_media_type")
+        assert "'Content-Type: application/json'" in body["detail"], body
+        assert response.headers["accept-post"] == "application/json"
+    patched = client.patch("/v1/calendar-connections/abc", content=b'{"busyCalendars": []}', headers=auth(EXPERT))
+    assert_problem(patched, 415, "unsupported_media_type")
+    assert patched.headers["accept-patch"] == "application/json"
+    # JSON with parameters, and an empty body (a missing body is a validation problem), are not 415.
+    typed = client.post("/v1/bookings", content=raw,
+                        headers={**auth(USER), "Content-Type": "application/json; charset=utf-8"})
+    assert typed.status_code == 201, typed.text
+    assert_problem(client.post("/v1/bookings", headers=auth(USER)), 422, "validation_error")
+
+
+def test_malformed_json_is_reported_by_line_and_column(client, expert):
+    raw = b'{\n  "expertId": "expert-1",\n  "startTime": ,\n  "durationMinutes": 60\n}'
+    body = assert_problem(client.post("/v1/bookings", content=raw,
+                                      headers={**auth(USER), "Content-Type": "application/json"}),
+                          422, "validation_error")
+    assert body["errors"] == [{"field": "body", "type": "json_invalid",
+                               "message": "malformed JSON at line 3, column 16: Expecting value"}]
+    assert body["detail"] == "body: malformed JSON at line 3, column 16: Expecting value"
+    one_line = assert_problem(client.post("/v1/bookings", content=b'{"expertId": }',
+                                          headers={**auth(USER), "Content-Type": "application/json"}),
+                              422, "validation_error")
+    assert one_line["errors"][0]["message"] == "malformed JSON at line 1, column 14: Expecting value"
+
+
+def test_an_unknown_tz_is_reported_under_the_parameter_sent(client, expert):
+    day = day_ahead().isoformat()
+    for path, params in ((f"/v1/experts/{EXPERT}/slots", {"date": day, "duration": 60}),
+                         (f"/v1/experts/{EXPERT}/calendar", {"month": day[:7]})):
+        body = assert_problem(client.get(path, params={**params, "tz": "Mars/Olympus_Mons"}, headers=auth(USER)),
+                              422, "validation_error")
+        assert [e["field"] for e in body["errors"]] == ["query.tz"], body
+        assert "Mars/Olympus_Mons" in body["detail"] and body["detail"].startswith("query.tz: ")
+        assert client.get(path, params={**params, "tz": "Europe/Berlin"}, headers=auth(USER)).status_code == 200

@@ -45,6 +45,7 @@ from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
 from booking_engine.timeutil import zone
 from config.settings import get_settings
+from worker.metrics import count_email
 from worker.notifications import ical
 from worker.notifications.log import already_logged, record
 from worker.outbox import OutboxEvent
@@ -380,7 +381,9 @@ def send_event_emails(store: Store, event: OutboxEvent) -> None:
                 _send(client, message)
             except PermanentSmtpError as exc:
                 record(store, key, status="refused", detail=str(exc), **log_fields)
+                count_email("refused")
                 log.warning("e-mail refused permanently", extra={**log_fields, "error": str(exc)})
                 continue
             record(store, key, status="sent", **log_fields)
+            count_email("sent")
             log.info("e-mail sent", extra={**log_fields, "booking_id": event.aggregate_id})

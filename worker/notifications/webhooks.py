@@ -50,6 +50,7 @@ from connectors.secrets import CredentialsUnreadable, decrypt_json
 from connectors.url_policy import UnresolvableURL, UnsafeURL, check_public_url
 from worker.db import insert_ignore, skip_locked
 from worker.identity import current_worker_id
+from worker.metrics import count_webhook_attempt
 from worker.outbox import OutboxEvent, stale_worker_ids
 from worker.settings import get_worker_settings
 
@@ -286,7 +287,7 @@ def deliver_due(store: Store, budget_seconds: float = 20.0, client: httpx.Client
             if not batch:
                 break
             for d in batch:
-                attempt(store, d, http, secrets)
+                count_webhook_attempt(attempt(store, d, http, secrets))
                 made += 1
     finally:
         if own:

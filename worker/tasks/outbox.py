@@ -8,6 +8,7 @@ from celery import shared_task
 
 from worker import outbox
 from worker.kick import kick_webhooks
+from worker.metrics import count_outbox
 from worker.runtime import get_store
 from worker.tasks.retry import RETRY_OPTIONS
 
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 @shared_task(name="calbook.outbox.dispatch", **RETRY_OPTIONS)
 def dispatch_outbox() -> dict[str, int]:
     result = outbox.drain(get_store())
+    count_outbox(result.dispatched, result.failed)
     if result.touched:
         kick_webhooks()  # deliveries were probably queued: send them now, not at the next tick
     if result.touched:

@@ -1,0 +1,50 @@
+"""The operator's picture of a running calbook, read from the database (docs/operations.md#health).
+
+``calbook status`` prints it and ``/metrics`` exports it at each scrape. It is read from the
+database, never kept in a process's memory, so every API process answers the same, and it
+describes the workers (outbox backlog, deliveries, connections) without asking them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from booking_engine.clock import utcnow
+from booking_engine.store import operations as queries
+from booking_engine.store.db import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at: datetime
+    outbox_backlog: int
+    outbox_failing: int
+    outbox_oldest_at: datetime | None
+    webhook_deliveries: dict[str, int] = field(default_factory=dict)
+    notifications: dict[tuple[str, str], int] = field(default_factory=dict)
+    connections: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def outbox_oldest_age_seconds(self) -> float:
+        """Age of the oldest undispatched event; 0 with an empty outbox."""
+        if self.outbox_oldest_at is None:
+            return 0.0
+        return max((self.taken_at - self.outbox_oldest_at).total_seconds(), 0.0)
+
+    def connections_with_status(self, status: str) -> int:
+        return sum(n for (_, s), n in self.connections.items() if s == status)
+
+
+def snapshot(store: Store, now: datetime | None = None) -> Snapshot:
+    with store.read() as conn:
+        backlog, failing, oldest = queries.outbox_backlog(conn)
+        return Snapshot(
+            taken_at=now or utcnow(),
+            outbox_backlog=backlog,
+            outbox_failing=failing,
+            outbox_oldest_at=oldest,
+            webhook_deliveries=queries.webhook_deliveries_by_status(conn),
+            notifications=queries.notifications_by_status(conn),
+            connections=queries.connections_by_status(conn),
+        )
