@@ -6,7 +6,8 @@ latencies, and booking attempts by outcome. Under ``calbook api --workers N`` (a
 command), so each process counts into its own file and a scrape, answered by any one process,
 adds them all up. Read from the database at each scrape (``StateCollector``): the outbox
 backlog and the age of its oldest event, webhook and e-mail deliveries by status, calendar
-connections by provider and status; the workers are described without being asked.
+connections by provider and status, the workers' heartbeats; the workers are described
+without being asked.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def count_booking(outcome: str) -> None:
 class StateCollector(Collector):
     """Gauges read from the database when scraped (``booking_engine.services.operations``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, heartbeat_max_age_seconds: float) -> None:
         self.store = store
+        self.heartbeat_max_age_seconds = heartbeat_max_age_seconds
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -142,6 +144,13 @@ class StateCollector(Collector):
         for (channel, status), count in sorted(state.notifications.items()):
             notifications.add_metric([channel, status], count)
         yield notifications
+        age = state.heartbeat_age_seconds
+        yield GaugeMetricFamily("calbook_worker_heartbeat_age_seconds",
+                                "Age of the freshest worker heartbeat (NaN: no worker ever seen)",
+                                value=float("nan") if age is None else age)
+        yield GaugeMetricFamily("calbook_workers_seen", "Workers whose heartbeat is fresher than "
+                                "CALBOOK_WORKER_HEARTBEAT_MAX_AGE_SECONDS",
+                                value=len(state.workers_seen_within(self.heartbeat_max_age_seconds)))
         connections = GaugeMetricFamily("calbook_calendar_connections", "Calendar connections by provider and status",
                                         labels=["provider", "status"])
         for (provider, status), count in sorted(state.connections.items()):
@@ -149,7 +158,7 @@ class StateCollector(Collector):
         yield connections
 
 
-def exposition(store: Store) -> tuple[bytes, str]:
+def exposition(store: Store, heartbeat_max_age_seconds: float) -> tuple[bytes, str]:
     """The body and content type of ``/metrics``: this process's (or all processes') counters and the state."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counters = CollectorRegistry()
@@ -157,5 +166,5 @@ def exposition(store: Store) -> tuple[bytes, str]:
     else:
         counters = REGISTRY
     state = CollectorRegistry()
-    state.register(StateCollector(store))
+    state.register(StateCollector(store, heartbeat_max_age_seconds))
     return generate_latest(counters) + generate_latest(state), CONTENT_TYPE_LATEST

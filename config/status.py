@@ -81,15 +81,24 @@ def _broker(settings: Settings) -> Check:
     return Check(True, shown)
 
 
-def _workers(state: Any) -> Check:
+def _workers(state: Any, max_age: float) -> Check:
+    """Workers by their heartbeat (docs/worker.md#heartbeat): fresh within the readiness limit."""
     if state is None:
         return Check(False, "unknown: the database is unreachable")
-    return Check(True, "not tracked yet")
+    fresh = state.workers_seen_within(max_age)
+    if not fresh:
+        last = state.heartbeat_age_seconds
+        when = "never" if last is None else f"last {_age(last)} ago"
+        return Check(False, f"none seen in the last {_age(max_age)} ({when}): e-mails, webhooks and "
+                            "calendar writes wait in the outbox")
+    names = ", ".join(f"{w.node} (pid {w.pid}, {_age((state.taken_at - w.last_seen_at).total_seconds())} ago)"
+                      for w in fresh)
+    return Check(True, f"{len(fresh)} seen: {names}")
 
 
 def collect(settings: Settings) -> Status:
     database, state = _database(settings)
-    status = Status(database, _broker(settings), _workers(state))
+    status = Status(database, _broker(settings), _workers(state, settings.worker_heartbeat_max_age_seconds))
     if state is not None:
         status.counts = {
             "outbox_backlog": state.outbox_backlog,

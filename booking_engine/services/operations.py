@@ -8,9 +8,11 @@ describes the workers (outbox backlog, deliveries, connections) without asking t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from booking_engine.clock import utcnow
+from booking_engine.services.heartbeats import WorkerSeen
+from booking_engine.store import heartbeats as heartbeat_rows
 from booking_engine.store import operations as queries
 from booking_engine.store.db import Store
 
@@ -24,6 +26,18 @@ class Snapshot:
     webhook_deliveries: dict[str, int] = field(default_factory=dict)
     notifications: dict[tuple[str, str], int] = field(default_factory=dict)
     connections: dict[tuple[str, str], int] = field(default_factory=dict)
+    workers: list[WorkerSeen] = field(default_factory=list)
+    """Every worker with a heartbeat row, freshest first (a dead one's row ages out)."""
+
+    @property
+    def heartbeat_age_seconds(self) -> float | None:
+        """Age of the freshest worker heartbeat; ``None`` when no worker ever beat."""
+        if not self.workers:
+            return None
+        return max((self.taken_at - self.workers[0].last_seen_at).total_seconds(), 0.0)
+
+    def workers_seen_within(self, max_age_seconds: float) -> list[WorkerSeen]:
+        return [w for w in self.workers if (self.taken_at - w.last_seen_at).total_seconds() <= max_age_seconds]
 
     @property
     def outbox_oldest_age_seconds(self) -> float:
@@ -47,4 +61,9 @@ def snapshot(store: Store, now: datetime | None = None) -> Snapshot:
             webhook_deliveries=queries.webhook_deliveries_by_status(conn),
             notifications=queries.notifications_by_status(conn),
             connections=queries.connections_by_status(conn),
+            workers=sorted(
+                (WorkerSeen(r["worker_id"], r["node"], r["pid"], r["started_at"], r["last_seen_at"])
+                 for r in heartbeat_rows.seen_since(conn, datetime.min.replace(tzinfo=UTC))),
+                key=lambda w: w.last_seen_at, reverse=True,
+            ),
         )

@@ -9,6 +9,7 @@ Prometheus parser and adds up across the two API processes, and SIGTERM is a cle
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -39,6 +40,9 @@ from tests.worker.conftest import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
+#: A heartbeat every second, taken for dead after 4 s: readiness follows the worker in seconds.
+HEARTBEAT = {"CALBOOK_WORKER_HEARTBEAT_INTERVAL_SECONDS": "1", "CALBOOK_WORKER_HEARTBEAT_MAX_AGE_SECONDS": "4"}
+
 
 @dataclass
 class Stack:
@@ -49,6 +53,7 @@ class Stack:
     beat: Proc
     store: Store
     metrics_dir: Path
+    env: dict[str, str]
 
     @property
     def procs(self) -> tuple[Proc, Proc, Proc]:
@@ -61,7 +66,7 @@ def _start_stack(group: Processes, pg_url: str, redis_url: str, level: str, **ex
     scratch = group.directory / "tmp"  # where the commands make (and must remove) their metrics directories
     scratch.mkdir()
     env = common_env(group.directory / "data", CALBOOK_DATABASE_URL=pg_url, CALBOOK_BROKER_URL=redis_url,
-                     CALBOOK_LOG_LEVEL=level, TMPDIR=str(scratch), **extra)
+                     CALBOOK_LOG_LEVEL=level, TMPDIR=str(scratch), **HEARTBEAT, **extra)
     migrated = group.run(["migrate"], env)
     assert migrated.returncode == 0, migrated.stderr
     api = group.start("api", ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
@@ -72,7 +77,8 @@ def _start_stack(group: Processes, pg_url: str, redis_url: str, level: str, **ex
     wait_until_up(base, api)
     worker_metrics = f"http://127.0.0.1:{worker_port}/metrics"
     wait_until(lambda: _answers(worker_metrics), 90, "the worker to serve its metrics")
-    return Stack(base, worker_metrics, api, worker, beat, Store.from_url(pg_url), metrics_dir)
+    wait_until(lambda: _answers(f"{base}/readyz"), 60, "the API to see the worker's heartbeat")
+    return Stack(base, worker_metrics, api, worker, beat, Store.from_url(pg_url), metrics_dir, env)
 
 
 def _answers(url: str) -> bool:
@@ -148,7 +154,7 @@ def test_every_process_logs_calbook_lines_and_metrics_move(stack: Stack) -> None
                      api_log), api_log[-3000:]
     assert re.search(r"INFO api calbook\.access: POST /v1/bookings 201 ", api_log), api_log[-3000:]
     wait_until(lambda: "outbox drained" in stack.worker.text(), 30, "the worker's own line")
-    assert re.search(r"INFO worker worker\.tasks\.outbox: outbox drained dispatched=\d+", stack.worker.text())
+    assert re.search(r"INFO worker worker\.tasks\.outbox: outbox drained .*dispatched=[1-9]", stack.worker.text())
     assert re.search(r"INFO beat celery\.beat: beat: Starting", stack.beat.text()), stack.beat.text()
     # One format: no uvicorn "INFO:     ..." and no Celery "[2026-...: INFO/MainProcess]" lines, no banner.
     for proc in stack.procs:
@@ -199,6 +205,32 @@ def test_an_idle_stack_stays_quiet(stack: Stack) -> None:
              "42 idle ticks (a default idle minute's worth) to run")
     new_lines = {p.name: p.lines()[lines_before[p.name]:] for p in stack.procs}
     assert sum(len(lines) for lines in new_lines.values()) <= 3, new_lines
+
+
+def test_readiness_status_and_metrics_follow_the_worker(stack: Stack, tmp_path: Path) -> None:
+    with processes(tmp_path) as group:
+        seen = group.run(["status"], stack.env)
+        assert seen.returncode == 0, seen.stdout + seen.stderr
+        assert re.search(r"^workers\s+ok\s+1 seen: celery@", seen.stdout, re.M), seen.stdout
+        assert "postgresql+psycopg://postgres@127.0.0.1" in seen.stdout and "outbox" in seen.stdout
+        samples = _samples(f"{stack.base}/metrics")
+        assert _value(samples, "calbook_workers_seen") == 1
+        assert 0 <= _value(samples, "calbook_worker_heartbeat_age_seconds") < 4
+
+        stack.worker.kill()  # kill -9: no goodbye, the heartbeat row just ages
+        wait_until(lambda: httpx.get(f"{stack.base}/readyz", timeout=10).status_code == 503, 30,
+                   "readiness to notice that no worker is left")
+        answer = httpx.get(f"{stack.base}/readyz", timeout=10)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "no worker seen recently" in answer.json()["detail"], answer.text
+        assert httpx.get(f"{stack.base}/healthz", timeout=10).status_code == 200  # alive, just not ready
+        gone = group.run(["status", "--json"], stack.env)
+    assert gone.returncode == 1
+    document = json.loads(gone.stdout)
+    assert document["ok"] is False and document["checks"]["workers"]["ok"] is False
+    assert document["checks"]["database"]["ok"] and document["checks"]["broker"]["ok"]
+    samples = _samples(f"{stack.base}/metrics")
+    assert _value(samples, "calbook_workers_seen") == 0 and _value(samples, "calbook_worker_heartbeat_age_seconds") > 4
 
 
 def test_sigterm_stops_every_process_with_exit_0(stack: Stack) -> None:

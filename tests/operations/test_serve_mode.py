@@ -91,7 +91,7 @@ def test_logs_in_one_format_quiet_when_idle_and_sigterm_exits_0(tmp_path: Path) 
         log = serve.text()
         assert re.search(rf"INFO serve booking_engine\.services\.bookings: booking created booking_id={booking['id']}",
                          log), log[-3000:]
-        drained = r"INFO worker worker\.tasks\.outbox: outbox drained dispatched=\d+"
+        drained = r"INFO worker worker\.tasks\.outbox: outbox drained .*dispatched=[1-9]"
         wait_until(lambda: re.search(drained, serve.text()), 30, "the worker's own line")
         record = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) (serve|worker) \S+: ")
         for line in serve.lines():
