@@ -7,6 +7,7 @@ chore by hand and the worker doing it cannot disagree.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import timedelta
 
 from config.settings import Settings
@@ -33,10 +34,41 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
+    """Send an event again: the handlers given up on, the failed webhook deliveries (``--delivered``:
+    the delivered ones too). E-mails already sent are never sent twice."""
+    from worker import kick, outbox
+    from worker.notifications.webhooks import resend_deliveries
+
+    store = _store(settings)
+    try:
+        handlers = outbox.retry_given_up(store, args.event_id)
+        if handlers is None:
+            print(f"calbook: no outbox event {args.event_id} (never written, or pruned after the retention window)",
+                  file=sys.stderr)
+            return 1
+        deliveries = resend_deliveries(store, args.event_id, delivered=args.delivered)
+    finally:
+        store.dispose()
+    if handlers:
+        kick.kick_outbox()
+    if deliveries:
+        kick.kick_webhooks()
+    again = ", ".join(handlers) if handlers else "none (every handler had finished)"
+    print(f"event {args.event_id}: handlers due again: {again}; webhook deliveries due again: {deliveries}")
+    return 0
+
+
 def add_admin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    admin = sub.add_parser("admin", help="chores: prune old data now (see docs/operations.md#admin-commands)")
+    admin = sub.add_parser("admin", help="chores: re-send an event, prune old data now (docs/operations.md)")
     chores = admin.add_subparsers(dest="chore", required=True)
 
     prune = chores.add_parser("prune", help="delete dispatched outbox rows, finished deliveries and old e-mail keys")
     prune.add_argument("--days", type=float, default=None, help="keep this many days (default: the retention)")
     prune.set_defaults(func=cmd_prune)
+
+    resend = chores.add_parser("resend", help="send an outbox event again (given-up handlers, failed webhooks)")
+    resend.add_argument("event_id", help="the event's id (X-Calbook-Event-Id, the webhook body's id)")
+    resend.add_argument("--delivered", action="store_true",
+                        help="also re-send webhook deliveries the receiver acknowledged (it lost them)")
+    resend.set_defaults(func=cmd_resend)

@@ -375,3 +375,33 @@ def pending_count(store: Store) -> int:
     with store.read() as conn:
         return int(conn.execute(select(func.count()).select_from(outbox).where(outbox.c.dispatched_at.is_(None)))
                    .scalar_one())
+
+
+def retry_given_up(store: Store, event_id: str, now: datetime | None = None) -> list[str] | None:
+    """An operator's re-send (``calbook admin resend``): the handlers given up on for this event are
+    due again, with a fresh count of attempts, and the event is undispatched until they finish.
+
+    Handlers that finished are not run again (their work was done, and their senders' keys would
+    refuse a repeat anyway). Returns the handlers made due; ``None`` when the outbox has no such
+    event (never written, or pruned after the retention window).
+    """
+    moment = now or utcnow()
+    runs = outbox_handler_runs.c
+    with store.write() as conn:
+        if conn.execute(select(outbox.c.id).where(outbox.c.event_id == event_id)).first() is None:
+            return None
+        given_up = [r[0] for r in conn.execute(
+            select(runs.handler).where(runs.event_id == event_id, runs.status == FAILED).order_by(runs.handler))]
+        if given_up:
+            conn.execute(
+                update(outbox_handler_runs)
+                .where(runs.event_id == event_id, runs.handler.in_(given_up))
+                .values(status=PENDING, attempts=0, next_attempt_at=moment, last_error=None, done_at=None)
+            )
+            conn.execute(
+                update(outbox).where(outbox.c.event_id == event_id)
+                .values(dispatched_at=None, claimed_until=None, claimed_by=None)
+            )
+    if given_up:
+        log.info("outbox event due again", extra={"event_id": event_id, "handlers": ",".join(given_up)})
+    return given_up

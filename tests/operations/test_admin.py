@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
+from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries
 from tests.api.conftest import EXPERT, USER, day_ahead
 from tests.factories import publish
 from tests.operations.processes import common_env, processes
@@ -47,3 +49,91 @@ def test_prune_now_deletes_only_what_is_past_the_window(store: Store, db_url: st
 def _left(store: Store) -> set[str]:
     with store.read() as conn:
         return {r[0] for r in conn.execute(select(outbox.c.aggregate_id))}
+
+
+def test_resend_makes_given_up_handlers_and_failed_deliveries_due_again(
+    store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from worker import outbox as worker_outbox
+    from worker.settings import get_worker_settings
+
+    monkeypatch.setenv("CALBOOK_WORKER_OUTBOX_MAX_ATTEMPTS", "1")  # one failure and the handler is given up
+    get_worker_settings.cache_clear()
+    saved = {k: list(v) for k, v in worker_outbox.HANDLERS.items()}
+    worker_outbox.HANDLERS.clear()
+    calls: list[str] = []
+    healthy = False
+
+    def flaky(_: Store, event: worker_outbox.OutboxEvent) -> None:
+        calls.append(event.event_id)
+        if not healthy:
+            raise RuntimeError("SMTP said no")
+
+    try:
+        worker_outbox.add_handler(["booking.created"], flaky, name="flaky")
+        publish(store, EXPERT, now=utcnow())
+        booking_id = _book(store, 9)
+        event_id = _event_id(store, booking_id)
+        worker_outbox.drain(store)
+        assert _handler_status(store, event_id) == "failed" and _dispatched(store, event_id)
+        _deliveries(store, event_id, [("sub-failed", "failed"), ("sub-ok", "succeeded"), ("sub-gone", "cancelled")])
+
+        env = common_env(tmp_path / "data", CALBOOK_DATABASE_URL=db_url)
+        with processes(tmp_path) as group:
+            done = group.run(["admin", "resend", event_id], env)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip() == (f"event {event_id}: handlers due again: flaky; "
+                                           "webhook deliveries due again: 1")
+            assert _delivery_statuses(store, event_id) == {"sub-failed": "pending", "sub-ok": "succeeded",
+                                                           "sub-gone": "cancelled"}
+            assert not _dispatched(store, event_id)
+            again = group.run(["admin", "resend", event_id, "--delivered"], env)
+            assert again.returncode == 0 and again.stdout.strip().endswith("webhook deliveries due again: 1")
+            missing = group.run(["admin", "resend", "no-such-event"], env)
+        assert missing.returncode == 1 and "no outbox event no-such-event" in missing.stderr
+        assert _delivery_statuses(store, event_id)["sub-ok"] == "pending"
+
+        healthy = True
+        worker_outbox.drain(store)  # the real dispatch runs the handler again, once
+        assert calls == [event_id, event_id]
+        assert _handler_status(store, event_id) == "done" and _dispatched(store, event_id)
+    finally:
+        worker_outbox.HANDLERS.clear()
+        worker_outbox.HANDLERS.update(saved)
+        get_worker_settings.cache_clear()
+
+
+def _event_id(store: Store, booking_id: str) -> str:
+    with store.read() as conn:
+        return str(conn.execute(select(outbox.c.event_id).where(outbox.c.aggregate_id == booking_id,
+                                                                outbox.c.event_type == "booking.created")).scalar_one())
+
+
+def _dispatched(store: Store, event_id: str) -> bool:
+    with store.read() as conn:
+        dispatched_at = conn.execute(select(outbox.c.dispatched_at).where(outbox.c.event_id == event_id)).scalar_one()
+    return dispatched_at is not None
+
+
+def _handler_status(store: Store, event_id: str) -> str:
+    runs = outbox_handler_runs.c
+    with store.read() as conn:
+        return str(conn.execute(select(runs.status).where(runs.event_id == event_id, runs.handler == "flaky"))
+                   .scalar_one())
+
+
+def _deliveries(store: Store, event_id: str, rows: list[tuple[str, str]]) -> None:
+    old = utcnow() - timedelta(days=2)
+    with store.write() as conn:
+        for subscription_id, status in rows:
+            conn.execute(webhook_deliveries.insert().values(
+                event_id=event_id, event_type="booking.created", subscription_id=subscription_id,
+                url="https://receiver.example/hook", body="{}", status=status, attempts=9, next_attempt_at=old,
+                created_at=old))
+
+
+def _delivery_statuses(store: Store, event_id: str) -> dict[str, str]:
+    with store.read() as conn:
+        rows = conn.execute(select(webhook_deliveries.c.subscription_id, webhook_deliveries.c.status)
+                            .where(webhook_deliveries.c.event_id == event_id))
+        return {r[0]: r[1] for r in rows}

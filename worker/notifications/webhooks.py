@@ -308,3 +308,23 @@ def next_due_in(store: Store) -> float | None:
 
 
 __all__ = ["sign", "verify", "fan_out", "deliver_due", "claim_due", "attempt", "owners_of", "body_for"]
+
+
+def resend_deliveries(store: Store, event_id: str, delivered: bool = False, now: datetime | None = None) -> int:
+    """An operator's re-send (``calbook admin resend``): the event's failed deliveries (and, with
+    ``delivered``, the ones a receiver acknowledged but lost) go out again, soon, with a fresh
+    retry window and backoff. Cancelled ones (the subscription is gone) stay as they are. The same
+    ``X-Calbook-Event-Id`` goes with them, so a receiver that has one already can drop it.
+    """
+    moment = now or utcnow()
+    statuses = ["failed", "succeeded"] if delivered else ["failed"]
+    with store.write() as conn:
+        count = conn.execute(
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.event_id == event_id, webhook_deliveries.c.status.in_(statuses))
+            .values(status="pending", attempts=0, next_attempt_at=moment, created_at=moment, claimed_until=None,
+                    claimed_by=None, delivered_at=None)
+        ).rowcount
+    if count:
+        log.info("webhook deliveries due again", extra={"event_id": event_id, "deliveries": count})
+    return int(count or 0)
