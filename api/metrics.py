@@ -17,16 +17,9 @@ import os
 import time
 from collections.abc import Iterator
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -158,13 +151,22 @@ class StateCollector(Collector):
         yield connections
 
 
-def exposition(store: Store, heartbeat_max_age_seconds: float) -> tuple[bytes, str]:
-    """The body and content type of ``/metrics``: this process's (or all processes') counters and the state."""
+class _Process(Collector):
+    """This process's own metrics (the default registry), when not in multiprocess mode."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def exposition(store: Store, heartbeat_max_age_seconds: float, accept: str | None) -> tuple[bytes, str]:
+    """The body and content type of ``/metrics``: the counters of this process (or of all API
+    processes, in multiprocess mode) and the state, in the format the scraper asked for (the
+    Prometheus text format, or OpenMetrics when its ``Accept`` header prefers it)."""
+    registry = CollectorRegistry(auto_describe=False)  # no collect() at registration: one database read a scrape
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        counters = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counters)
+        multiprocess.MultiProcessCollector(registry)
     else:
-        counters = REGISTRY
-    state = CollectorRegistry()
-    state.register(StateCollector(store, heartbeat_max_age_seconds))
-    return generate_latest(counters) + generate_latest(state), CONTENT_TYPE_LATEST
+        registry.register(_Process())
+    registry.register(StateCollector(store, heartbeat_max_age_seconds))
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type

@@ -26,5 +26,5 @@ def metrics(request: Request, store: StoreDep, settings: SettingsDep) -> Respons
         if not hmac.compare_digest(sent.encode(), expected.encode()):
             return problem(401, detail="send the metrics token as a bearer token", instance="/metrics",
                            headers=unauthenticated_headers())
-    body, content_type = exposition(store, settings.worker_heartbeat_max_age_seconds)
+    body, content_type = exposition(store, settings.worker_heartbeat_max_age_seconds, request.headers.get("accept"))
     return Response(body, media_type=content_type)
