@@ -10,12 +10,11 @@ import argparse
 import sys
 from datetime import timedelta
 
+from booking_engine.store.db import Store
 from config.settings import Settings
 
 
-def _store(settings: Settings):  # type: ignore[no-untyped-def]
-    from booking_engine.store.db import Store
-
+def _store(settings: Settings) -> Store:
     return Store.from_url(settings.resolved_database_url())
 
 
@@ -59,7 +58,7 @@ def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_admin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     admin = sub.add_parser("admin", help="chores: re-send an event, prune old data now (docs/operations.md)")
     chores = admin.add_subparsers(dest="chore", required=True)
 

@@ -25,7 +25,7 @@ def outbox_backlog(conn: Connection) -> tuple[int, int, datetime | None]:
 
 def webhook_deliveries_by_status(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(webhook_deliveries.c.status, func.count()).group_by(webhook_deliveries.c.status))
-    return {status: int(n) for status, n in rows}
+    return {str(r[0]): int(r[1]) for r in rows.tuples()}
 
 
 def notifications_by_status(conn: Connection) -> dict[tuple[str, str], int]:
@@ -33,7 +33,7 @@ def notifications_by_status(conn: Connection) -> dict[tuple[str, str], int]:
         select(notification_log.c.channel, notification_log.c.status, func.count())
         .group_by(notification_log.c.channel, notification_log.c.status)
     )
-    return {(channel, status): int(n) for channel, status, n in rows}
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows.tuples()}
 
 
 def connections_by_status(conn: Connection) -> dict[tuple[str, str], int]:
@@ -41,4 +41,4 @@ def connections_by_status(conn: Connection) -> dict[tuple[str, str], int]:
         select(calendar_connections.c.provider, calendar_connections.c.status, func.count())
         .group_by(calendar_connections.c.provider, calendar_connections.c.status)
     )
-    return {(provider, status): int(n) for provider, status, n in rows}
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows.tuples()}
