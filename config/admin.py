@@ -58,8 +58,31 @@ def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_rotate_key(_: argparse.Namespace, settings: Settings) -> int:
+    """Re-encrypt every secret at rest with the first key of ``CALBOOK_ENCRYPTION_KEY``."""
+    from booking_engine.services.secrets import reencrypt_all
+    from connectors.secrets import rotate_token
+
+    keys = settings.resolved_encryption_key()
+    store = _store(settings)
+    try:
+        rotation = reencrypt_all(store, lambda token: rotate_token(token, keys))
+    finally:
+        store.dispose()
+    parts = ", ".join(f"{n} {table}" for table, n in rotation.rewritten.items())
+    print(f"re-encrypted {rotation.total} secrets with the first key ({parts})")
+    lost = {table: n for table, n in rotation.unreadable.items() if n}
+    if lost:
+        print("calbook: no configured key opens " + ", ".join(f"{n} in {table}" for table, n in lost.items())
+              + ": keep the key they were encrypted with in CALBOOK_ENCRYPTION_KEY and run this again",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    admin = sub.add_parser("admin", help="chores: re-send an event, prune old data now (docs/operations.md)")
+    admin = sub.add_parser("admin", help="chores: re-send an event, rotate the key, prune old data now "
+                           "(docs/operations.md#admin-commands)")
     chores = admin.add_subparsers(dest="chore", required=True)
 
     prune = chores.add_parser("prune", help="delete dispatched outbox rows, finished deliveries and old e-mail keys")
@@ -71,3 +94,7 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     resend.add_argument("--delivered", action="store_true",
                         help="also re-send webhook deliveries the receiver acknowledged (it lost them)")
     resend.set_defaults(func=cmd_resend)
+
+    chores.add_parser(
+        "rotate-key", help="re-encrypt every stored secret with the first key of CALBOOK_ENCRYPTION_KEY",
+    ).set_defaults(func=cmd_rotate_key)

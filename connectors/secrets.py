@@ -33,3 +33,11 @@ def decrypt_json(token: str, key_material: str | None = None) -> dict[str, Any]:
         return json.loads(_fernet(key_material).decrypt(token.encode()))
     except InvalidToken as exc:
         raise CredentialsUnreadable("stored credentials cannot be decrypted with the configured key") from exc
+
+
+def rotate_token(token: str, key_material: str | None = None) -> str | None:
+    """The same secret encrypted with the first key (``MultiFernet.rotate``); ``None`` when no key opens it."""
+    try:
+        return _fernet(key_material).rotate(token.encode()).decode()
+    except InvalidToken:
+        return None

@@ -144,13 +144,9 @@ def publish_and_book(base: str, hour: int = 10, days: int = 1) -> dict[str, Any]
 
 
 def common_env(data_dir: Path, **values: str) -> dict[str, str]:
-    return clean_env(
-        CALBOOK_DATA_DIR=str(data_dir),
-        CALBOOK_JWT_SECRET=SECRET,
-        CALBOOK_ENCRYPTION_KEY=ENCRYPTION_KEY,
-        **FAST_TICKS,
-        **values,
-    )
+    """A data directory, the tests' secrets and fast ticks; ``values`` add to or override them."""
+    return clean_env(**{"CALBOOK_DATA_DIR": str(data_dir), "CALBOOK_JWT_SECRET": SECRET,
+                        "CALBOOK_ENCRYPTION_KEY": ENCRYPTION_KEY, **FAST_TICKS, **values})
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

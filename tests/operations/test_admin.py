@@ -137,3 +137,60 @@ def _delivery_statuses(store: Store, event_id: str) -> dict[str, str]:
         rows = conn.execute(select(webhook_deliveries.c.subscription_id, webhook_deliveries.c.status)
                             .where(webhook_deliveries.c.event_id == event_id))
         return {r[0]: r[1] for r in rows}
+
+
+def test_rotate_key_re_encrypts_every_secret_with_the_first_key(store: Store, db_url: str, tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    from booking_engine.store.tables import calendar_connections, oauth_states, users, webhook_subscriptions
+    from connectors.secrets import CredentialsUnreadable, decrypt_json, encrypt_json
+
+    old, new, stranger = (Fernet.generate_key().decode() for _ in range(3))
+    now = utcnow()
+    with store.write() as conn:
+        conn.execute(users.insert().values(id=EXPERT, created_at=now, updated_at=now))
+        for n, key in enumerate((old, old, new, stranger)):
+            conn.execute(calendar_connections.insert().values(
+                id=f"conn-{n}", expert_id=EXPERT, provider="caldav", status="active", config={},
+                credentials=encrypt_json({"password": f"pw-{n}"}, key), created_at=now, updated_at=now))
+        conn.execute(calendar_connections.insert().values(  # disconnected: credentials wiped
+            id="conn-gone", expert_id=EXPERT, provider="caldav", status="disconnected", config={}, credentials=None,
+            created_at=now, updated_at=now))
+        conn.execute(webhook_subscriptions.insert().values(
+            id="sub-1", owner_id=EXPERT, url="https://receiver.example/hook", event_types=[],
+            secret=encrypt_json({"secret": "whsec"}, old), created_at=now))
+        conn.execute(oauth_states.insert().values(
+            state="st-1", expert_id=EXPERT, provider="google", secret=encrypt_json({"code_verifier": "v"}, old),
+            created_at=now, expires_at=now + timedelta(minutes=10)))
+
+    def readable_with(key: str) -> dict[str, dict[str, str] | None]:
+        found: dict[str, dict[str, str] | None] = {}
+        with store.read() as conn:
+            rows = [*conn.execute(select(calendar_connections.c.id, calendar_connections.c.credentials)),
+                    *conn.execute(select(webhook_subscriptions.c.id, webhook_subscriptions.c.secret)),
+                    *conn.execute(select(oauth_states.c.state, oauth_states.c.secret))]
+        for row_id, token in rows:
+            if token is None:
+                continue
+            try:
+                found[row_id] = decrypt_json(token, key)
+            except CredentialsUnreadable:
+                found[row_id] = None
+        return found
+
+    env = common_env(tmp_path / "data", CALBOOK_DATABASE_URL=db_url, CALBOOK_ENCRYPTION_KEY=f"{new},{old}")
+    with processes(tmp_path) as group:
+        first = group.run(["admin", "rotate-key"], env)
+        assert first.returncode == 1, first.stdout + first.stderr  # conn-3 was made with a key nobody has
+        assert "no configured key opens 1 in calendar_connections" in first.stderr
+        assert first.stdout.startswith("re-encrypted 5 secrets with the first key (3 calendar_connections, "
+                                       "1 webhook_subscriptions, 1 oauth_states)"), first.stdout
+        after = readable_with(new)  # the new key alone opens everything the old one did
+        assert after == {"conn-0": {"password": "pw-0"}, "conn-1": {"password": "pw-1"},
+                         "conn-2": {"password": "pw-2"}, "conn-3": None, "sub-1": {"secret": "whsec"},
+                         "st-1": {"code_verifier": "v"}}
+        assert readable_with(stranger)["conn-3"] == {"password": "pw-3"}  # left as it was
+        with store.write() as conn:
+            conn.execute(calendar_connections.delete().where(calendar_connections.c.id == "conn-3"))
+        again = group.run(["admin", "rotate-key"], {**env, "CALBOOK_ENCRYPTION_KEY": new})
+    assert again.returncode == 0 and again.stdout.startswith("re-encrypted 5 secrets"), again.stdout + again.stderr
