@@ -7,8 +7,9 @@ chore by hand and the worker doing it cannot disagree.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from booking_engine.store.db import Store
 from config.settings import Settings
@@ -80,10 +81,73 @@ def cmd_rotate_key(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "never"
+
+
+def cmd_connections(args: argparse.Namespace, settings: Settings) -> int:
+    """Every calendar connection with its state (``--json`` for one JSON document)."""
+    from booking_engine.services.operations import list_connections
+    from config.logging import redact
+
+    store = _store(settings)
+    try:
+        found = list_connections(store, status=args.status, expert_id=args.expert)
+    finally:
+        store.dispose()
+    if args.json:
+        print(json.dumps([{
+            "id": c.id, "expertId": c.expert_id, "provider": c.provider, "status": c.status, "account": c.account,
+            "lastSyncedAt": c.last_synced_at.isoformat() if c.last_synced_at else None,
+            "lastError": redact(c.last_error) if c.last_error else None,
+            "syncRequested": c.sync_requested_at is not None, "createdAt": c.created_at.isoformat(),
+        } for c in found], indent=2))
+        return 0
+    if not found:
+        print("no calendar connections")
+        return 0
+    print(f"{'id':<36}  {'expert':<20}  {'provider':<8}  {'status':<15}  {'last synced':<20}  last error")
+    for c in found:
+        error = redact(c.last_error)[:80] if c.last_error else ""
+        print(f"{c.id:<36}  {c.expert_id:<20}  {c.provider:<8}  {c.status:<15}  {_when(c.last_synced_at):<20}  {error}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Sync one connection now: the request is noted (the periodic sync honours it if the broker is
+    down) and the task queued, exactly as the API's ``POST .../sync`` does, for any expert."""
+    from booking_engine.errors import NotFound
+    from booking_engine.services import connections
+    from worker.calendar.queue import queue_sync
+
+    store = _store(settings)
+    try:
+        connections.request_sync(store, None, args.connection_id)
+    except NotFound:
+        print(f"calbook: no calendar connection {args.connection_id} (or it is disconnected)", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    queued = queue_sync(args.connection_id, settings.resolved_broker_url())
+    print(f"sync of {args.connection_id} " + ("queued" if queued else
+          "requested; the broker is unreachable, so the periodic sync will run it within 5 minutes"))
+    return 0
+
+
 def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    admin = sub.add_parser("admin", help="chores: re-send an event, rotate the key, prune old data now "
-                           "(docs/operations.md#admin-commands)")
+    admin = sub.add_parser("admin", help="chores: list connections, sync one, re-send an event, rotate the key, "
+                           "prune old data now (docs/operations.md#admin-commands)")
     chores = admin.add_subparsers(dest="chore", required=True)
+
+    listing = chores.add_parser("connections", help="every calendar connection and its state")
+    listing.add_argument("--status", choices=("active", "error", "reauth_required", "disconnected"))
+    listing.add_argument("--expert", help="only this expert's")
+    listing.add_argument("--json", action="store_true", help="one JSON document instead of a table")
+    listing.set_defaults(func=cmd_connections)
+
+    sync = chores.add_parser("sync", help="sync one calendar connection now")
+    sync.add_argument("connection_id")
+    sync.set_defaults(func=cmd_sync)
 
     prune = chores.add_parser("prune", help="delete dispatched outbox rows, finished deliveries and old e-mail keys")
     prune.add_argument("--days", type=float, default=None, help="keep this many days (default: the retention)")

@@ -67,3 +67,24 @@ def snapshot(store: Store, now: datetime | None = None) -> Snapshot:
                 key=lambda w: w.last_seen_at, reverse=True,
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """One calendar connection as an operator lists it: whose, which provider, how it fares."""
+
+    id: str
+    expert_id: str
+    provider: str
+    status: str
+    account: str | None
+    last_synced_at: datetime | None
+    last_error: str | None
+    sync_requested_at: datetime | None
+    created_at: datetime
+
+
+def list_connections(store: Store, status: str | None = None, expert_id: str | None = None) -> list[ConnectionState]:
+    """Every expert's connections (``calbook admin connections``); disconnected ones only by ``status``."""
+    with store.read() as conn:
+        return [ConnectionState(**row) for row in queries.connections(conn, status, expert_id)]

@@ -7,6 +7,7 @@ to run at each Prometheus scrape.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -42,3 +43,14 @@ def connections_by_status(conn: Connection) -> dict[tuple[str, str], int]:
         .group_by(calendar_connections.c.provider, calendar_connections.c.status)
     )
     return {(str(r[0]), str(r[1])): int(r[2]) for r in rows.tuples()}
+
+
+def connections(conn: Connection, status: str | None, expert_id: str | None) -> list[dict[str, Any]]:
+    """Every connection (disconnected ones only when asked for by status), oldest first."""
+    c = calendar_connections.c
+    stmt = select(c.id, c.expert_id, c.provider, c.status, c.account, c.last_synced_at, c.last_error,
+                  c.sync_requested_at, c.created_at).order_by(c.created_at, c.id)
+    stmt = stmt.where(c.status == status) if status else stmt.where(c.status != "disconnected")
+    if expert_id:
+        stmt = stmt.where(c.expert_id == expert_id)
+    return [dict(r) for r in conn.execute(stmt).mappings()]

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
-from booking_engine.store.tables import outbox
+from booking_engine.store.tables import busy_blocks, calendar_connections, outbox
 from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries
 from tests.api.conftest import EXPERT, USER, day_ahead
 from tests.factories import publish
 from tests.operations.processes import common_env, processes
+from tests.worker.conftest import wait_until
 
 
 def _book(store: Store, hour: int) -> str:
@@ -194,3 +201,73 @@ def test_rotate_key_re_encrypts_every_secret_with_the_first_key(store: Store, db
             conn.execute(calendar_connections.delete().where(calendar_connections.c.id == "conn-3"))
         again = group.run(["admin", "rotate-key"], {**env, "CALBOOK_ENCRYPTION_KEY": new})
     assert again.returncode == 0 and again.stdout.startswith("re-encrypted 5 secrets"), again.stdout + again.stderr
+
+
+@pytest.fixture
+def feed_url() -> Iterator[str]:
+    """A tiny ICS feed on 127.0.0.1 with one event in three days."""
+    start = (utcnow() + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+    stamp = "%Y%m%dT%H%M%SZ"
+    body = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:dentist@example.org\r\n"
+            f"DTSTAMP:{start.strftime(stamp)}\r\nDTSTART:{start.strftime(stamp)}\r\n"
+            f"DTEND:{(start + timedelta(hours=1)).strftime(stamp)}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/team.ics"
+    server.shutdown()
+    server.server_close()
+
+
+def test_list_connections_and_sync_one_through_a_real_worker(
+    sqlite_url: str, tmp_path: Path, feed_url: str,
+) -> None:
+    from booking_engine.services import connections
+    from connectors.secrets import encrypt_json
+
+    store = Store.from_url(sqlite_url)
+    env = common_env(tmp_path / "data", CALBOOK_DATABASE_URL=sqlite_url, CALBOOK_ALLOW_PRIVATE_URLS="true")
+    created = connections.create_connection(
+        store, EXPERT, EXPERT, "ics", account="127.0.0.1/team.ics", busy_calendars=[], destination_calendar=None,
+        credentials=encrypt_json({"url": feed_url}, env["CALBOOK_ENCRYPTION_KEY"]), extra_config={"url": feed_url},
+    )
+    with store.write() as conn:  # as if the connect's own sync had run: nothing is waiting
+        conn.execute(update(calendar_connections).where(calendar_connections.c.id == created.id)
+                     .values(sync_requested_at=None))
+    try:
+        with processes(tmp_path) as group:
+            listed = group.run(["admin", "connections"], env)
+            assert listed.returncode == 0, listed.stderr
+            row = next(line for line in listed.stdout.splitlines() if line.startswith(created.id))
+            assert re.search(rf"{created.id}\s+{EXPERT}\s+ics\s+active\s+never", row), listed.stdout
+            assert group.run(["admin", "connections", "--status", "error"], env).stdout.strip() == \
+                "no calendar connections"
+            missing = group.run(["admin", "sync", "no-such-connection"], env)
+            assert missing.returncode == 1 and "no calendar connection no-such-connection" in missing.stderr
+
+            queued = group.run(["admin", "sync", created.id], env)
+            assert queued.returncode == 0 and queued.stdout.strip() == f"sync of {created.id} queued", queued
+            worker = group.start("worker", ["worker", "--concurrency", "1", "--metrics-port", "0"], env)
+
+            def synced() -> dict[str, Any] | None:
+                shown = json.loads(group.run(["admin", "connections", "--json"], env).stdout)
+                return next((c for c in shown if c["id"] == created.id and c["lastSyncedAt"]), None)
+
+            state = wait_until(synced, 90, "the worker to run the sync the command queued")
+            assert state["status"] == "active" and state["provider"] == "ics" and state["syncRequested"] is False
+            assert worker.stop() == 0
+        with store.read() as conn:
+            assert conn.execute(select(busy_blocks.c.id).where(busy_blocks.c.connection_id == created.id)).first()
+    finally:
+        store.dispose()
