@@ -35,6 +35,8 @@ class WorkerSettings(BaseSettings):
     starting_interval_seconds: float = 60.0
 
     retention_days: float = 30.0
+    # A long sync logs its progress this often (docs/sync.md#sync-progress).
+    sync_progress_log_seconds: float = 10.0
 
     # How often a worker's main process writes its heartbeat (``worker_heartbeats``).
     heartbeat_interval_seconds: float = 10.0

@@ -5,7 +5,7 @@ Passwords only ever travel inward: no response model has a field that could hold
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -44,16 +44,35 @@ class ICSConnect(RequestModel):
     url: Url = Field(description="An iCalendar feed URL (http, https or webcal)")
 
 
+class SyncProgressOut(ResponseModel):
+    """A running sync (docs/sync.md#sync-progress), counted per calendar."""
+
+    phase: Literal["listing", "fetching", "saving"] = Field(
+        description="listing the account's calendars, fetching one (requests and expansion), or saving its busy items"
+    )
+    calendars_done: int = Field(description="calendars finished so far")
+    calendars_total: int | None = Field(description="calendars to sync; null while listing")
+    items_imported: int = Field(description="busy items saved so far by this sync")
+    started_at: UtcInstant
+    updated_at: UtcInstant
+
+
 class CalendarConnectionOut(ResponseModel):
     id: str
-    provider: str
-    status: str
+    provider: Literal["google", "caldav", "ics"]
+    status: Literal["active", "error", "reauth_required", "disconnected"] = Field(
+        description="active: synced; error: the last sync failed (tried again); reauth_required: the expert must "
+        "connect again; disconnected: removed"
+    )
     account: str | None
     last_synced_at: UtcInstant | None
     last_error: str | None
     busy_calendars: list[str]
     destination_calendar: str | None
     created_at: UtcInstant
+    sync_progress: SyncProgressOut | None = Field(
+        default=None, description="what a sync running now has done so far; null when none runs"
+    )
 
 
 class CalendarConnectionList(ResponseModel):

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
+from booking_engine.clock import utcnow
 from booking_engine.errors import Forbidden, NotFound, ValidationError
 from booking_engine.model import DomainEvent, new_id
 from booking_engine.services._common import now_or
@@ -23,6 +24,7 @@ from booking_engine.services.calendar_sync import drop_calendar_rows
 from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, calendar_connections, calendar_sync_state
+from booking_engine.sync_progress import SyncProgress, progress_of
 from booking_engine.timeutil import iso_z
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class CalendarConnection:
     last_error: str | None
     created_at: datetime
     credentials: str | None = None
+    sync_progress: SyncProgress | None = None
 
     @property
     def busy_calendars(self) -> list[str]:
@@ -83,6 +86,7 @@ class CalendarConnection:
             "busyCalendars": self.busy_calendars,
             "destinationCalendar": self.destination_calendar,
             "createdAt": iso_z(self.created_at),
+            "syncProgress": self.sync_progress.as_dict() if self.sync_progress else None,
         }
 
 
@@ -98,6 +102,7 @@ def _from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
         last_error=row["last_error"],
         created_at=row["created_at"],
         credentials=row["credentials"] if with_secret else None,
+        sync_progress=progress_of(row, utcnow()),
     )
 
 

@@ -3,7 +3,9 @@
 The lease in ``calendar_connections`` (not a broker lock) makes "one at a time" hold across
 workers, brokers and restarts; a worker that dies mid-sync loses its lease when it expires.
 A sync that fails leaves the previous blocks and cursors as they were (each calendar's
-blocks and cursor are replaced in one transaction).
+blocks and cursor are replaced in one transaction). While it runs, its progress is stored on
+the connection and logged now and then (``worker.calendar.progress``); each sync is counted
+and timed by provider and result (``worker.metrics``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from booking_engine.clock import utcnow
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
+from booking_engine.sync_progress import SyncPhase
 from config.settings import get_settings
 from connectors.base import AuthError, PermanentError, PullResult, TransientError
 from worker.calendar import push
+from worker.calendar.progress import ProgressTracker
 from worker.calendar.providers import build_provider, close
+from worker.metrics import observe_sync
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +54,13 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
         log.info("sync already running, skipped", extra={"connection_id": connection_id})
         return SyncOutcome("locked")
     reconciled = False
+    tracker: ProgressTracker | None = None
+    result = "failed"  # what the metrics count if an unexpected error escapes
     try:
         connection = connection_service.load_for_sync(store, connection_id)
         if connection is None or connection.status in ("disconnected", "reauth_required"):
             return SyncOutcome("skipped")
+        tracker = ProgressTracker(store, connection_id, connection.provider)
         last = _last_reconciled(store, connection_id)
         reconcile = force_reconcile or last is None or now - last >= RECONCILE_EVERY
         provider = build_provider(store, connection)
@@ -61,34 +69,42 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
             calendars = connection.busy_calendars or [c.id for c in provider.list_calendars()]
             horizon = now + timedelta(days=get_settings().sync_horizon_days)
             window_start = now - timedelta(days=1)
-            for calendar_id in calendars:
+            for index, calendar_id in enumerate(calendars):
+                tracker.step(SyncPhase.FETCHING, index, len(calendars), outcome.blocks)
                 cursor = calendar_sync.get_cursor(store, connection_id, calendar_id)
                 reconciler = getattr(provider, "reconcile", None)
                 if reconcile and cursor and callable(reconciler):
-                    result = reconciler(calendar_id, cursor, window_start, horizon)
+                    pulled = reconciler(calendar_id, cursor, window_start, horizon)
                 else:
-                    result = provider.pull(calendar_id, cursor, window_start, horizon, _tz(store, connection))
+                    pulled = provider.pull(calendar_id, cursor, window_start, horizon, _tz(store, connection))
+                tracker.step(SyncPhase.SAVING, index, len(calendars), outcome.blocks)
                 outcome.blocks += calendar_sync.apply_pull(
-                    store, connection_id, calendar_id, full=result.full, upserts=_blocks(result),
-                    deleted=result.deleted, cursor=result.cursor, kept=result.kept,
+                    store, connection_id, calendar_id, full=pulled.full, upserts=_blocks(pulled),
+                    deleted=pulled.deleted, cursor=pulled.cursor, kept=pulled.kept,
                 )
-                outcome.warnings.extend(result.warnings)
+                outcome.warnings.extend(pulled.warnings)
                 outcome.calendars += 1
             reconciled = reconcile
+            result = "active"
         finally:
             close(provider)
     except AuthError as exc:
         connection_service.set_status(store, connection_id, "reauth_required", str(exc))
         log.warning("calendar credentials refused", extra={"connection_id": connection_id})
+        result = "reauth_required"
         return SyncOutcome("reauth_required")
     except PermanentError as exc:
         connection_service.set_status(store, connection_id, "error", str(exc))
         log.error("calendar sync failed permanently", extra={"connection_id": connection_id, "error": str(exc)})
+        result = "error"
         return SyncOutcome("error")
     except TransientError as exc:
         connection_service.set_status(store, connection_id, "error", f"temporary: {exc}")
+        result = "transient_error"
         raise
     finally:
+        if tracker is not None:
+            observe_sync(tracker.provider, result, tracker.end())
         connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
     connection_service.set_status(store, connection_id, "active")
     outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
