@@ -175,7 +175,7 @@ calendar_connections = Table(
     Column("sync_lock_until", UTCDateTime()),
     Column("sync_requested_at", UTCDateTime()),
     Column("last_reconciled_at", UTCDateTime()),
-    # What a running sync is doing (migration 0006; docs/sync.md#sync-progress): valid while the lease holds.
+    # What a running sync is doing (migration 0007; docs/sync.md#sync-progress): valid while the lease holds.
     Column("sync_phase", String(20)),
     Column("sync_calendars_done", Integer),
     Column("sync_calendars_total", Integer),

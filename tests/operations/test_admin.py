@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from booking_engine.store.tables import busy_blocks, calendar_connections, outbo
 from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries
 from tests.api.conftest import EXPERT, USER, day_ahead
 from tests.factories import publish
+from tests.feed_server import serve_feed
 from tests.operations.processes import common_env, processes
 from tests.worker.conftest import wait_until
 
@@ -211,23 +210,8 @@ def feed_url() -> Iterator[str]:
     body = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:dentist@example.org\r\n"
             f"DTSTAMP:{start.strftime(stamp)}\r\nDTSTART:{start.strftime(stamp)}\r\n"
             f"DTEND:{(start + timedelta(hours=1)).strftime(stamp)}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode()
-
-    class Feed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
-            self.send_response(200)
-            self.send_header("Content-Type", "text/calendar")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/team.ics"
-    server.shutdown()
-    server.server_close()
+    with serve_feed(body) as url:
+        yield url
 
 
 def test_list_connections_and_sync_one_through_a_real_worker(

@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from booking_engine.store.tables import calendar_connections
 from booking_engine.sync_progress import SyncPhase
 from connectors.secrets import encrypt_json
 from tests.api.conftest import EXPERT, auth, make_settings
+from tests.feed_server import serve_feed
 from tests.sync.conftest import event_text
 from tests.worker.conftest import ENCRYPTION_KEY, wait_until
 from worker.calendar.sync import sync_connection
@@ -41,26 +41,8 @@ def slow_feed() -> Iterator[tuple[str, threading.Event]]:
     start = (utcnow() + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
     body = (event_text("a@example.org", start, start + timedelta(hours=1))  # a feed of two VCALENDARs
             + event_text("b@example.org", start + timedelta(hours=3), start + timedelta(hours=4))).encode()
-
-    class Feed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
-            release.wait(30)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/calendar")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/team.ics", release
-    release.set()
-    server.shutdown()
-    server.server_close()
+    with serve_feed(body, hold=release) as url:
+        yield url, release
 
 
 def _counted(provider: str, result: str) -> float:

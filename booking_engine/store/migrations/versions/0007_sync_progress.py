@@ -6,8 +6,8 @@ far) and ``sync_started_at`` / ``sync_progress_at``. Only meaningful while the c
 sync lease (``sync_lock_until``) holds: a worker that died mid-sync leaves them behind, and
 readers ignore them once the lease ran out (docs/sync.md#sync-progress).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 08:00:00
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from booking_engine.store.types import UTCDateTime
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
