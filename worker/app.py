@@ -14,6 +14,7 @@ same format, at ``CALBOOK_LOG_LEVEL``, as the API, and the periodic ticks stay a
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -89,3 +90,22 @@ def _calbook_logging(**_: Any) -> None:
     settings = get_settings()
     ticks = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
     setup_logging(settings.log_level, settings.log_format, process=_process_kind(), quiet_tasks=ticks)
+
+
+@signals.beat_init.connect
+def _beat_stops_between_ticks(sender: Any = None, **_: Any) -> None:
+    """SIGTERM/SIGINT ask beat to stop after its current tick (docs/operations.md#supervising-the-processes).
+
+    Celery's own handler saves and closes the schedule file from inside the signal handler, which
+    can land in the middle of a tick that is reading that file: beat then dies with "invalid
+    operation on closed shelf" and exit status 1 instead of stopping. Setting the stop flag lets the
+    loop finish the tick, and its ``finally`` saves the schedule as before.
+    """
+    if sender is None:
+        return
+
+    def stop(_signum: int, _frame: Any) -> None:
+        sender.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

@@ -66,3 +66,4 @@ def test_migrate_says_what_it_did_without_alembic_noise(tmp_path: Path) -> None:
     assert re.search(r"INFO migrate calbook: database migrated from empty to \d{4}", first.stderr), first.stderr
     assert len(first.stderr.strip().splitlines()) == 1, first.stderr
     assert "alembic" not in first.stderr and again.stderr == ""
+
