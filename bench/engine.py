@@ -27,7 +27,7 @@ def main() -> None:
     first = (NOW + timedelta(days=1)).date()
     print("bench/engine.py: 30 days of 60-minute slots + month view, Europe/Berlin, 09:00-17:00 daily")
     for count in (100, 1_000, 10_000):
-        # The store hands the engine epoch microseconds (see repositories.busy_micros).
+        # The store hands the engine epoch microseconds (see store/repositories/busy_time.py).
         micros = [(engine.to_micros(s), engine.to_micros(e)) for s, e in random_busy(count)]
 
         def run(micros: list[tuple[int, int]] = micros) -> None:

@@ -13,8 +13,10 @@ from booking_engine import availability as engine
 from booking_engine.errors import Forbidden, NotFound, ValidationError
 from booking_engine.model import AvailabilityException, AvailabilitySettings
 from booking_engine.services._common import now_or
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import availability as availability_rows
+from booking_engine.store.repositories import busy_time as busy_rows
+from booking_engine.store.repositories import users as user_rows
 from booking_engine.timeutil import to_utc, zone
 
 MAX_BUSY_RANGE = timedelta(days=366)
@@ -31,10 +33,10 @@ def load_settings(
     themselves (an expert's own first look at their schedule, before the first ``PUT``).
     Internal callers (the worker wanting a timezone) leave it out and get the defaults.
     """
-    settings = repo.get_settings(conn, expert_id, for_update=for_update)
+    settings = availability_rows.get_settings(conn, expert_id, for_update=for_update)
     if settings is not None:
         return settings
-    user = repo.get_user(conn, expert_id)
+    user = user_rows.get_user(conn, expert_id)
     if user is None and asked_by is not None and asked_by != expert_id:
         raise NotFound("expert not found")
     tz = user["timezone"] if user and user["timezone"] else "UTC"
@@ -53,13 +55,13 @@ def load_context(
     """Exceptions and busy time that can matter for instants in ``[start, end)``."""
     tz = zone(settings.timezone)
     pad = timedelta(minutes=settings.buffer + 1)
-    exceptions = repo.get_exceptions(
+    exceptions = availability_rows.get_exceptions(
         conn,
         settings.expert_id,
         start.astimezone(tz).date() - timedelta(days=1),
         end.astimezone(tz).date() + timedelta(days=1),
     )
-    busy = repo.busy_micros(conn, settings.expert_id, start - pad, end + pad, exclude_booking=exclude_booking)
+    busy = busy_rows.busy_micros(conn, settings.expert_id, start - pad, end + pad, exclude_booking=exclude_booking)
     return exceptions, engine.BusyIndex.from_micros(busy)
 
 
@@ -84,8 +86,8 @@ def set_availability(
     parsed = AvailabilitySettings.from_dict(expert_id, fields)
     moment = now_or(now)
     with store.write() as conn:
-        repo.ensure_user(conn, expert_id, moment)
-        version = repo.save_settings(conn, parsed, expected_version, moment)
+        user_rows.ensure_user(conn, expert_id, moment)
+        version = availability_rows.save_settings(conn, parsed, expected_version, moment)
         return replace(parsed, version=version)
 
 
@@ -98,7 +100,7 @@ def list_exceptions(
         raise ValidationError(f"ask for at most {MAX_EXCEPTION_RANGE_DAYS} days at once")
     with store.read() as conn:
         require_known_expert(conn, expert_id, asked_by)
-        found = repo.get_exceptions(conn, expert_id, first, last)
+        found = availability_rows.get_exceptions(conn, expert_id, first, last)
     return [found[d] for d in sorted(found)]
 
 
@@ -110,8 +112,8 @@ def set_exception(
     exception = AvailabilityException.from_dict(day, body)
     moment = now_or(now)
     with store.write() as conn:
-        repo.ensure_user(conn, expert_id, moment)
-        repo.put_exception(conn, expert_id, exception, moment)
+        user_rows.ensure_user(conn, expert_id, moment)
+        availability_rows.put_exception(conn, expert_id, exception, moment)
     return exception
 
 
@@ -119,7 +121,7 @@ def delete_exception(store: Store, actor: str, expert_id: str, day: date) -> Non
     if actor != expert_id:
         raise Forbidden("only the expert may change their exceptions")
     with store.write() as conn:
-        if not repo.delete_exception(conn, expert_id, day):
+        if not availability_rows.delete_exception(conn, expert_id, day):
             raise NotFound(f"no exception on {day.isoformat()}")
 
 
@@ -197,5 +199,5 @@ def get_busy(
         raise ValidationError("ask for at most 366 days of busy time at once")
     with store.read() as conn:
         require_known_expert(conn, expert_id, asked_by)
-        merged = engine.BusyIndex.from_micros(repo.busy_micros(conn, expert_id, start, end)).intervals()
+        merged = engine.BusyIndex.from_micros(busy_rows.busy_micros(conn, expert_id, start, end)).intervals()
     return [(max(s, start), min(e, end)) for s, e in merged]

@@ -22,8 +22,10 @@ from booking_engine.services.pagination import (
     encode_cursor,
     party_filter,
 )
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import booking_requests as request_rows
+from booking_engine.store.repositories import outbox as outbox_rows
+from booking_engine.store.repositories import users as user_rows
 from booking_engine.timeutil import to_utc
 
 log = logging.getLogger(__name__)
@@ -49,17 +51,17 @@ def create_request(
     with store.write() as conn:
         engine.validate_duration(load_settings(conn, expert_id, asked_by=user_id), duration)
         request = domain.new_request(expert_id, user_id, duration, kind, utc_starts, message, moment)
-        repo.ensure_user(conn, user_id, moment)
-        repo.ensure_user(conn, expert_id, moment)
-        repo.insert_request(conn, request)
-        repo.add_events(conn, request.events, moment)
+        user_rows.ensure_user(conn, user_id, moment)
+        user_rows.ensure_user(conn, expert_id, moment)
+        request_rows.insert_request(conn, request)
+        outbox_rows.add_events(conn, request.events, moment)
     log.info("booking request created", extra={"request_id": request.id, "expert_id": expert_id})
     return request
 
 
 def get_request(store: Store, actor: str, request_id: str) -> BookingRequest:
     with store.read() as conn:
-        request = repo.get_request(conn, request_id)
+        request = request_rows.get_request(conn, request_id)
     role_of(request, actor, "request")
     assert request is not None
     return request
@@ -73,7 +75,7 @@ def list_requests(
     check_statuses(statuses, (s.value for s in RequestStatus))
     limit = check_limit(limit)
     with store.read() as conn:
-        items = repo.list_requests(
+        items = request_rows.list_requests(
             conn,
             **parties,
             statuses=statuses,
@@ -107,7 +109,7 @@ def respond_to_request(
     moment = now_or(now)
     if accept and external_check is not None:
         with store.read() as conn:
-            request = repo.get_request(conn, request_id)
+            request = request_rows.get_request(conn, request_id)
         require_expert(role_of(request, actor, "request"), "respond to a request")
         assert request is not None
         precheck_booking(
@@ -116,7 +118,7 @@ def respond_to_request(
         )
 
     def work(conn: Connection) -> BookingRequest:
-        request = repo.get_request(conn, request_id, for_update=True)
+        request = request_rows.get_request(conn, request_id, for_update=True)
         require_expert(role_of(request, actor, "request"), "respond to a request")
         assert request is not None
         previous = request.version
@@ -130,8 +132,8 @@ def respond_to_request(
             domain.accept(request, slot_index or 0, booking.id, message, moment)
         else:
             domain.reject(request, message, moment)
-        repo.update_request(conn, request, previous)
-        repo.add_events(conn, request.events, moment)
+        request_rows.update_request(conn, request, previous)
+        outbox_rows.add_events(conn, request.events, moment)
         return request
 
     return store.transact(work)
@@ -140,31 +142,31 @@ def respond_to_request(
 def withdraw_request(store: Store, actor: str, request_id: str, now: datetime | None = None) -> BookingRequest:
     moment = now_or(now)
     with store.write() as conn:
-        request = repo.get_request(conn, request_id, for_update=True)
+        request = request_rows.get_request(conn, request_id, for_update=True)
         require_user(role_of(request, actor, "request"), "withdraw a request")
         assert request is not None
         previous = request.version
         domain.withdraw(request, moment)
-        repo.update_request(conn, request, previous)
-        repo.add_events(conn, request.events, moment)
+        request_rows.update_request(conn, request, previous)
+        outbox_rows.add_events(conn, request.events, moment)
     return request
 
 
 def expire_request(store: Store, request_id: str, now: datetime | None = None) -> BookingRequest | None:
     moment = now_or(now)
     with store.write() as conn:
-        request = repo.get_request(conn, request_id, for_update=True)
+        request = request_rows.get_request(conn, request_id, for_update=True)
         if request is None or request.status != RequestStatus.PENDING or request.expires_at > moment:
             return None
         previous = request.version
         domain.expire(request, moment)
-        repo.update_request(conn, request, previous)
-        repo.add_events(conn, request.events, moment)
+        request_rows.update_request(conn, request, previous)
+        outbox_rows.add_events(conn, request.events, moment)
     return request
 
 
 def expire_requests(store: Store, now: datetime | None = None, batch: int = 500) -> int:
     moment = now_or(now)
     with store.read() as conn:
-        ids = repo.due_requests(conn, moment, limit=batch)
+        ids = request_rows.due_requests(conn, moment, limit=batch)
     return sum(1 for request_id in ids if expire_request(store, request_id, moment) is not None)

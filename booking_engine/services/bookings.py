@@ -22,8 +22,10 @@ from booking_engine.services.pagination import (
     encode_cursor,
     party_filter,
 )
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import bookings as booking_rows
+from booking_engine.store.repositories import outbox as outbox_rows
+from booking_engine.store.repositories import users as user_rows
 from booking_engine.timeutil import to_utc
 
 log = logging.getLogger(__name__)
@@ -131,9 +133,9 @@ def place_booking(
     booking.record("booking.created")
     if confirmed:
         booking.record("booking.confirmed")
-    repo.ensure_user(conn, user_id, now)
-    repo.insert_booking(conn, booking, now)
-    repo.add_events(conn, booking.events, now)
+    user_rows.ensure_user(conn, user_id, now)
+    booking_rows.insert_booking(conn, booking, now)
+    outbox_rows.add_events(conn, booking.events, now)
     log.info("booking created", extra={"booking_id": booking.id, "expert_id": expert_id, "status": booking.status})
     return booking
 
@@ -171,7 +173,7 @@ def create_booking(
 
 def get_booking(store: Store, actor: str, booking_id: str) -> Booking:
     with store.read() as conn:
-        booking = repo.get_booking(conn, booking_id)
+        booking = booking_rows.get_booking(conn, booking_id)
     role_of(booking, actor)
     assert booking is not None
     return booking
@@ -193,7 +195,7 @@ def list_bookings(
     limit = check_limit(limit)
     after = decode_cursor(cursor)
     with store.read() as conn:
-        items = repo.list_bookings(
+        items = booking_rows.list_bookings(
             conn,
             **parties,
             statuses=statuses,
@@ -211,13 +213,13 @@ def _change(store: Store, actor: str, booking_id: str, action: str, now: datetim
     moment = now_or(now)
 
     def work(conn: Connection) -> Booking:
-        booking = repo.get_booking(conn, booking_id, for_update=True)
+        booking = booking_rows.get_booking(conn, booking_id, for_update=True)
         role = role_of(booking, actor)
         assert booking is not None
         previous = booking.version
         apply(conn, booking, role, moment)
-        repo.update_booking(conn, booking, previous, moment)
-        repo.add_events(conn, booking.events, moment)
+        booking_rows.update_booking(conn, booking, previous, moment)
+        outbox_rows.add_events(conn, booking.events, moment)
         return booking
 
     booking = store.transact(work)  # re-read and re-applied if the database aborted it (a deadlock)
@@ -293,13 +295,13 @@ def _system_change(
     """
     moment = now_or(now)
     with store.write() as conn:
-        booking = repo.get_booking(conn, booking_id, for_update=True)
+        booking = booking_rows.get_booking(conn, booking_id, for_update=True)
         if booking is None or not due(booking, moment):
             return None
         previous = booking.version
         apply(booking, moment)
-        repo.update_booking(conn, booking, previous, moment)
-        repo.add_events(conn, booking.events, moment)
+        booking_rows.update_booking(conn, booking, previous, moment)
+        outbox_rows.add_events(conn, booking.events, moment)
         return booking
 
 
@@ -321,21 +323,21 @@ def expire_unconfirmed_booking(store: Store, booking_id: str, now: datetime | No
 def complete_due_bookings(store: Store, now: datetime | None = None, batch: int = 500) -> int:
     moment = now_or(now)
     with store.read() as conn:
-        ids = repo.due_bookings(conn, BookingStatus.CONFIRMED, end_before=moment, limit=batch)
+        ids = booking_rows.due_bookings(conn, BookingStatus.CONFIRMED, end_before=moment, limit=batch)
     return sum(1 for booking_id in ids if complete_booking(store, booking_id, moment) is not None)
 
 
 def expire_unconfirmed_bookings(store: Store, now: datetime | None = None, batch: int = 500) -> int:
     moment = now_or(now)
     with store.read() as conn:
-        ids = repo.due_bookings(conn, BookingStatus.PENDING, start_before=moment, limit=batch)
+        ids = booking_rows.due_bookings(conn, BookingStatus.PENDING, start_before=moment, limit=batch)
     return sum(1 for booking_id in ids if expire_unconfirmed_booking(store, booking_id, moment) is not None)
 
 
 def audit_conflicts(store: Store) -> list[tuple[str, str]]:
     """Nightly integrity audit: any pair of active bookings of one expert that conflict."""
     with store.read() as conn:
-        pairs = repo.conflicting_pairs(conn)
+        pairs = booking_rows.conflicting_pairs(conn)
     for a, b in pairs:
         log.error("conflicting bookings found", extra={"booking_id": a, "other_booking_id": b})
     return pairs

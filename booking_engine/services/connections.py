@@ -14,16 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
-
 from booking_engine.clock import utcnow
 from booking_engine.errors import Forbidden, NotFound, ValidationError
 from booking_engine.model import DomainEvent, new_id
 from booking_engine.services._common import now_or
-from booking_engine.services.calendar_sync import drop_calendar_rows
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
-from booking_engine.store.tables import busy_blocks, calendar_connections, calendar_sync_state
+from booking_engine.store.repositories import calendar_sync as sync_rows
+from booking_engine.store.repositories import connections as connection_rows
+from booking_engine.store.repositories import outbox as outbox_rows
+from booking_engine.store.repositories import users as user_rows
 from booking_engine.sync_progress import SyncProgress, progress_of
 from booking_engine.timeutil import iso_z
 
@@ -106,13 +105,6 @@ def _from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
     )
 
 
-def _get(conn: Connection, connection_id: str, for_update: bool = False) -> Any:
-    stmt = select(calendar_connections).where(calendar_connections.c.id == connection_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return conn.execute(stmt).mappings().first()
-
-
 def create_connection(
     store: Store,
     actor: str,
@@ -135,40 +127,27 @@ def create_connection(
     config = {**(extra_config or {}), "busyCalendars": busy_calendars, "destinationCalendar": destination_calendar}
     connection_id = new_id()
     with store.write() as conn:
-        repo.ensure_user(conn, expert_id, moment)
-        existing = conn.execute(
-            select(calendar_connections.c.id).where(
-                calendar_connections.c.expert_id == expert_id, calendar_connections.c.status != "disconnected"
-            )
-        ).all()
-        if len(existing) >= MAX_CONNECTIONS:
+        user_rows.ensure_user(conn, expert_id, moment)
+        if connection_rows.count_not_disconnected(conn, expert_id) >= MAX_CONNECTIONS:
             raise ValidationError(f"at most {MAX_CONNECTIONS} calendar connections per expert")
-        conn.execute(
-            insert(calendar_connections).values(
-                id=connection_id, expert_id=expert_id, provider=provider, status="active", account=account,
-                credentials=credentials, config=config, created_at=moment, updated_at=moment,
-                sync_requested_at=moment,
-            )
+        connection_rows.insert_connection(
+            conn, id=connection_id, expert_id=expert_id, provider=provider, status="active", account=account,
+            credentials=credentials, config=config, created_at=moment, updated_at=moment, sync_requested_at=moment,
         )
-        row = _get(conn, connection_id)
+        row = connection_rows.get(conn, connection_id)
     log.info("calendar connection created", extra={"connection_id": connection_id, "provider": provider})
     return _from_row(row)
 
 
 def list_connections(store: Store, actor: str) -> list[CalendarConnection]:
     with store.read() as conn:
-        rows = conn.execute(
-            select(calendar_connections)
-            .where(calendar_connections.c.expert_id == actor, calendar_connections.c.status != "disconnected")
-            .order_by(calendar_connections.c.created_at, calendar_connections.c.id)
-        ).mappings()
-        return [_from_row(r) for r in rows]
+        return [_from_row(r) for r in connection_rows.list_not_disconnected(conn, actor)]
 
 
 def get_connection(store: Store, actor: str, connection_id: str) -> CalendarConnection:
     """The actor's own connection; anyone else's is ``not_found``."""
     with store.read() as conn:
-        row = _get(conn, connection_id)
+        row = connection_rows.get(conn, connection_id)
     if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
         raise NotFound("calendar connection not found")
     return _from_row(row)
@@ -177,7 +156,7 @@ def get_connection(store: Store, actor: str, connection_id: str) -> CalendarConn
 def load_for_sync(store: Store, connection_id: str) -> CalendarConnection | None:
     """Worker use: the connection with its (encrypted) credentials, or None if gone."""
     with store.read() as conn:
-        row = _get(conn, connection_id)
+        row = connection_rows.get(conn, connection_id)
     return _from_row(row, with_secret=True) if row is not None else None
 
 
@@ -189,23 +168,18 @@ def disconnect(store: Store, actor: str, connection_id: str, now: datetime | Non
     """
     moment = now_or(now)
     with store.write() as conn:
-        row = _get(conn, connection_id, for_update=True)
+        row = connection_rows.get(conn, connection_id, for_update=True)
         if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
             raise NotFound("calendar connection not found")
-        conn.execute(
-            update(calendar_connections)
-            .where(calendar_connections.c.id == connection_id)
-            .values(status="disconnected", updated_at=moment)
-        )
-        conn.execute(delete(busy_blocks).where(busy_blocks.c.connection_id == connection_id))
-        conn.execute(delete(calendar_sync_state).where(calendar_sync_state.c.connection_id == connection_id))
-        repo.add_events(
+        connection_rows.update_connection(conn, connection_id, status="disconnected", updated_at=moment)
+        sync_rows.drop_connection(conn, connection_id)
+        outbox_rows.add_events(
             conn,
             [DomainEvent("connection.disconnected", connection_id,
                          {"connectionId": connection_id, "expertId": row["expert_id"], "provider": row["provider"]})],
             moment,
         )
-        row = _get(conn, connection_id)
+        row = connection_rows.get(conn, connection_id)
     return _from_row(row)
 
 
@@ -246,7 +220,7 @@ def choose_calendars(
     """
     moment = now_or(now)
     with store.write() as conn:
-        row = _get(conn, connection_id, for_update=True)
+        row = connection_rows.get(conn, connection_id, for_update=True)
         if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
             raise NotFound("calendar connection not found")
         if row["provider"] == "ics":
@@ -280,17 +254,14 @@ def choose_calendars(
         queue_sync = changed and row["sync_requested_at"] is None
         if changed:
             values["sync_requested_at"] = row["sync_requested_at"] or moment
-        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id).values(**values))
+        connection_rows.update_connection(conn, connection_id, **values)
         if new_busy != old_busy:
             # Every calendar with blocks or a cursor that is not busy now (an old connection's
             # empty list meant "all calendars", so look at what is stored, not at old_busy).
-            stored = {r[0] for r in conn.execute(
-                select(busy_blocks.c.calendar_id).distinct().where(busy_blocks.c.connection_id == connection_id))}
-            stored |= {r[0] for r in conn.execute(select(calendar_sync_state.c.calendar_id).where(
-                calendar_sync_state.c.connection_id == connection_id))}
+            stored = sync_rows.stored_calendar_ids(conn, connection_id)
             for removed in sorted(stored - set(new_busy)):
-                drop_calendar_rows(conn, connection_id, removed)
-        row = _get(conn, connection_id)
+                sync_rows.drop_calendar(conn, connection_id, removed)
+        row = connection_rows.get(conn, connection_id)
     log.info("calendar connection calendars chosen", extra={
         "connection_id": connection_id, "busy": len(new_busy), "changed": changed})
     return _from_row(row), queue_sync
@@ -298,33 +269,22 @@ def choose_calendars(
 
 def forget_credentials(store: Store, connection_id: str) -> None:
     with store.write() as conn:
-        conn.execute(
-            update(calendar_connections)
-            .where(calendar_connections.c.id == connection_id, calendar_connections.c.status == "disconnected")
-            .values(credentials=None)
-        )
+        connection_rows.forget_credentials(conn, connection_id)
 
 
 def save_credentials(store: Store, connection_id: str, credentials: str, now: datetime | None = None) -> None:
     """Refreshed tokens are written back as soon as the provider reports them."""
     with store.write() as conn:
-        conn.execute(
-            update(calendar_connections)
-            .where(calendar_connections.c.id == connection_id)
-            .values(credentials=credentials, updated_at=now_or(now))
-        )
+        connection_rows.update_connection(conn, connection_id, credentials=credentials, updated_at=now_or(now))
 
 
 def update_config(store: Store, connection_id: str, changes: dict[str, Any], now: datetime | None = None) -> None:
     with store.write() as conn:
-        row = _get(conn, connection_id, for_update=True)
+        row = connection_rows.get(conn, connection_id, for_update=True)
         if row is None:
             raise NotFound("calendar connection not found")
-        conn.execute(
-            update(calendar_connections)
-            .where(calendar_connections.c.id == connection_id)
-            .values(config={**dict(row["config"] or {}), **changes}, updated_at=now_or(now))
-        )
+        connection_rows.update_connection(
+            conn, connection_id, config={**dict(row["config"] or {}), **changes}, updated_at=now_or(now))
 
 
 def set_status(
@@ -335,16 +295,16 @@ def set_status(
         raise ValueError(status)
     moment = now_or(now)
     with store.write() as conn:
-        row = _get(conn, connection_id, for_update=True)
+        row = connection_rows.get(conn, connection_id, for_update=True)
         if row is None or row["status"] == "disconnected":
             return
         values: dict[str, Any] = {"status": status, "last_error": error[:2000] if error else None,
                                   "updated_at": moment}
         if status == "active":
             values["last_synced_at"] = moment
-        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id).values(**values))
+        connection_rows.update_connection(conn, connection_id, **values)
         if status == "reauth_required" and row["status"] != "reauth_required":
-            repo.add_events(
+            outbox_rows.add_events(
                 conn,
                 [DomainEvent("connection.reauth_required", connection_id, {
                     "connectionId": connection_id, "expertId": row["expert_id"], "provider": row["provider"],
@@ -363,15 +323,11 @@ def request_sync(store: Store, actor: str | None, connection_id: str, now: datet
     """
     moment = now_or(now)
     with store.write() as conn:
-        row = _get(conn, connection_id, for_update=True)
+        row = connection_rows.get(conn, connection_id, for_update=True)
         if row is None or row["status"] == "disconnected" or (actor is not None and row["expert_id"] != actor):
             raise NotFound("calendar connection not found")
         already = row["sync_requested_at"] is not None
-        conn.execute(
-            update(calendar_connections)
-            .where(calendar_connections.c.id == connection_id)
-            .values(sync_requested_at=row["sync_requested_at"] or moment)
-        )
+        connection_rows.update_connection(conn, connection_id, sync_requested_at=row["sync_requested_at"] or moment)
     return not already
 
 
@@ -379,16 +335,7 @@ def acquire_sync_lease(store: Store, connection_id: str, ttl: timedelta, now: da
     """One sync per connection at a time, across workers: a lease row update wins or loses."""
     moment = now_or(now)
     with store.write() as conn:
-        result = conn.execute(
-            update(calendar_connections)
-            .where(
-                calendar_connections.c.id == connection_id,
-                calendar_connections.c.status != "disconnected",
-                or_(calendar_connections.c.sync_lock_until.is_(None), calendar_connections.c.sync_lock_until <= moment),
-            )
-            .values(sync_lock_until=moment + ttl, sync_requested_at=None)
-        )
-        return result.rowcount == 1
+        return connection_rows.take_sync_lease(conn, connection_id, ttl, moment)
 
 
 def release_sync_lease(store: Store, connection_id: str, reconciled: bool = False, now: datetime | None = None) -> None:
@@ -396,7 +343,7 @@ def release_sync_lease(store: Store, connection_id: str, reconciled: bool = Fals
     if reconciled:
         values["last_reconciled_at"] = now_or(now)
     with store.write() as conn:
-        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id).values(**values))
+        connection_rows.update_connection(conn, connection_id, **values)
 
 
 def due_for_sync(
@@ -409,18 +356,4 @@ def due_for_sync(
     """
     moment = now_or(now)
     with store.read() as conn:
-        rows = conn.execute(
-            select(calendar_connections.c.id)
-            .where(
-                calendar_connections.c.status.in_(("active", "error")),
-                calendar_connections.c.provider.in_(providers),
-                or_(
-                    calendar_connections.c.sync_requested_at.is_not(None),
-                    calendar_connections.c.last_synced_at.is_(None),
-                    calendar_connections.c.last_synced_at <= moment - interval,
-                ),
-            )
-            .order_by(calendar_connections.c.last_synced_at)
-            .limit(limit)
-        ).all()
-    return [r[0] for r in rows]
+        return connection_rows.due_for_sync(conn, ("active", "error"), providers, moment - interval, limit)

@@ -13,14 +13,14 @@ is this, and is its connection still one to sync?
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import and_, exists, insert, select, update
+from typing import Any
 
 from booking_engine.services._common import now_or
 from booking_engine.store.db import Store
-from booking_engine.store.tables import calendar_connections, watch_channels
+from booking_engine.store.repositories import watch_channels as channel_rows
 
 SYNCABLE = ("active", "error")
 """Connection statuses whose notifications lead to a sync (``reauth_required`` waits for the expert)."""
@@ -39,7 +39,7 @@ class StoredChannel:
     connection_status: str | None = None
 
 
-def _channel(row: dict) -> StoredChannel:  # type: ignore[type-arg]
+def _channel(row: Mapping[str, Any]) -> StoredChannel:
     return StoredChannel(
         id=row["id"], connection_id=row["connection_id"], calendar_id=row["calendar_id"],
         resource_id=row["resource_id"], token_hash=row["token_hash"], expiration=row["expiration"],
@@ -59,11 +59,9 @@ def record_channel(
 ) -> None:
     """Remember a channel the worker just opened (``token_hash``: ``webhook.hash_channel_token``)."""
     with store.write() as conn:
-        conn.execute(
-            insert(watch_channels).values(
-                id=channel_id, connection_id=connection_id, calendar_id=calendar_id, resource_id=resource_id,
-                token_hash=token_hash, expiration=expiration, created_at=now_or(now),
-            )
+        channel_rows.insert_channel(
+            conn, id=channel_id, connection_id=connection_id, calendar_id=calendar_id, resource_id=resource_id,
+            token_hash=token_hash, expiration=expiration, created_at=now_or(now),
         )
 
 
@@ -72,31 +70,18 @@ def find_live_channel(store: Store, channel_id: str) -> StoredChannel | None:
     if not channel_id or len(channel_id) > 200:
         return None
     with store.read() as conn:
-        row = conn.execute(
-            select(watch_channels, calendar_connections.c.status)
-            .join(calendar_connections, calendar_connections.c.id == watch_channels.c.connection_id)
-            .where(watch_channels.c.id == channel_id, watch_channels.c.stopped_at.is_(None))
-        ).mappings().first()
-    return _channel(dict(row)) if row is not None else None
+        row = channel_rows.find_live(conn, channel_id)
+    return _channel(row) if row is not None else None
 
 
 def live_channels(store: Store, connection_id: str) -> list[StoredChannel]:
     with store.read() as conn:
-        rows = conn.execute(
-            select(watch_channels)
-            .where(watch_channels.c.connection_id == connection_id, watch_channels.c.stopped_at.is_(None))
-            .order_by(watch_channels.c.created_at, watch_channels.c.id)
-        ).mappings()
-        return [_channel(dict(r)) for r in rows]
+        return [_channel(r) for r in channel_rows.live_of_connection(conn, connection_id)]
 
 
 def mark_stopped(store: Store, channel_id: str, now: datetime | None = None) -> None:
     with store.write() as conn:
-        conn.execute(
-            update(watch_channels)
-            .where(watch_channels.c.id == channel_id, watch_channels.c.stopped_at.is_(None))
-            .values(stopped_at=now_or(now))
-        )
+        channel_rows.mark_stopped(conn, channel_id, now_or(now))
 
 
 def connections_to_watch(store: Store, renew_before: datetime, limit: int = 500) -> list[str]:
@@ -108,36 +93,5 @@ def connections_to_watch(store: Store, renew_before: datetime, limit: int = 500)
     calendars changed (``connections.choose_calendars``) and whose sync did not get to its
     channels is set right here too.
     """
-    live = and_(watch_channels.c.connection_id == calendar_connections.c.id, watch_channels.c.stopped_at.is_(None))
     with store.read() as conn:
-        rows = conn.execute(
-            select(calendar_connections.c.id)
-            .where(
-                calendar_connections.c.provider == "google",
-                calendar_connections.c.status.in_(SYNCABLE),
-                (
-                    exists().where(live, watch_channels.c.expiration < renew_before)
-                    | ~exists().where(live)
-                ),
-            )
-            .order_by(calendar_connections.c.id)
-            .limit(limit)
-        ).all()
-        due = [r[0] for r in rows]
-        watched: dict[str, set[str]] = {}
-        for connection_id, calendar_id in conn.execute(
-            select(watch_channels.c.connection_id, watch_channels.c.calendar_id)
-            .join(calendar_connections, calendar_connections.c.id == watch_channels.c.connection_id)
-            .where(watch_channels.c.stopped_at.is_(None), calendar_connections.c.provider == "google",
-                   calendar_connections.c.status.in_(SYNCABLE))
-        ):
-            watched.setdefault(connection_id, set()).add(calendar_id)
-        if watched:
-            configs = conn.execute(
-                select(calendar_connections.c.id, calendar_connections.c.config)
-                .where(calendar_connections.c.id.in_(sorted(watched)))
-            ).all()
-            changed = {cid for cid, config in configs
-                       if set((config or {}).get("busyCalendars") or []) != watched[cid]}
-            due = sorted({*due, *changed})[:limit]
-    return due
+        return channel_rows.connections_to_watch(conn, "google", SYNCABLE, renew_before, limit)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking_engine.clock import utcnow
-from booking_engine.store import heartbeats as repo
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import heartbeats as heartbeat_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +30,9 @@ def register(store: Store, worker_id: str, node: str, pid: int, now: datetime | 
     gone for good (a node name runs once at a time) and whose rows are removed."""
     moment = now or utcnow()
     with store.write() as conn:
-        known = repo.ids_of_node(conn, node)
-        repo.delete_ids(conn, known)
-        repo.insert(conn, worker_id, node, pid, moment)
+        known = heartbeat_rows.ids_of_node(conn, node)
+        heartbeat_rows.delete_ids(conn, known)
+        heartbeat_rows.insert(conn, worker_id, node, pid, moment)
         previous = [w for w in known if w != worker_id]
     return previous
 
@@ -41,19 +41,19 @@ def beat(store: Store, worker_id: str, node: str, pid: int, now: datetime | None
     """Refresh the worker's row (and put it back if something removed it)."""
     moment = now or utcnow()
     with store.write() as conn:
-        if repo.touch(conn, worker_id, moment) == 0:
-            repo.insert(conn, worker_id, node, pid, moment)
+        if heartbeat_rows.touch(conn, worker_id, moment) == 0:
+            heartbeat_rows.insert(conn, worker_id, node, pid, moment)
 
 
 def unregister(store: Store, worker_id: str) -> None:
     """A worker that stops cleanly takes its row with it."""
     with store.write() as conn:
-        repo.delete_ids(conn, [worker_id])
+        heartbeat_rows.delete_ids(conn, [worker_id])
 
 
 def recent_workers(store: Store, max_age: timedelta, now: datetime | None = None) -> list[WorkerSeen]:
     """Workers whose last heartbeat is at most ``max_age`` old."""
     moment = now or utcnow()
     with store.read() as conn:
-        rows = repo.seen_since(conn, moment - max_age)
+        rows = heartbeat_rows.seen_since(conn, moment - max_age)
     return [WorkerSeen(r["worker_id"], r["node"], r["pid"], r["started_at"], r["last_seen_at"]) for r in rows]

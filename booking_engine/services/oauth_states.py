@@ -21,13 +21,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
-
 from booking_engine.errors import BookingError, Forbidden
 from booking_engine.services._common import now_or
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
-from booking_engine.store.tables import oauth_states
+from booking_engine.store.repositories import oauth_states as state_rows
+from booking_engine.store.repositories import users as user_rows
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +73,16 @@ def create_state(
         raise Forbidden("sign in to connect a calendar")
     moment = now_or(now)
     with store.write() as conn:
-        repo.ensure_user(conn, actor, moment)
-        conn.execute(delete(oauth_states).where(oauth_states.c.expires_at <= moment))
-        pending = conn.execute(
-            select(oauth_states.c.state)
-            .where(oauth_states.c.expert_id == actor)
-            .order_by(oauth_states.c.created_at.desc())
-        ).all()
+        user_rows.ensure_user(conn, actor, moment)
+        state_rows.delete_expired(conn, moment)
+        pending = state_rows.keys_of_expert_newest_first(conn, actor)
         # An expert clicking "connect" over and over keeps only the newest few links alive.
-        stale = [row[0] for row in pending[MAX_PENDING_PER_EXPERT - 1 :]]
+        stale = pending[MAX_PENDING_PER_EXPERT - 1 :]
         if stale:
-            conn.execute(delete(oauth_states).where(oauth_states.c.state.in_(stale)))
-        conn.execute(
-            insert(oauth_states).values(
-                state=_key(state), expert_id=actor, provider=provider, secret=secret,
-                created_at=moment, expires_at=moment + ttl,
-            )
+            state_rows.delete_keys(conn, stale)
+        state_rows.insert_state(
+            conn, state=_key(state), expert_id=actor, provider=provider, secret=secret,
+            created_at=moment, expires_at=moment + ttl,
         )
     log.info("oauth authorization started", extra={"expert_id": actor, "provider": provider})
 
@@ -102,9 +94,7 @@ def consume_state(store: Store, provider: str, state: str | None, now: datetime 
     moment = now_or(now)
     key = _key(state)
     with store.write() as conn:
-        row = conn.execute(select(oauth_states).where(oauth_states.c.state == key)).mappings().first()
-        if row is not None:
-            conn.execute(delete(oauth_states).where(oauth_states.c.state == key))
+        row = state_rows.take(conn, key)
     if row is None:
         raise OAuthStateInvalid("unknown or already used authorization; start connecting again", field="state")
     if row["provider"] != provider:

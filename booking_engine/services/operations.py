@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from booking_engine.clock import utcnow
 from booking_engine.services.heartbeats import WorkerSeen
-from booking_engine.store import heartbeats as heartbeat_rows
-from booking_engine.store import operations as queries
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import heartbeats as heartbeat_rows
+from booking_engine.store.repositories import operations as queries
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from booking_engine.store import encrypted
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import encrypted
 
 #: Token -> the same secret encrypted with the first key; ``None`` when no configured key opens it.
 Rotate = Callable[[str], str | None]

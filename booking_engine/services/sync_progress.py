@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
-
 from booking_engine.services._common import now_or
 from booking_engine.store.db import Store
-from booking_engine.store.tables import calendar_connections
+from booking_engine.store.repositories import connections as connection_rows
 from booking_engine.sync_progress import SyncPhase
 
 _CLEARED = {"sync_phase": None, "sync_calendars_done": None, "sync_calendars_total": None, "sync_items": None,
@@ -37,4 +35,4 @@ def end(store: Store, connection_id: str) -> None:
 
 def _write(store: Store, connection_id: str, values: dict[str, object]) -> None:
     with store.write() as conn:
-        conn.execute(update(calendar_connections).where(calendar_connections.c.id == connection_id).values(**values))
+        connection_rows.update_connection(conn, connection_id, **values)

@@ -17,8 +17,8 @@ from typing import Any
 
 from booking_engine.errors import ValidationError
 from booking_engine.services._common import now_or, optional_text
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import users as user_rows
 from booking_engine.timeutil import zone
 
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
@@ -57,17 +57,17 @@ def update_profile(
         zone(timezone)
     moment = now_or(now)
     with store.write() as conn:
-        repo.ensure_user(conn, user_id, moment)
+        user_rows.ensure_user(conn, user_id, moment)
         values = {"email": email, "display_name": display_name, "timezone": timezone}
-        repo.update_user(conn, user_id, {k: v for k, v in values.items() if v is not None}, moment)
-        row = repo.get_user(conn, user_id)
+        user_rows.update_user(conn, user_id, {k: v for k, v in values.items() if v is not None}, moment)
+        row = user_rows.get_user(conn, user_id)
     assert row is not None
     return {"id": row["id"], "email": row["email"], "displayName": row["display_name"], "timezone": row["timezone"]}
 
 
 def get_profile(store: Store, user_id: str) -> dict[str, Any]:
     with store.read() as conn:
-        row = repo.get_user(conn, user_id)
+        row = user_rows.get_user(conn, user_id)
     if row is None:
         return {"id": user_id, "email": None, "displayName": None, "timezone": None}
     return {"id": row["id"], "email": row["email"], "displayName": row["display_name"], "timezone": row["timezone"]}

@@ -14,14 +14,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, insert, select
-
 from booking_engine.errors import NotFound, ValidationError
 from booking_engine.model import new_id
 from booking_engine.services._common import now_or
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
-from booking_engine.store.tables import webhook_subscriptions
+from booking_engine.store.repositories import users as user_rows
+from booking_engine.store.repositories import webhook_subscriptions as subscription_rows
 from booking_engine.timeutil import iso_z
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -94,46 +92,30 @@ def create_subscription(
     moment = now_or(now)
     sub_id = new_id()
     with store.write() as conn:
-        repo.ensure_user(conn, owner_id, moment)
-        count = len(conn.execute(select(webhook_subscriptions.c.id).where(
-            webhook_subscriptions.c.owner_id == owner_id)).all())
-        if count >= MAX_SUBSCRIPTIONS:
+        user_rows.ensure_user(conn, owner_id, moment)
+        if subscription_rows.count_of_owner(conn, owner_id) >= MAX_SUBSCRIPTIONS:
             raise ValidationError(f"at most {MAX_SUBSCRIPTIONS} subscriptions per owner")
-        conn.execute(insert(webhook_subscriptions).values(
-            id=sub_id, owner_id=owner_id, url=url, secret=encrypt(secret), event_types=types,
+        subscription_rows.insert_subscription(
+            conn, id=sub_id, owner_id=owner_id, url=url, secret=encrypt(secret), event_types=types,
             active=True, created_at=moment,
-        ))
-        row = conn.execute(select(webhook_subscriptions).where(webhook_subscriptions.c.id == sub_id)).mappings().one()
+        )
+        row = subscription_rows.get(conn, sub_id)
     return {**_public(row), "secret": secret}
 
 
 def list_subscriptions(store: Store, owner_id: str) -> list[dict[str, Any]]:
     with store.read() as conn:
-        rows = conn.execute(
-            select(webhook_subscriptions)
-            .where(webhook_subscriptions.c.owner_id == owner_id)
-            .order_by(webhook_subscriptions.c.created_at, webhook_subscriptions.c.id)
-        ).mappings()
-        return [_public(r) for r in rows]
+        return [_public(r) for r in subscription_rows.list_of_owner(conn, owner_id)]
 
 
 def delete_subscription(store: Store, owner_id: str, subscription_id: str) -> None:
     with store.write() as conn:
-        result = conn.execute(
-            delete(webhook_subscriptions).where(
-                webhook_subscriptions.c.id == subscription_id, webhook_subscriptions.c.owner_id == owner_id
-            )
-        )
-        if result.rowcount == 0:
+        if not subscription_rows.delete_of_owner(conn, owner_id, subscription_id):
             raise NotFound("webhook subscription not found")
 
 
 def subscriptions_for_event(store: Store, owner_ids: list[str], event_type: str) -> list[dict[str, Any]]:
     """Active subscriptions of the given owners that want ``event_type`` (secret still encrypted)."""
     with store.read() as conn:
-        rows = conn.execute(
-            select(webhook_subscriptions).where(
-                webhook_subscriptions.c.owner_id.in_(owner_ids), webhook_subscriptions.c.active.is_(True)
-            )
-        ).mappings().all()
+        rows = subscription_rows.active_of_owners(conn, owner_ids)
     return [dict(r) for r in rows if event_type in r["event_types"]]

@@ -17,8 +17,8 @@ from booking_engine.errors import PreconditionFailed, SlotUnavailable
 from booking_engine.model import Booking, BookingStatus, BookingType
 from booking_engine.services import availability as av
 from booking_engine.services import bookings as bk
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import bookings as booking_rows
 from tests.factories import NOW, publish, settings_body
 
 TEN = datetime(2030, 3, 5, 10, 0, tzinfo=UTC)
@@ -71,10 +71,10 @@ def test_exclusion_constraint_itself_refuses_a_conflicting_row(pg_store: Store) 
     )
     # TEN's blocked range is [10:00, 11:15); a row starting 11:10 overlaps it.
     with pytest.raises(SlotUnavailable), store.write() as conn:
-        repo.insert_booking(conn, clash, NOW)
+        booking_rows.insert_booking(conn, clash, NOW)
     clash.start = TEN + timedelta(minutes=75)
     with store.write() as conn:
-        repo.insert_booking(conn, clash, NOW)
+        booking_rows.insert_booking(conn, clash, NOW)
 
 
 def _process_worker(url: str, index: int, barrier: multiprocessing.synchronize.Barrier, queue) -> None:  # type: ignore[name-defined]

@@ -22,7 +22,8 @@ from booking_engine.services import availability as av
 from booking_engine.services import booking_requests as rq
 from booking_engine.services import bookings as bk
 from booking_engine.services import users
-from booking_engine.store import repositories as repo
+from booking_engine.store.repositories import users as user_rows
+from booking_engine.store.repositories._common import count_rows
 from booking_engine.store.tables import availability_settings, bookings, busy_blocks, outbox
 from tests.factories import NOW, publish, settings_body
 
@@ -65,7 +66,7 @@ def test_invalid_settings_write_nothing(store) -> None:
         with pytest.raises(ValidationError):
             av.set_availability(store, "expert-1", "expert-1", bad, 0, now=NOW)
     with store.read() as conn:
-        assert repo.count_rows(conn, availability_settings) == 0
+        assert count_rows(conn, availability_settings) == 0
 
 
 def test_exceptions_set_list_delete(store) -> None:
@@ -112,7 +113,7 @@ def test_create_booking_validations(store) -> None:
     with pytest.raises(OutsideAvailability):  # known, but every day closed
         bk.create_booking(store, "user-1", "never-published", at(10), 60, "video_call", now=NOW)
     with store.read() as conn:
-        assert repo.count_rows(conn, bookings) == 0 and repo.count_rows(conn, outbox) == 0
+        assert count_rows(conn, bookings) == 0 and count_rows(conn, outbox) == 0
 
 
 def test_notice_rule_through_the_service(store) -> None:
@@ -333,4 +334,4 @@ def test_reads_for_a_user_about_an_expert_nobody_knows_are_not_found(store) -> N
     with pytest.raises(NotFound):
         rq.create_request(store, "user-1", "nobody", 60, "video_call", [at(10)], now=NOW)
     with store.read() as conn:
-        assert repo.get_user(conn, "nobody") is None  # asking did not make them known
+        assert user_rows.get_user(conn, "nobody") is None  # asking did not make them known

@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 
 from booking_engine.services import booking_requests, reminders
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import reminders as reminder_rows
 from booking_engine.store.tables import bookings, outbox
 from tests.factories import NOW
 from tests.worker.scenario import EXPERT, USER, book, next_slot, outbox_types, parties
@@ -102,8 +103,8 @@ def test_audit_finds_no_conflicts_in_a_clean_store(store: Store) -> None:
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_reminder_scan_uses_the_partial_index(store: Store) -> None:
     scans = {
-        "ix_bookings_reminder_due": reminders.reminder_scan(NOW),
-        "ix_bookings_starting_due": reminders.starting_scan(NOW),
+        "ix_bookings_reminder_due": reminder_rows.reminder_scan(NOW, reminders.REMINDER_LEAD, reminders.DEFAULT_BATCH),
+        "ix_bookings_starting_due": reminder_rows.starting_scan(NOW, reminders.DEFAULT_BATCH),
     }
     with store.write() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))

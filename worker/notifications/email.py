@@ -41,8 +41,9 @@ from booking_engine.clock import utcnow
 from booking_engine.errors import ValidationError
 from booking_engine.model import Booking, BookingStatus
 from booking_engine.services.users import is_email_address
-from booking_engine.store import repositories as repo
 from booking_engine.store.db import Store
+from booking_engine.store.repositories import bookings as booking_rows
+from booking_engine.store.repositories import users as user_rows
 from booking_engine.timeutil import zone
 from config.settings import get_settings
 from worker.metrics import count_email
@@ -136,7 +137,7 @@ def _recipients(store: Store, event: OutboxEvent, roles: tuple[str, ...]) -> lis
     found: list[Recipient] = []
     with store.read() as conn:
         for role in roles:
-            row = repo.get_user(conn, ids[role]) if ids[role] else None
+            row = user_rows.get_user(conn, ids[role]) if ids[role] else None
             if row is None or not row["email"]:
                 log.info("no e-mail address, skipped", extra={
                     "event_id": event.event_id, "user_id": ids[role], "role": role})
@@ -150,7 +151,7 @@ def _names(store: Store, event: OutboxEvent) -> dict[str, str]:
     names: dict[str, str] = {}
     with store.read() as conn:
         for role, user_id in ids.items():
-            row = repo.get_user(conn, user_id) if user_id else None
+            row = user_rows.get_user(conn, user_id) if user_id else None
             names[role] = (row["display_name"] if row and row["display_name"] else None) or (
                 "your client" if role == "user" else "your expert")
     return names
@@ -238,7 +239,7 @@ def plan(store: Store, event: OutboxEvent) -> list[Mail | Unbuildable]:
     booking: Booking | None = None
     if event.event_type.startswith("booking."):
         with store.read() as conn:
-            booking = repo.get_booking(conn, event.aggregate_id)
+            booking = booking_rows.get_booking(conn, event.aggregate_id)
     roles = audience(event, booking)
     if not roles:
         return []
@@ -250,7 +251,7 @@ def plan(store: Store, event: OutboxEvent) -> list[Mail | Unbuildable]:
     invite: bytes | None = None
     if method and booking is not None:
         with store.read() as conn:
-            users = {r: repo.get_user(conn, uid) for r, uid in _party_ids(event).items()}
+            users = {r: user_rows.get_user(conn, uid) for r, uid in _party_ids(event).items()}
         # Only addresses a header can carry become attendees (a legacy profile may hold others).
         attendees = [(u["email"], one_line(u["display_name"] or "") or None) for u in users.values()
                      if u is not None and u["email"] and is_email_address(u["email"])]

@@ -1,0 +1,60 @@
+"""What makes an expert busy: active bookings and imported busy blocks, read together.
+
+Availability reads them as epoch microseconds (``busy_micros``); the conflict check after a
+sync reads the blocks of a range as datetimes (``busy_blocks_between``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, cast, extract, func, select, type_coerce
+
+from booking_engine.model import ACTIVE_STATUSES
+from booking_engine.store.tables import bookings, busy_blocks
+
+
+def busy_micros(
+    conn: Connection, expert_id: str, start: datetime, end: datetime, exclude_booking: str | None = None
+) -> list[tuple[int, int]]:
+    """Active bookings and imported busy blocks overlapping ``[start, end)``, as epoch microseconds.
+
+    Read as plain integers (no per-row datetime objects): the availability engine indexes
+    them directly, which keeps ten thousand busy intervals cheap to load.
+    """
+    if conn.dialect.name == "postgresql":
+        def micros(col: Any) -> Any:
+            return cast(func.floor(extract("epoch", col) * 1_000_000), BigInteger)
+    else:
+        def micros(col: Any) -> Any:
+            return type_coerce(col, BigInteger)
+
+    booking_q = select(micros(bookings.c.start_time), micros(bookings.c.end_time)).where(
+        bookings.c.expert_id == expert_id,
+        bookings.c.status.in_(ACTIVE_STATUSES),
+        bookings.c.start_time < end,
+        bookings.c.end_time > start,
+    )
+    if exclude_booking is not None:
+        booking_q = booking_q.where(bookings.c.id != exclude_booking)
+    block_q = select(micros(busy_blocks.c.start_time), micros(busy_blocks.c.end_time)).where(
+        busy_blocks.c.expert_id == expert_id,
+        busy_blocks.c.end_time > start,
+        busy_blocks.c.start_time < end,
+    )
+    rows: list[tuple[int, int]] = [(r[0], r[1]) for r in conn.execute(booking_q)]
+    rows.extend((r[0], r[1]) for r in conn.execute(block_q))
+    return rows
+
+
+def busy_blocks_between(
+    conn: Connection, expert_id: str, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Imported busy blocks of the expert overlapping ``[start, end)``."""
+    rows = conn.execute(
+        select(busy_blocks.c.start_time, busy_blocks.c.end_time).where(
+            busy_blocks.c.expert_id == expert_id, busy_blocks.c.end_time > start, busy_blocks.c.start_time < end
+        )
+    ).all()
+    return [(r[0], r[1]) for r in rows]
