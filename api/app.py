@@ -2,9 +2,10 @@
 
 ``uvicorn --factory api.app:create_app`` (what ``calbook api``/``serve`` run) calls it with
 no arguments: settings come from the environment and the store from
-``settings.resolved_database_url()``. It never migrates: ``calbook serve``/``migrate`` do,
-so that several API workers never race on a migration. Tests pass their own store and
-settings.
+``settings.resolved_database_url()``; the adapters (calendar accounts, task sender, free/busy check)
+from ``api.deps.build_adapters``. It never migrates: ``calbook serve``/``migrate`` do,
+so that several API workers never race on a migration. Tests pass their own store,
+settings and task queue.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from fastapi_offline import FastAPIOffline
 from api.auth import TokenVerifier
 from api.body_limit import BodyLimitMiddleware
 from api.connect_limit import ConnectLimiter
+from api.deps import build_adapters
 from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.problems import CatchAllMiddleware, install_problem_handlers
 from api.routes import ROUTERS
+from booking_engine.ports import TaskQueue
 from booking_engine.store.db import Store
 from config.settings import Settings, get_settings
 from config.version import VERSION
@@ -35,7 +38,9 @@ come back in UTC with `Z`.
 """
 
 
-def create_app(store: Store | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    store: Store | None = None, settings: Settings | None = None, *, tasks: TaskQueue | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     owns_store = store is None
     active_store = store if store is not None else Store.from_url(settings.resolved_database_url())
@@ -54,6 +59,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     )
     app.state.settings = settings
     app.state.store = active_store
+    app.state.adapters = build_adapters(settings, tasks=tasks)
     app.state.verifier = TokenVerifier(settings)
     app.state.connect_limiter = ConnectLimiter(settings.connect_max_concurrent_per_user,
                                                settings.connect_retry_after_seconds)

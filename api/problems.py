@@ -109,11 +109,13 @@ def unauthenticated_headers() -> dict[str, str]:
 def _booking_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BookingError)
     field = exc.extra.get("field")
-    errors = [{"field": str(field), "message": exc.detail, "type": exc.code}] if field else None
+    errors = [{"field": str(field), "message": exc.extra.get("message", exc.detail),
+               "type": exc.extra.get("error_type", exc.code)}] if field else None
     headers = unauthenticated_headers() if exc.status == 401 else None
     if exc.extra.get("retry_after") is not None:
         headers = {**(headers or {}), "Retry-After": str(int(exc.extra["retry_after"]))}
-    return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, errors, headers)
+    return problem(exc.status, exc.code, exc.extra.get("title") or exc.title, exc.detail, request.url.path, errors,
+                   headers)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -109,6 +109,53 @@ class TooManyRequests(BookingError):
     title = "Too many requests"
 
 
+class FeatureDisabled(NotFound):
+    """A provider this server is not configured for (no Google OAuth client): it does not exist here."""
+
+    title = "Not available on this server"
+
+
+class CalendarUnreachable(BookingError):
+    """The calendar server did not answer, or failed (5xx, 429): try again later."""
+
+    code = "calendar_unreachable"
+    status = 502
+    title = "The calendar server could not be reached"
+
+
+class AuthorizationFailed(BookingError):
+    """The provider's authorization did not complete (declined, a bad code, missing scopes):
+    the expert starts connecting again. A 400, as every problem of the OAuth callback is."""
+
+    code = "validation_error"
+    status = 400
+    title = "The authorization failed"
+
+
+class AuthorizationDeclined(AuthorizationFailed):
+    title = "The authorization was not granted"
+
+
+class ScopesMissing(AuthorizationFailed):
+    title = "The required permissions were not granted"
+
+
+class ProviderRefused(BookingError):
+    """The provider refused a request calbook made on the expert's behalf."""
+
+    code = "bad_gateway"
+    status = 502
+    title = "The provider refused the request"
+
+
+class ProviderUnavailable(BookingError):
+    """The provider (or its OAuth server) is unavailable right now; ``retry_after`` says when to try again."""
+
+    code = "service_unavailable"
+    status = 503
+    title = "The service is unavailable"
+
+
 ALL_ERRORS: tuple[type[BookingError], ...] = (
     ValidationError,
     DurationTooShort,
@@ -126,4 +173,10 @@ ALL_ERRORS: tuple[type[BookingError], ...] = (
     Forbidden,
     NotFound,
     TooManyRequests,
+    CalendarUnreachable,
+    AuthorizationFailed,
+    AuthorizationDeclined,
+    ScopesMissing,
+    ProviderRefused,
+    ProviderUnavailable,
 )

@@ -37,7 +37,8 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
     """Send an event again: the handlers given up on, the failed webhook deliveries (``--delivered``:
     the delivered ones too). E-mails already sent are never sent twice."""
-    from worker import kick, outbox
+    from config.task_sender import CeleryTaskQueue
+    from worker import outbox
     from worker.notifications.webhooks import resend_deliveries
 
     store = _store(settings)
@@ -50,10 +51,11 @@ def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
         deliveries = resend_deliveries(store, args.event_id, delivered=args.delivered)
     finally:
         store.dispose()
+    tasks = CeleryTaskQueue(settings.resolved_broker_url())
     if handlers:
-        kick.kick_outbox()
+        tasks.drain_outbox()
     if deliveries:
-        kick.kick_webhooks()
+        tasks.deliver_webhooks()
     again = ", ".join(handlers) if handlers else "none (every handler had finished)"
     print(f"event {args.event_id}: handlers due again: {again}; webhook deliveries due again: {deliveries}")
     return 0
@@ -118,7 +120,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     down) and the task queued, exactly as the API's ``POST .../sync`` does, for any expert."""
     from booking_engine.errors import NotFound
     from booking_engine.services import connections
-    from worker.calendar.queue import queue_sync
+    from config.task_sender import SYNC, CeleryTaskQueue
 
     store = _store(settings)
     try:
@@ -128,7 +130,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         store.dispose()
-    queued = queue_sync(args.connection_id, settings.resolved_broker_url())
+    queued = CeleryTaskQueue(settings.resolved_broker_url()).send(SYNC, args.connection_id,
+                                                                connection_id=args.connection_id)
     print(f"sync of {args.connection_id} " + ("queued" if queued else
           "requested; the broker is unreachable, so the periodic sync will run it within 5 minutes"))
     return 0

@@ -188,10 +188,10 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
     from config.settings import get_settings
     from connectors.caldav import CalDAVProvider
     from connectors.secrets import encrypt_json
-    from worker import kick, outbox
+    from worker import outbox, runtime
     from worker.calendar.sync import sync_connection
 
-    kick.set_kicks_enabled(False)  # no broker in the demo: we dispatch the outbox ourselves
+    runtime.set_sending_enabled(False)  # no broker in the demo: we dispatch the outbox ourselves
     settings = get_settings()
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url())

@@ -14,9 +14,10 @@ booking's push only.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol, Self
 
 
 class ConnectorError(Exception):
@@ -110,9 +111,55 @@ class EventRef:
     etag: str | None = None
 
 
-class CalendarProvider(Protocol):
+@dataclass(frozen=True, slots=True)
+class WatchChannel:
+    """A push-notification channel on one calendar's events.
+
+    Store ``id``, ``resource_id``, ``expiration`` and ``webhook.hash_channel_token(token)``;
+    the plain ``token`` is only needed here, never again.
+    """
+
+    id: str
+    resource_id: str
+    token: str
+    expiration: datetime | None
+    calendar_id: str
+
+
+class Reconciler(Protocol):
+    """Optional: a periodic full comparison that catches what an incremental pull missed."""
+
+    def reconcile(
+        self, calendar_id: str, cursor: dict[str, Any], window_start: datetime, window_end: datetime
+    ) -> PullResult: ...
+
+
+class WatchChannels(Protocol):
+    """Optional: push notifications when a calendar's events change (Google ``events.watch``)."""
+
+    def watch(self, calendar_id: str, address: str, ttl: timedelta) -> WatchChannel: ...
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None: ...
+
+
+class FreeBusy(Protocol):
+    """Optional: an instant busy check of some calendars over a range (Google ``freebusy.query``)."""
+
+    def freebusy(self, calendar_ids: list[str], start: datetime, end: datetime) -> dict[str, list[BusyInterval]]: ...
+
+
+class CalendarProvider(ABC):
+    """What every provider does, and the optional capabilities it declares.
+
+    A provider holds network resources: use it as a context manager (or call ``close``). A
+    capability a provider lacks answers ``None``, so a caller asks ``provider.watch_channels()``
+    rather than what class the provider is.
+    """
+
+    @abstractmethod
     def list_calendars(self) -> list[CalendarInfo]: ...
 
+    @abstractmethod
     def pull(
         self,
         calendar_id: str,
@@ -122,6 +169,33 @@ class CalendarProvider(Protocol):
         default_tz: str,
     ) -> PullResult: ...
 
+    @abstractmethod
     def put_event(self, calendar_id: str, event: BookingEvent, existing: EventRef | None) -> EventRef: ...
 
+    @abstractmethod
     def delete_event(self, calendar_id: str, booking_id: str, existing: EventRef | None) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the provider's network connections."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- optional capabilities (``None``: not offered) -------------------------------------
+
+    def reconciler(self) -> Reconciler | None:
+        return None
+
+    def watch_channels(self) -> WatchChannels | None:
+        return None
+
+    def free_busy(self) -> FreeBusy | None:
+        return None
+
+    def updated_credentials(self) -> dict[str, Any] | None:
+        """Credentials to store again when the provider refreshed them (OAuth tokens); else ``None``."""
+        return None

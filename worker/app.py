@@ -22,22 +22,10 @@ from celery import Celery, signals
 
 from config.logging import setup_logging
 from config.settings import get_settings
+from config.task_sender import QUEUE, broker_transport_options
 from worker import schedule
 from worker.broker import TRANSPORT_PATH
 from worker.settings import get_worker_settings
-
-
-def _transport_options(broker_url: str) -> dict[str, Any]:
-    if broker_url.startswith("sqla+"):
-        # The SQLAlchemy transport hands these to ``create_engine`` (so no ``polling_interval``
-        # here: it polls once a second). Wait for SQLite's write lock rather than failing.
-        return {"connect_args": {"timeout": 30}}
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        # No task uses an ETA or a long countdown (webhook retries are rows in the
-        # database), so the visibility timeout only bounds how long a dead worker's
-        # unacknowledged task waits before Redis hands it out again.
-        return {"visibility_timeout": 3600}
-    return {}
 
 
 def make_app() -> Celery:
@@ -49,7 +37,7 @@ def make_app() -> Celery:
     app = Celery("calbook")
     app.conf.update(
         broker_url=broker_url,
-        broker_transport_options=_transport_options(broker_url),
+        broker_transport_options=broker_transport_options(broker_url),
         # kombu's Redis transport with the outage fix of ``worker.broker``; None: from the URL.
         broker_transport=TRANSPORT_PATH if broker_url.startswith(("redis://", "rediss://")) else None,
         broker_connection_retry_on_startup=True,
@@ -63,7 +51,7 @@ def make_app() -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=knobs.task_soft_time_limit,
         task_time_limit=knobs.task_time_limit,
-        task_default_queue="calbook",
+        task_default_queue=QUEUE,
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,

@@ -11,12 +11,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUser
-from api.deps import SettingsDep, StoreDep
+from api.deps import ExternalCheckDep, StoreDep
 from api.openapi import problem_responses
 from api.routes.params import Cursor, Limit, ResourceId, Role, Statuses, split_statuses
 from api.schemas.booking_requests import BookingRequest, BookingRequestCreate, BookingRequestPage, RequestResponse
 from booking_engine.services import booking_requests
-from worker.calendar.freebusy import make_freebusy_check
 
 router = APIRouter(prefix="/v1/booking-requests", tags=["booking requests"], responses=problem_responses(401, 422))
 _ACTION = problem_responses(403, 404, 409)
@@ -55,11 +54,11 @@ def get_request(request_id: ResourceId, user: CurrentUser, store: StoreDep) -> d
 
 @router.post("/{request_id}/respond", response_model=BookingRequest, responses=_ACTION)
 def respond(
-    request_id: ResourceId, body: RequestResponse, user: CurrentUser, store: StoreDep, settings: SettingsDep
+    request_id: ResourceId, body: RequestResponse, user: CurrentUser, store: StoreDep, external_check: ExternalCheckDep
 ) -> dict[str, Any]:
     return booking_requests.respond_to_request(
         store, user.user_id, request_id, body.accept, body.slot_index, body.message,
-        external_check=make_freebusy_check(store, settings),
+        external_check=external_check,
     ).as_dict()
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUser
-from api.deps import SettingsDep, StoreDep
+from api.deps import ExternalCheckDep, StoreDep
 from api.ics import booking_to_ics
 from api.metrics import count_booking
 from api.openapi import problem_responses
@@ -22,7 +22,6 @@ from api.schemas.bookings import Booking, BookingCreate, BookingPage, Reason, Re
 from booking_engine.clock import utcnow
 from booking_engine.errors import BookingError
 from booking_engine.services import bookings
-from worker.calendar.freebusy import make_freebusy_check
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"], responses=problem_responses(401, 422))
 _ONE = problem_responses(404)
@@ -34,11 +33,13 @@ class IcsResponse(Response):
 
 
 @router.post("", status_code=201, response_model=Booking, responses=problem_responses(404, 409))
-def create_booking(body: BookingCreate, user: CurrentUser, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+def create_booking(
+    body: BookingCreate, user: CurrentUser, store: StoreDep, external_check: ExternalCheckDep
+) -> JSONResponse:
     try:
         booking = bookings.create_booking(
             store, user.user_id, body.expert_id, body.start_time, body.duration_minutes, body.type,
-            topic=body.topic, notes=body.notes, external_check=make_freebusy_check(store, settings),
+            topic=body.topic, notes=body.notes, external_check=external_check,
         )
     except BookingError as refused:
         count_booking(refused.code)

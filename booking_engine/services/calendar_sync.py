@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from booking_engine.availability import BusyIndex
-from booking_engine.model import Booking, BookingStatus, DomainEvent
+from booking_engine.connections import SYNCABLE, ConnectionStatus, EventRecord, Provider, PushTarget
+from booking_engine.model import Booking, DomainEvent
 from booking_engine.services._common import now_or
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import bookings as booking_rows
@@ -54,7 +55,7 @@ def apply_pull(
     moment = now_or(now)
     with store.write() as conn:
         owner = connection_rows.get(conn, connection_id)
-        if owner is None or owner["status"] == "disconnected":
+        if owner is None or owner["status"] == ConnectionStatus.DISCONNECTED:
             return 0  # disconnected while syncing: its blocks are already gone, keep it so
         busy = (owner["config"] or {}).get("busyCalendars") or []
         if busy and calendar_id not in busy:
@@ -113,9 +114,11 @@ def flag_conflicts(store: Store, expert_id: str, now: datetime | None = None) ->
 # --- pushed events -----------------------------------------------------------------------
 
 
-def get_event_ref(store: Store, booking_id: str, connection_id: str) -> dict[str, Any] | None:
+def get_event_ref(store: Store, booking_id: str, connection_id: str) -> EventRecord | None:
+    """Where the booking's event was written for the connection, if it was."""
     with store.read() as conn:
-        return sync_rows.get_event_ref(conn, booking_id, connection_id)
+        row = sync_rows.get_event_ref(conn, booking_id, connection_id)
+    return EventRecord(row["calendar_id"], row["ref"], row["etag"], row["sequence"]) if row else None
 
 
 def save_event_ref(
@@ -150,19 +153,17 @@ def get_push_error(store: Store, booking_id: str, connection_id: str) -> dict[st
         return sync_rows.get_push_error(conn, booking_id, connection_id)
 
 
-def booking_for_push(store: Store, booking_id: str) -> dict[str, Any] | None:
-    """Fresh state of a booking for the calendar push: the event reflects what is true now,
-    not what the outbox payload said when it was written."""
+def booking_for_push(store: Store, booking_id: str) -> tuple[Booking, list[PushTarget]] | None:
+    """Fresh state of a booking for the calendar push, and the expert's connections that sync: the
+    event reflects what is true now, not what the outbox payload said when it was written."""
     with store.read() as conn:
         booking = booking_rows.get_booking(conn, booking_id)
         if booking is None:
             return None
-        experts = connection_rows.of_expert_with_status(conn, booking.expert_id, ("active", "error"))
-    return {
-        "booking": booking,
-        "confirmed": booking.status in (BookingStatus.CONFIRMED,),
-        "connections": [dict(r) for r in experts],
-    }
+        rows = connection_rows.of_expert_with_status(conn, booking.expert_id, [str(s) for s in SYNCABLE])
+    targets = [PushTarget(r["id"], Provider(r["provider"]), (r["config"] or {}).get("destinationCalendar"))
+               for r in rows]
+    return booking, targets
 
 
 def unpushed_bookings(

@@ -1,37 +1,60 @@
-"""Calendar connections of an expert: create, read, choose calendars, disconnect, status, sync lease.
+"""Calendar connections of an expert: every use case (docs/sync.md#connections).
 
-The rules: docs/sync.md#connections.
+Connect (CalDAV, ICS feed, the Google OAuth callback), reconnect, choose calendars, request a
+sync, disconnect, and the status, lease and credential changes the worker records. The rules
+live in the aggregate (``booking_engine.connections``); the outside is reached through the two
+ports of ``booking_engine.ports``, handed in by the caller: ``CalendarAccounts`` verifies and
+lists accounts at their providers, ``TaskQueue`` hands work to the worker.
 
-Credentials reach this module already encrypted (the caller owns the key), and never leave
-it through ``as_dict``. The worker reads them back with ``load_for_sync``.
+Credentials reach this module already encrypted (the accounts port owns the key), and never
+leave it through ``as_dict``. The worker reads them back with ``load_for_sync``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from booking_engine.clock import utcnow
-from booking_engine.errors import Forbidden, NotFound, ValidationError
+from booking_engine.connections import (
+    MAX_CONNECTIONS,
+    SYNCABLE,
+    CalendarChoice,
+    CalendarConnection,
+    CalendarEntry,
+    ConnectionStatus,
+    Provider,
+    VerifiedAccount,
+    same_calendar,
+)
+from booking_engine.errors import (
+    AuthorizationDeclined,
+    AuthorizationFailed,
+    CalendarUnreachable,
+    Forbidden,
+    NotFound,
+    ValidationError,
+)
 from booking_engine.model import DomainEvent, new_id
+from booking_engine.ports import CalendarAccounts, TaskQueue
+from booking_engine.services import oauth_states
 from booking_engine.services._common import now_or
+from booking_engine.services.availability import get_availability
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import calendar_sync as sync_rows
 from booking_engine.store.repositories import connections as connection_rows
 from booking_engine.store.repositories import outbox as outbox_rows
 from booking_engine.store.repositories import users as user_rows
-from booking_engine.sync_progress import SyncProgress, progress_of
-from booking_engine.timeutil import iso_z
+from booking_engine.sync_progress import progress_of
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("google", "caldav", "ics")
-STATUSES = ("active", "error", "reauth_required", "disconnected")
-MAX_CONNECTIONS = 10
-MAX_BUSY_CALENDARS = 50
+PROVIDERS = tuple(str(p) for p in Provider)
+STATUSES = tuple(str(s) for s in ConnectionStatus)
 
 
 class _Unchanged:
@@ -44,57 +67,12 @@ class _Unchanged:
 UNCHANGED = _Unchanged()
 
 
-@dataclass(frozen=True, slots=True)
-class CalendarConnection:
-    id: str
-    expert_id: str
-    provider: str
-    status: str
-    account: str | None
-    config: dict[str, Any]
-    last_synced_at: datetime | None
-    last_error: str | None
-    created_at: datetime
-    credentials: str | None = None
-    sync_progress: SyncProgress | None = None
-
-    @property
-    def busy_calendars(self) -> list[str]:
-        return list(self.config.get("busyCalendars") or [])
-
-    @property
-    def destination_calendar(self) -> str | None:
-        return self.config.get("destinationCalendar")
-
-    @property
-    def known_calendars(self) -> list[dict[str, Any]] | None:
-        """The account's calendars as listed at connect time (``{id, name, writable}``), or
-        None for connections stored before calbook kept that list."""
-        calendars = self.config.get("calendars")
-        return [dict(c) for c in calendars] if isinstance(calendars, list) else None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The API shape (docs/sync.md#connections): no secret in it."""
-        return {
-            "id": self.id,
-            "provider": self.provider,
-            "status": self.status,
-            "account": self.account,
-            "lastSyncedAt": iso_z(self.last_synced_at),
-            "lastError": self.last_error,
-            "busyCalendars": self.busy_calendars,
-            "destinationCalendar": self.destination_calendar,
-            "createdAt": iso_z(self.created_at),
-            "syncProgress": self.sync_progress.as_dict() if self.sync_progress else None,
-        }
-
-
 def _from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
     return CalendarConnection(
         id=row["id"],
         expert_id=row["expert_id"],
-        provider=row["provider"],
-        status=row["status"],
+        provider=Provider(row["provider"]),
+        status=ConnectionStatus(row["status"]),
         account=row["account"],
         config=dict(row["config"] or {}),
         last_synced_at=row["last_synced_at"],
@@ -102,7 +80,54 @@ def _from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
         created_at=row["created_at"],
         credentials=row["credentials"] if with_secret else None,
         sync_progress=progress_of(row, utcnow()),
+        sync_requested_at=row["sync_requested_at"],
+        last_reconciled_at=row["last_reconciled_at"],
     )
+
+
+def _owned(row: Any, actor: str | None) -> Any:
+    """The row, if it is a live connection of ``actor`` (any live one for ``actor=None``); else ``not_found``."""
+    gone = row is None or row["status"] == ConnectionStatus.DISCONNECTED
+    if gone or (actor is not None and row["expert_id"] != actor):
+        raise NotFound("calendar connection not found")
+    return row
+
+
+def _timezone(store: Store, expert_id: str) -> str:
+    return get_availability(store, expert_id).timezone
+
+
+def _saver(store: Store, connection_id: str) -> Any:
+    return lambda credentials: save_credentials(store, connection_id, credentials)
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+
+def _insert(
+    conn: Connection, expert_id: str, provider: Provider, account: str | None, credentials: str | None,
+    config: dict[str, Any], moment: datetime,
+) -> str:
+    user_rows.ensure_user(conn, expert_id, moment)
+    if connection_rows.count_not_disconnected(conn, expert_id) >= MAX_CONNECTIONS:
+        raise ValidationError(f"at most {MAX_CONNECTIONS} calendar connections per expert")
+    connection_id = new_id()
+    connection_rows.insert_connection(
+        conn, id=connection_id, expert_id=expert_id, provider=str(provider), status=str(ConnectionStatus.ACTIVE),
+        account=account, credentials=credentials, config=config, created_at=moment, updated_at=moment,
+        sync_requested_at=moment,
+    )
+    return connection_id
+
+
+def _config(
+    provider: Provider, choice: CalendarChoice, calendars: Sequence[CalendarEntry], extra: dict[str, Any]
+) -> dict[str, Any]:
+    """A new connection's config: its choice and, but for a feed (one calendar), the account's calendars."""
+    config = {**extra, "busyCalendars": list(choice.busy), "destinationCalendar": choice.destination}
+    if provider != Provider.ICS:
+        config["calendars"] = [c.as_dict() for c in calendars]
+    return config
 
 
 def create_connection(
@@ -118,25 +143,124 @@ def create_connection(
     extra_config: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> CalendarConnection:
-    """Store a verified connection (the caller has listed its calendars already)."""
+    """Store a verified connection as it is (the caller has listed its calendars already)."""
     if actor != expert_id:
         raise Forbidden("only the expert connects their calendars")
     if provider not in PROVIDERS:
         raise ValidationError(f"provider must be one of {', '.join(PROVIDERS)}", field="provider")
     moment = now_or(now)
     config = {**(extra_config or {}), "busyCalendars": busy_calendars, "destinationCalendar": destination_calendar}
-    connection_id = new_id()
     with store.write() as conn:
-        user_rows.ensure_user(conn, expert_id, moment)
-        if connection_rows.count_not_disconnected(conn, expert_id) >= MAX_CONNECTIONS:
-            raise ValidationError(f"at most {MAX_CONNECTIONS} calendar connections per expert")
-        connection_rows.insert_connection(
-            conn, id=connection_id, expert_id=expert_id, provider=provider, status="active", account=account,
-            credentials=credentials, config=config, created_at=moment, updated_at=moment, sync_requested_at=moment,
-        )
+        connection_id = _insert(conn, expert_id, Provider(provider), account, credentials, config, moment)
         row = connection_rows.get(conn, connection_id)
     log.info("calendar connection created", extra={"connection_id": connection_id, "provider": provider})
     return _from_row(row)
+
+
+def _store_verified(
+    store: Store, actor: str, provider: Provider, verified: VerifiedAccount, choice: CalendarChoice,
+) -> CalendarConnection:
+    moment = utcnow()
+    with store.write() as conn:
+        connection_id = _insert(conn, actor, provider, verified.account, verified.credentials,
+                                _config(provider, choice, verified.calendars, verified.config), moment)
+        row = connection_rows.get(conn, connection_id)
+    log.info("calendar connection created", extra={
+        "connection_id": connection_id, "provider": str(provider), "calendars": len(verified.calendars)})
+    return _from_row(row)
+
+
+def connect_caldav(
+    store: Store, accounts: CalendarAccounts, tasks: TaskQueue, actor: str, *, url: str, username: str,
+    password: str, busy: Sequence[str] | None = None, destination: str | None = None,
+) -> CalendarConnection:
+    """Discover the account's calendars with the given credentials, store the connection, queue its sync.
+
+    ``busy`` defaults to every calendar, ``destination`` to the first writable one.
+    """
+    verified = accounts.verify_caldav(url, username, password, _timezone(store, actor))
+    choice = CalendarChoice.picked(verified.calendars, busy or None, destination, destination_given=bool(destination))
+    created = _store_verified(store, actor, Provider.CALDAV, verified, choice)
+    tasks.sync(created.id)
+    return created
+
+
+def connect_feed(
+    store: Store, accounts: CalendarAccounts, tasks: TaskQueue, actor: str, *, url: str
+) -> CalendarConnection:
+    """Fetch and parse the feed once, store it (its URL encrypted), queue its sync."""
+    verified = accounts.verify_feed(url, _timezone(store, actor))
+    created = _store_verified(store, actor, Provider.ICS, verified, CalendarChoice((), None))
+    tasks.sync(created.id)
+    return created
+
+
+def start_google(store: Store, accounts: CalendarAccounts, actor: str, login_hint: str | None = None) -> str:
+    """The consent URL that starts connecting Google; its state is remembered for the callback."""
+    if not actor:
+        raise Forbidden("sign in to connect a calendar")
+    pending = accounts.start_google(login_hint)
+    oauth_states.create_state(store, actor, str(Provider.GOOGLE), pending.state, pending.secret)
+    return pending.url
+
+
+def connect_google(
+    store: Store, accounts: CalendarAccounts, tasks: TaskQueue, *, code: str | None, state: str | None,
+    error: str | None = None,
+) -> CalendarConnection:
+    """The OAuth callback: spend the state, exchange the code, store or refresh the connection, queue
+    its first sync and watch.
+
+    Reconnecting the same Google account (after ``reauth_required``) refreshes the existing
+    connection, in one transaction (credentials, calendar list, status, sync request), instead of
+    adding a second one with the same calendars.
+    """
+    # The state is spent whatever happens next: a code is single use, and so is its state.
+    pending = oauth_states.consume_state(store, str(Provider.GOOGLE), state)
+    if error:
+        log.info("google authorization declined", extra={"expert_id": pending.expert_id, "error": error[:100]})
+        raise AuthorizationDeclined(f"Google answered {error[:100]!r}; start connecting again")
+    if not code:
+        raise AuthorizationFailed("the code parameter is missing", field="code", message="required",
+                                  error_type="missing")
+    verified = accounts.complete_google(code, state or "", pending.secret)
+    connection = _store_google(store, pending.expert_id, verified)
+    tasks.sync_changed(connection.id)
+    tasks.watch(connection.id)
+    return connection
+
+
+def _store_google(store: Store, expert_id: str, verified: VerifiedAccount) -> CalendarConnection:
+    moment = utcnow()
+    known = [c.as_dict() for c in verified.calendars]
+    with store.write() as conn:
+        existing = next(
+            (r for r in connection_rows.list_not_disconnected(conn, expert_id)
+             if r["provider"] == Provider.GOOGLE and (r["account"] or "").lower() == verified.account.lower()),
+            None,
+        )
+        row = connection_rows.get(conn, existing["id"], for_update=True) if existing is not None else None
+        if row is not None:
+            connection_id = row["id"]
+            connection_rows.update_connection(
+                conn, connection_id, credentials=verified.credentials,
+                config={**dict(row["config"] or {}), "calendars": known},
+                status=str(ConnectionStatus.ACTIVE), last_error=None, last_synced_at=moment, updated_at=moment,
+                sync_requested_at=row["sync_requested_at"] or moment,
+            )
+            log.info("google connection re-authorised", extra={"connection_id": connection_id,
+                                                               "was": row["status"]})
+        else:
+            choice = CalendarChoice.default(verified.calendars, primary=verified.account)
+            connection_id = _insert(conn, expert_id, Provider.GOOGLE, verified.account, verified.credentials,
+                                    _config(Provider.GOOGLE, choice, verified.calendars, {}), moment)
+            log.info("google connection created", extra={"connection_id": connection_id,
+                                                         "calendars": len(choice.busy)})
+        row = connection_rows.get(conn, connection_id)
+    return _from_row(row)
+
+
+# -- reading ------------------------------------------------------------------------------------
 
 
 def list_connections(store: Store, actor: str) -> list[CalendarConnection]:
@@ -148,9 +272,7 @@ def get_connection(store: Store, actor: str, connection_id: str) -> CalendarConn
     """The actor's own connection; anyone else's is ``not_found``."""
     with store.read() as conn:
         row = connection_rows.get(conn, connection_id)
-    if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
-        raise NotFound("calendar connection not found")
-    return _from_row(row)
+    return _from_row(_owned(row, actor))
 
 
 def load_for_sync(store: Store, connection_id: str) -> CalendarConnection | None:
@@ -158,6 +280,36 @@ def load_for_sync(store: Store, connection_id: str) -> CalendarConnection | None
     with store.read() as conn:
         row = connection_rows.get(conn, connection_id)
     return _from_row(row, with_secret=True) if row is not None else None
+
+
+def syncable_connections(store: Store, expert_id: str) -> list[CalendarConnection]:
+    """The expert's connections that sync, oldest first, with their (encrypted) credentials."""
+    with store.read() as conn:
+        rows = connection_rows.of_expert_with_status(conn, expert_id, [str(s) for s in SYNCABLE])
+    return [_from_row(r, with_secret=True) for r in rows]
+
+
+def busy_in_provider_calendars(
+    store: Store, accounts: CalendarAccounts, expert_id: str, start: datetime, end: datetime
+) -> bool:
+    """The booking-time re-check (docs/sync.md#google): is the expert busy in ``[start, end)`` in a busy
+    calendar of a connection whose provider answers free/busy right away?
+
+    It closes the gap of the seconds between a change at the provider and its sync; synced busy
+    blocks count in every booking check anyway. A provider that cannot answer does not refuse
+    the booking (docs/decisions/0010-google-freebusy-fail-open.md).
+    """
+    timezone: str | None = None
+    for connection in syncable_connections(store, expert_id):
+        if not connection.busy_calendars or not accounts.answers_free_busy(connection.provider):
+            continue
+        timezone = timezone or _timezone(store, expert_id)
+        if accounts.busy_between(connection, start, end, timezone, _saver(store, connection.id)):
+            return True
+    return False
+
+
+# -- changing -----------------------------------------------------------------------------------
 
 
 def disconnect(store: Store, actor: str, connection_id: str, now: datetime | None = None) -> CalendarConnection:
@@ -168,10 +320,9 @@ def disconnect(store: Store, actor: str, connection_id: str, now: datetime | Non
     """
     moment = now_or(now)
     with store.write() as conn:
-        row = connection_rows.get(conn, connection_id, for_update=True)
-        if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
-            raise NotFound("calendar connection not found")
-        connection_rows.update_connection(conn, connection_id, status="disconnected", updated_at=moment)
+        row = _owned(connection_rows.get(conn, connection_id, for_update=True), actor)
+        connection_rows.update_connection(conn, connection_id, status=str(ConnectionStatus.DISCONNECTED),
+                                          updated_at=moment)
         sync_rows.drop_connection(conn, connection_id)
         outbox_rows.add_events(
             conn,
@@ -180,91 +331,93 @@ def disconnect(store: Store, actor: str, connection_id: str, now: datetime | Non
             moment,
         )
         row = connection_rows.get(conn, connection_id)
+    log.info("calendar connection removed", extra={"connection_id": connection_id})
     return _from_row(row)
-
-
-def _same_calendar(a: str, b: str) -> bool:
-    """CalDAV ids are URLs: a trailing slash does not make another calendar."""
-    return a == b or a.rstrip("/") == b.rstrip("/")
-
-
-def _known(wanted: str, calendars: Sequence[Mapping[str, Any]], field: str) -> Mapping[str, Any]:
-    for calendar in calendars:
-        if _same_calendar(str(calendar["id"]), wanted):
-            return calendar
-    raise ValidationError(f"{wanted} is not one of the account's calendars", field=field)
 
 
 def choose_calendars(
     store: Store,
+    accounts: CalendarAccounts,
+    tasks: TaskQueue,
     actor: str,
     connection_id: str,
     busy: Sequence[str] | None,
     destination: str | None | _Unchanged,
-    known_calendars: Sequence[Mapping[str, Any]],
     now: datetime | None = None,
-) -> tuple[CalendarConnection, bool]:
+) -> CalendarConnection:
     """The expert picks which calendars count as busy and where bookings go (docs/sync.md#connections).
 
     ``busy=None`` and ``destination=UNCHANGED`` leave that part as it is; ``destination=None``
-    stops new pushes (events already written stay where they are). ``known_calendars`` are the
-    account's calendars (``{id, name, writable}``) the caller gathered; they are kept in the
-    connection's config. Every id must be one of them, the destination writable, and at least
-    one calendar must stay busy (``validation_error`` otherwise, nothing changed).
+    stops new pushes (events already written stay where they are). The ids are checked against
+    the account's calendars: the list kept at connect time, or the provider's current one when
+    an id is not in it (or for connections stored before calbook kept one); if the provider
+    cannot answer, the kept list stands. Every id must be one of them, the destination
+    writable, and at least one calendar must stay busy (``validation_error`` otherwise, nothing
+    changed).
 
-    In the same transaction, a calendar no longer busy loses its busy blocks and cursor, and
-    a change requests a sync (as ``request_sync``): that sync imports new busy calendars and
-    moves upcoming confirmed bookings to a new destination. Returns the connection and
-    whether the caller should queue that sync (False when nothing changed or a requested sync
-    is already waiting, as ``request_sync`` answers).
+    In the same transaction, a calendar no longer busy loses its busy blocks and cursor, and a
+    change requests a sync, queued unless one is already waiting: that sync imports new busy
+    calendars and moves upcoming confirmed bookings to a new destination.
     """
-    moment = now_or(now)
-    with store.write() as conn:
-        row = connection_rows.get(conn, connection_id, for_update=True)
-        if row is None or row["expert_id"] != actor or row["status"] == "disconnected":
+    connection = get_connection(store, actor, connection_id)
+    if connection.provider == Provider.ICS:
+        raise ValidationError("an ICS feed is one calendar: there is nothing to choose", field="busyCalendars")
+    wanted = [*(busy or []), *([destination] if isinstance(destination, str) else [])]
+    known = connection.known_calendars
+    if known is None or not all(any(same_calendar(c.id, w) for c in known) for w in wanted):
+        loaded = load_for_sync(store, connection_id)
+        if loaded is None:
             raise NotFound("calendar connection not found")
-        if row["provider"] == "ics":
+        try:
+            known = accounts.calendars_of(loaded, _timezone(store, loaded.expert_id), _saver(store, loaded.id))
+        except (CalendarUnreachable, ValidationError):
+            if known is None:
+                raise
+            log.info("calendar listing failed, the kept list stands", extra={"connection_id": connection_id})
+    changed, queue = _choose(store, actor, connection_id, busy, destination, known or [], now_or(now))
+    if queue:
+        tasks.sync(connection_id)
+    return changed
+
+
+def _choose(
+    store: Store, actor: str, connection_id: str, busy: Sequence[str] | None, destination: str | None | _Unchanged,
+    known: Sequence[CalendarEntry], moment: datetime,
+) -> tuple[CalendarConnection, bool]:
+    with store.write() as conn:
+        row = _owned(connection_rows.get(conn, connection_id, for_update=True), actor)
+        current = _from_row(row)
+        if current.provider == Provider.ICS:
             raise ValidationError("an ICS feed is one calendar: there is nothing to choose", field="busyCalendars")
-        config = dict(row["config"] or {})
-        old_busy = list(config.get("busyCalendars") or [])
-        new_busy = old_busy
-        if busy is not None:
-            if not busy:
-                raise ValidationError("at least one calendar must count as busy", field="busyCalendars")
-            if len(busy) > MAX_BUSY_CALENDARS:
-                raise ValidationError(f"at most {MAX_BUSY_CALENDARS} busy calendars", field="busyCalendars")
-            new_busy = list(dict.fromkeys(str(_known(b, known_calendars, "busyCalendars")["id"]) for b in busy))
-        new_destination = config.get("destinationCalendar")
-        if not isinstance(destination, _Unchanged):
-            if destination is None:
-                new_destination = None
-            else:
-                chosen = _known(destination, known_calendars, "destinationCalendar")
-                if not chosen.get("writable"):
-                    raise ValidationError("the destination calendar is read-only", field="destinationCalendar")
-                new_destination = str(chosen["id"])
-        changed = new_busy != old_busy or new_destination != config.get("destinationCalendar")
-        config.update(busyCalendars=new_busy, destinationCalendar=new_destination)
-        if known_calendars:
-            config["calendars"] = [
-                {"id": str(c["id"]), "name": str(c.get("name") or ""), "writable": bool(c.get("writable"))}
-                for c in known_calendars
-            ]
+        choice = CalendarChoice.picked(
+            known, busy, destination if isinstance(destination, str) else None, current=current.choice,
+            destination_given=not isinstance(destination, _Unchanged),
+        )
+        changed = choice != current.choice
+        config = {**current.config, "busyCalendars": list(choice.busy), "destinationCalendar": choice.destination}
+        if known:
+            config["calendars"] = [c.as_dict() for c in known]
         values: dict[str, Any] = {"config": config, "updated_at": moment}
         queue_sync = changed and row["sync_requested_at"] is None
         if changed:
             values["sync_requested_at"] = row["sync_requested_at"] or moment
         connection_rows.update_connection(conn, connection_id, **values)
-        if new_busy != old_busy:
+        if choice.busy != current.choice.busy:
             # Every calendar with blocks or a cursor that is not busy now (an old connection's
-            # empty list meant "all calendars", so look at what is stored, not at old_busy).
+            # empty list meant "all calendars", so look at what is stored, not at the old list).
             stored = sync_rows.stored_calendar_ids(conn, connection_id)
-            for removed in sorted(stored - set(new_busy)):
+            for removed in sorted(stored - set(choice.busy)):
                 sync_rows.drop_calendar(conn, connection_id, removed)
         row = connection_rows.get(conn, connection_id)
     log.info("calendar connection calendars chosen", extra={
-        "connection_id": connection_id, "busy": len(new_busy), "changed": changed})
+        "connection_id": connection_id, "busy": len(choice.busy), "changed": changed})
     return _from_row(row), queue_sync
+
+
+def ask_for_sync(store: Store, tasks: TaskQueue, actor: str, connection_id: str) -> None:
+    """The expert asks for a sync now: noted, and queued unless one is already waiting."""
+    if request_sync(store, actor, connection_id):
+        tasks.sync(connection_id)
 
 
 def forget_credentials(store: Store, connection_id: str) -> None:
@@ -288,22 +441,23 @@ def update_config(store: Store, connection_id: str, changes: dict[str, Any], now
 
 
 def set_status(
-    store: Store, connection_id: str, status: str, error: str | None = None, now: datetime | None = None
+    store: Store, connection_id: str, status: ConnectionStatus | str, error: str | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Record a sync outcome. Entering ``reauth_required`` notifies the expert (outbox)."""
-    if status not in STATUSES:
-        raise ValueError(status)
+    status = ConnectionStatus(status)  # ValueError for anything else
     moment = now_or(now)
     with store.write() as conn:
         row = connection_rows.get(conn, connection_id, for_update=True)
-        if row is None or row["status"] == "disconnected":
+        if row is None or row["status"] == ConnectionStatus.DISCONNECTED:
             return
-        values: dict[str, Any] = {"status": status, "last_error": error[:2000] if error else None,
+        values: dict[str, Any] = {"status": str(status), "last_error": error[:2000] if error else None,
                                   "updated_at": moment}
-        if status == "active":
+        if status == ConnectionStatus.ACTIVE:
             values["last_synced_at"] = moment
         connection_rows.update_connection(conn, connection_id, **values)
-        if status == "reauth_required" and row["status"] != "reauth_required":
+        entered_reauth = row["status"] != ConnectionStatus.REAUTH_REQUIRED
+        if status == ConnectionStatus.REAUTH_REQUIRED and entered_reauth:
             outbox_rows.add_events(
                 conn,
                 [DomainEvent("connection.reauth_required", connection_id, {
@@ -312,7 +466,7 @@ def set_status(
                 })],
                 moment,
             )
-    log.info("calendar connection status", extra={"connection_id": connection_id, "status": status})
+    log.info("calendar connection status", extra={"connection_id": connection_id, "status": str(status)})
 
 
 def request_sync(store: Store, actor: str | None, connection_id: str, now: datetime | None = None) -> bool:
@@ -323,9 +477,7 @@ def request_sync(store: Store, actor: str | None, connection_id: str, now: datet
     """
     moment = now_or(now)
     with store.write() as conn:
-        row = connection_rows.get(conn, connection_id, for_update=True)
-        if row is None or row["status"] == "disconnected" or (actor is not None and row["expert_id"] != actor):
-            raise NotFound("calendar connection not found")
+        row = _owned(connection_rows.get(conn, connection_id, for_update=True), actor)
         already = row["sync_requested_at"] is not None
         connection_rows.update_connection(conn, connection_id, sync_requested_at=row["sync_requested_at"] or moment)
     return not already
@@ -347,7 +499,7 @@ def release_sync_lease(store: Store, connection_id: str, reconciled: bool = Fals
 
 
 def due_for_sync(
-    store: Store, interval: timedelta, providers: tuple[str, ...] = PROVIDERS, now: datetime | None = None,
+    store: Store, interval: timedelta, providers: Sequence[str] = PROVIDERS, now: datetime | None = None,
     limit: int = 500,
 ) -> list[str]:
     """Connections to sync now: requested, never synced, or last synced more than ``interval`` ago.
@@ -356,4 +508,5 @@ def due_for_sync(
     """
     moment = now_or(now)
     with store.read() as conn:
-        return connection_rows.due_for_sync(conn, ("active", "error"), providers, moment - interval, limit)
+        return connection_rows.due_for_sync(conn, [str(s) for s in SYNCABLE], [str(p) for p in providers],
+                                            moment - interval, limit)

@@ -6,24 +6,32 @@ random token (never the token itself: a leaked row cannot forge notifications). 
 that calbook stopped (renewal, disconnect, reauth) keeps its row with ``stopped_at`` set,
 so late notifications on it are recognised and ignored, and the history stays readable.
 
-The worker opens and stops channels at Google (``worker.calendar.google``); this module only
-records what it did, and answers the webhook receiver's one question: which live channel
-is this, and is its connection still one to sync?
+The worker opens and stops channels at Google (``worker.calendar.google``); this module
+records what it did, and decides about a notification (``notification_received``): which live
+channel is it, does the provider's check accept it, and is its connection still one to sync?
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from booking_engine.connections import SYNCABLE, Provider, is_syncable
+from booking_engine.errors import NotFound
+from booking_engine.ports import TaskQueue
+from booking_engine.services import connections as connection_service
 from booking_engine.services._common import now_or
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import watch_channels as channel_rows
 
-SYNCABLE = ("active", "error")
-"""Connection statuses whose notifications lead to a sync (``reauth_required`` waits for the expert)."""
+log = logging.getLogger(__name__)
+
+ChannelCheck = Callable[["StoredChannel"], str]
+"""The provider's verdict on a notification for this stored channel: ``reject`` (not from a channel we
+opened: wrong token or resource), ``queue_sync`` (its calendar changed) or ``ignore``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,4 +102,34 @@ def connections_to_watch(store: Store, renew_before: datetime, limit: int = 500)
     channels is set right here too.
     """
     with store.read() as conn:
-        return channel_rows.connections_to_watch(conn, "google", SYNCABLE, renew_before, limit)
+        return channel_rows.connections_to_watch(conn, str(Provider.GOOGLE), [str(s) for s in SYNCABLE],
+                                                 renew_before, limit)
+
+
+def notification_received(store: Store, tasks: TaskQueue, channel_id: str, check: ChannelCheck) -> str:
+    """Decide about one push notification; returns what was done (for logs and tests).
+
+    ``queued``: an incremental sync was queued; ``coalesced``: one is already pending;
+    ``ignored``: a handshake, an unknown channel, or a connection not to sync;
+    ``rejected``: wrong or missing token or resource id (logged, otherwise like ignored).
+    """
+    channel = find_live_channel(store, channel_id)
+    if channel is None:
+        log.info("notification for an unknown channel ignored", extra={"channel_id": channel_id[:200]})
+        return "ignored"
+    verdict = check(channel)
+    if verdict == "reject":
+        log.warning("notification rejected: bad token or resource id",
+                    extra={"channel_id": channel.id, "connection_id": channel.connection_id})
+        return "rejected"
+    if verdict != "queue_sync" or not is_syncable(channel.connection_status or ""):
+        return "ignored"
+    try:
+        wanted = connection_service.request_sync(store, None, channel.connection_id)
+    except NotFound:
+        return "ignored"
+    if not wanted:
+        return "coalesced"
+    tasks.sync_changed(channel.connection_id)
+    log.info("notification: sync queued", extra={"connection_id": channel.connection_id})
+    return "queued"

@@ -49,11 +49,13 @@ from connectors.base import (
     BookingEvent,
     BusyInterval,
     CalendarInfo,
+    CalendarProvider,
     ConnectorError,
     EventRef,
     EventRejected,
     PermanentError,
     PullResult,
+    Reconciler,
     TransientError,
 )
 from connectors.caldav import operations as dav
@@ -91,7 +93,7 @@ class _Found:
     body: str
 
 
-class CalDAVProvider:
+class CalDAVProvider(CalendarProvider):
     """One CalDAV account (``connectors.base.CalendarProvider``).
 
     ``url`` may be the server root, the principal or one calendar's URL. ``default_tz`` is the
@@ -129,11 +131,8 @@ class CalDAVProvider:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> CalDAVProvider:
+    def reconciler(self) -> Reconciler:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---------------------------------------------------------------- discovery
 

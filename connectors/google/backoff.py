@@ -56,3 +56,7 @@ class Backoff:
 
 
 NO_RETRY = Backoff(attempts=1)
+PERSON_WAITS = Backoff(attempts=2, base_delay=0.2, max_delay=1.0)
+"""A person waits for the answer (the API listing an account, the free/busy check while booking): one
+retry after at most 0.2 s, not the worker's five tries over several seconds. (Each attempt is still
+bounded by the provider's HTTP timeout.)"""

@@ -44,6 +44,7 @@ CALENDAR_LIST_READONLY = SCOPE_ROOT + "calendar.calendarlist.readonly"
 CALENDAR_FREEBUSY = SCOPE_ROOT + "calendar.freebusy"
 CALENDAR_FULL = SCOPE_ROOT + "calendar"
 IDENTITY_SCOPES = ("openid", "email")
+CALLBACK_PATH = "/v1/oauth/google/callback"
 
 _IMPLIED_BY: dict[str, frozenset[str]] = {
     # A broader grant (e.g. the expert granted full calendar access to this client before)
@@ -84,6 +85,11 @@ def required_scopes(settings: Settings | None = None) -> frozenset[str]:
 
 def requested_scopes(settings: Settings | None = None) -> list[str]:
     return sorted(required_scopes(settings)) + list(IDENTITY_SCOPES)
+
+
+def callback_uri(settings: Settings) -> str:
+    """Where Google sends the expert's browser back: this server's callback route."""
+    return settings.public_base_url.rstrip("/") + CALLBACK_PATH
 
 
 def authorization_request(

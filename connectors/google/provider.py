@@ -16,7 +16,6 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +23,17 @@ from googleapiclient.discovery import build
 from googleapiclient.http import HttpRequest
 
 from config.settings import Settings, get_settings
-from connectors.base import BookingEvent, BusyInterval, CalendarInfo, EventRef, PullResult
+from connectors.base import (
+    BookingEvent,
+    BusyInterval,
+    CalendarInfo,
+    CalendarProvider,
+    EventRef,
+    FreeBusy,
+    PullResult,
+    WatchChannel,
+    WatchChannels,
+)
 from connectors.google.backoff import Backoff
 from connectors.google.credentials import (
     authorized_http,
@@ -63,28 +72,13 @@ MAX_PAGES = 2000
 WRITABLE_ROLES = frozenset({"owner", "writer"})
 
 
-@dataclass(frozen=True, slots=True)
-class WatchChannel:
-    """A push-notification channel on one calendar's events.
-
-    Store ``id``, ``resource_id``, ``expiration`` and ``webhook.hash_channel_token(token)``;
-    the plain ``token`` is only needed here, never again.
-    """
-
-    id: str
-    resource_id: str
-    token: str
-    expiration: datetime | None
-    calendar_id: str
-
-
 def api_endpoint(api_root: str) -> str:
     """``google_api_root`` is the API root (like Google's ``https://www.googleapis.com/``); the
     client library wants the full service base, so the Calendar service path is added here."""
     return api_root.rstrip("/") + "/calendar/v3/"
 
 
-class GoogleCalendarProvider:
+class GoogleCalendarProvider(CalendarProvider):
     """Google Calendar for one connection. Not thread-safe: one per task."""
 
     def __init__(
@@ -122,6 +116,12 @@ class GoogleCalendarProvider:
         """Release the HTTP connections (also happens when the provider is garbage-collected)."""
         self._http.close()
         self._refresh_transport.session.close()
+
+    def watch_channels(self) -> WatchChannels:
+        return self
+
+    def free_busy(self) -> FreeBusy:
+        return self
 
     # -- CalendarProvider -------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+from config.settings import Settings
+
 
 class WebhookAction(StrEnum):
     IGNORE = "ignore"
@@ -36,6 +38,14 @@ class ChannelNotification:
     message_number: int | None
     expiration: datetime | None
     resource_uri: str | None
+
+
+WEBHOOK_PATH = "/v1/webhooks/google"
+
+
+def webhook_address(settings: Settings) -> str:
+    """Where Google sends the notifications of the channels this server opens."""
+    return settings.public_base_url.rstrip("/") + WEBHOOK_PATH
 
 
 def hash_channel_token(token: str) -> str:

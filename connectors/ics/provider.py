@@ -26,6 +26,7 @@ from connectors.base import (
     AuthError,
     BookingEvent,
     CalendarInfo,
+    CalendarProvider,
     EventRef,
     PermanentError,
     PullResult,
@@ -68,7 +69,7 @@ def _redact(url: str) -> str:
     return redact_url(url)
 
 
-class ICSFeedProvider:
+class ICSFeedProvider(CalendarProvider):
     """One feed = one read-only calendar, ``FEED_CALENDAR_ID``; the URL is the provider's own."""
 
     def __init__(
@@ -102,12 +103,6 @@ class ICSFeedProvider:
     def close(self) -> None:
         if self._own_client:
             self.client.close()
-
-    def __enter__(self) -> ICSFeedProvider:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def list_calendars(self) -> list[CalendarInfo]:
         last = urlsplit(redact_url(self.url)).path.rstrip("/").rsplit("/", 1)[-1]

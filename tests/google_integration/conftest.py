@@ -30,7 +30,7 @@ from tests.api.conftest import auth
 from tests.factories import publish
 from tests.fakes.google_calendar import FakeGoogleCalendar
 from tests.google_integration.oauth_server import FakeGoogleOAuth
-from worker import kick
+from worker import runtime
 from worker.calendar import google as google_worker
 from worker.tasks.google import sync_after_notification
 
@@ -106,9 +106,9 @@ def settings(
     for key, value in google_env(fake, oauth, tmp_path / "data").items():
         monkeypatch.setenv(key, value)
     reset_settings_cache()
-    kick.set_kicks_enabled(False)
+    runtime.set_sending_enabled(False)
     yield get_settings()
-    kick.set_kicks_enabled(True)
+    runtime.set_sending_enabled(True)
     reset_settings_cache()
 
 
@@ -120,11 +120,24 @@ class RecordingQueue:
     queued: list[tuple[str, str]] = field(default_factory=list)
     results: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def sync(self, connection_id: str) -> None:
+    requested: list[str] = field(default_factory=list)
+    kicks: list[str] = field(default_factory=list)
+
+    def sync_changed(self, connection_id: str) -> None:
         self.queued.append(("sync", connection_id))
 
     def watch(self, connection_id: str) -> None:
         self.queued.append(("watch", connection_id))
+
+    def sync(self, connection_id: str, countdown: float = 0) -> None:
+        """A sync the expert asked for: recorded, not run (no worker consumes it in these tests)."""
+        self.requested.append(connection_id)
+
+    def drain_outbox(self) -> None:
+        self.kicks.append("outbox")
+
+    def deliver_webhooks(self) -> None:
+        self.kicks.append("webhooks")
 
     def syncs(self) -> int:
         return sum(1 for kind, _ in self.queued if kind == "sync")
@@ -149,8 +162,7 @@ def queue(store: Store) -> RecordingQueue:
 
 @pytest.fixture
 def client(store: Store, settings: Settings, queue: RecordingQueue) -> Iterator[TestClient]:
-    app = create_app(store, settings)
-    app.state.google_tasks = queue
+    app = create_app(store, settings, tasks=queue)
     publish(store, EXPERT, now=utcnow())
     with TestClient(app) as test_client:
         yield test_client

@@ -125,7 +125,7 @@ def test_a_new_destination_gets_the_upcoming_bookings(
         mine = [e for e in fake.calendars[HOME].events.values() if e["id"] == event_id]
     assert len(mine) == 1 and mine[0]["status"] == "confirmed"
     ref = calendar_sync.get_event_ref(store, booking_id, connection_id)
-    assert ref is not None and ref["calendar_id"] == HOME and ref["ref"] == event_id
+    assert ref is not None and ref.calendar_id == HOME and ref.ref == event_id
     assert sync_connection(store, connection_id).backfilled == 0
     with store.read() as conn:  # calbook's own event is never imported as busy time
         assert conn.execute(select(busy_blocks)).first() is None

@@ -37,7 +37,7 @@ from tests.caldav.conftest import (  # noqa: F401 - fixtures
 from tests.caldav.servers import PASSWORD, USERNAME, Account, CalDAVServer, FaultProxy
 from tests.factories import publish
 from tests.worker.conftest import ENCRYPTION_KEY
-from worker import kick
+from worker import runtime
 
 EXPERT = "expert-1"
 USER = "user-1"
@@ -51,9 +51,9 @@ def sync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "true")  # Radicale and the fake servers are on 127.0.0.1
     monkeypatch.delenv("CALBOOK_SMTP_URL", raising=False)
     reset_settings_cache()
-    kick.set_kicks_enabled(False)
+    runtime.set_sending_enabled(False)
     yield
-    kick.set_kicks_enabled(True)
+    runtime.set_sending_enabled(True)
     reset_settings_cache()
 
 

@@ -215,7 +215,7 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     assert uid not in _events(direct, two["work"])
     assert list(_events(direct, two["home"])).count(uid) == 1
     ref = calendar_sync.get_event_ref(store, booking.id, created["id"])
-    assert ref is not None and ref["calendar_id"] == two["home_url"]
+    assert ref is not None and ref.calendar_id == two["home_url"]
     assert sync_connection(store, created["id"]).backfilled == 0  # moved once
     assert uid not in [external for external, _, _ in blocks(store, created["id"])]
 

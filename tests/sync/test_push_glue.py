@@ -64,7 +64,7 @@ def test_confirm_reschedule_cancel_moves_one_event(
     assert events[uid].decoded("DTSTART") == day(1, 10)
     first_sequence = int(events[uid].get("SEQUENCE", 0))
     ref = calendar_sync.get_event_ref(store, booking.id, connection_id)
-    assert ref is not None and ref["ref"].endswith(f"{booking.id}.ics") and ref["etag"]
+    assert ref is not None and ref.ref.endswith(f"{booking.id}.ics") and ref.etag
 
     bookings.reschedule_booking(store, EXPERT, booking.id, day(2, 11))  # the expert's: stays confirmed
     push_to_calendars(store, _outbox_event(store, "booking.rescheduled", booking.id))

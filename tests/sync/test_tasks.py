@@ -27,17 +27,20 @@ def test_due_connections_are_queued_with_jitter(
     waiting = connect(store, calendar_url)
     connections.set_status(store, waiting, "reauth_required", "401")
     queued: list[tuple[str, float]] = []
-    monkeypatch.setattr(sync_tasks, "get_store", lambda: store)
-    monkeypatch.setattr(sync_tasks, "queue_sync", lambda cid, countdown=0: queued.append((cid, countdown)))
 
-    assert sync_tasks.sync_due_connections() == 1
+    class Recording:
+        def sync(self, connection_id: str, countdown: float = 0) -> None:
+            queued.append((connection_id, countdown))
+
+    tasks: Any = Recording()
+    assert sync_tasks.queue_due_syncs(store, tasks) == 1
     assert [cid for cid, _ in queued] == [fresh]
     assert all(0 <= countdown <= sync_tasks.PERIODIC_JITTER_SECONDS for _, countdown in queued)
 
     queued.clear()
     assert connections.request_sync(store, EXPERT, synced) is True
     assert connections.request_sync(store, EXPERT, synced) is False  # coalesced
-    sync_tasks.sync_due_connections()
+    sync_tasks.queue_due_syncs(store, tasks)
     assert sorted(cid for cid, _ in queued) == sorted([fresh, synced])
 
 

@@ -30,7 +30,7 @@ from cryptography.fernet import Fernet
 import booking_engine.store.worker_tables  # noqa: F401  (registers the worker tables for truncate_all)
 import worker.handlers  # noqa: F401  (registers the default e-mail and webhook handlers)
 from config.settings import reset_settings_cache
-from worker import kick
+from worker import runtime
 from worker.notifications.webhooks import verify
 from worker.outbox import HANDLERS
 from worker.settings import get_worker_settings
@@ -188,12 +188,12 @@ def worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
         monkeypatch.setenv(key, value)
     reset_settings_cache()
     get_worker_settings.cache_clear()
-    kick.set_kicks_enabled(False)
+    runtime.set_sending_enabled(False)
     saved = {k: list(v) for k, v in HANDLERS.items()}
     yield
     HANDLERS.clear()
     HANDLERS.update(saved)
-    kick.set_kicks_enabled(True)
+    runtime.set_sending_enabled(True)
     reset_settings_cache()
     get_worker_settings.cache_clear()
 

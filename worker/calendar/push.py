@@ -26,12 +26,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from booking_engine.connections import ConnectionStatus, Provider
 from booking_engine.model import Booking, BookingStatus
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
 from connectors.base import AuthError, BookingEvent, ConnectorError, EventRef, EventRejected, PermanentError
-from worker.calendar.providers import build_provider, close
+from worker.calendar.providers import provider_for
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,29 @@ def push_booking(store: Store, booking_id: str) -> int:
     state = calendar_sync.booking_for_push(store, booking_id)
     if state is None:
         return 0
-    booking: Booking = state["booking"]
+    booking, targets = state
     if booking.status in KEEP_AS_IS:
         return 0
     touched = 0
-    for row in state["connections"]:
-        connection_id = row["id"]
-        destination = (row["config"] or {}).get("destinationCalendar")
-        if row["provider"] == "ics":
+    for target in targets:
+        connection_id = target.connection_id
+        if not target.writable:
             continue
         try:
-            touched += _push_one(store, booking, connection_id, destination)
+            touched += _push_one(store, booking, connection_id, target.destination)
         except AuthError as exc:
-            connection_service.set_status(store, connection_id, "reauth_required", str(exc))
+            connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, str(exc))
         except EventRejected as exc:
             _rejected(store, booking.id, connection_id, exc)
         except PermanentError as exc:
-            connection_service.set_status(store, connection_id, "error", f"push failed: {exc}")
+            connection_service.set_status(store, connection_id, ConnectionStatus.ERROR, f"push failed: {exc}")
             log.error("calendar push failed", extra={"booking_id": booking_id, "connection_id": connection_id})
     return touched
 
 
 def _push_one(store: Store, booking: Booking, connection_id: str, destination: str | None) -> int:
     stored = calendar_sync.get_event_ref(store, booking.id, connection_id)
-    existing = EventRef(stored["calendar_id"], stored["ref"], stored["etag"]) if stored else None
+    existing = EventRef(stored.calendar_id, stored.ref, stored.etag) if stored else None
     confirmed = booking.status == BookingStatus.CONFIRMED
     if not confirmed and existing is None and booking.confirmed_at is None:
         return 0  # never confirmed: nothing was ever written
@@ -85,8 +85,7 @@ def _push_one(store: Store, booking: Booking, connection_id: str, destination: s
     connection = connection_service.load_for_sync(store, connection_id)
     if connection is None:
         return 0
-    provider = build_provider(store, connection)
-    try:
+    with provider_for(store, connection) as provider:
         if confirmed and destination is not None:
             if existing is not None and existing.calendar_id != destination:
                 # The expert picked another destination: the event moves (a missing one is fine).
@@ -102,8 +101,6 @@ def _push_one(store: Store, booking: Booking, connection_id: str, destination: s
             provider.delete_event(target, booking.id, existing)
             calendar_sync.delete_event_ref(store, booking.id, connection_id)
             log.info("calendar event removed", extra={"booking_id": booking.id, "connection_id": connection_id})
-    finally:
-        close(provider)
     calendar_sync.clear_push_error(store, booking.id, connection_id)
     return 1
 
@@ -130,7 +127,7 @@ def backfill(store: Store, connection_id: str) -> int:
     sync, never failing the sync itself.
     """
     connection = connection_service.load_for_sync(store, connection_id)
-    if connection is None or connection.status != "active" or connection.provider == "ics":
+    if connection is None or connection.status != ConnectionStatus.ACTIVE or connection.provider == Provider.ICS:
         return 0
     destination = connection.destination_calendar
     if not destination:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from booking_engine.clock import utcnow
+from booking_engine.connections import ConnectionStatus, Provider
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
@@ -24,7 +25,7 @@ from config.settings import get_settings
 from connectors.base import AuthError, PermanentError, PullResult, TransientError
 from worker.calendar import push
 from worker.calendar.progress import ProgressTracker
-from worker.calendar.providers import build_provider, close
+from worker.calendar.providers import expert_timezone, provider_for
 from worker.metrics import observe_sync
 
 log = logging.getLogger(__name__)
@@ -58,25 +59,25 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
     result = "failed"  # what the metrics count if an unexpected error escapes
     try:
         connection = connection_service.load_for_sync(store, connection_id)
-        if connection is None or connection.status in ("disconnected", "reauth_required"):
+        if connection is None or not connection.syncable:
             return SyncOutcome("skipped")
         tracker = ProgressTracker(store, connection_id, connection.provider)
-        last = _last_reconciled(store, connection_id)
+        last = connection.last_reconciled_at
         reconcile = force_reconcile or last is None or now - last >= RECONCILE_EVERY
-        provider = build_provider(store, connection)
         outcome = SyncOutcome("active")
-        try:
+        timezone = expert_timezone(store, connection.expert_id)
+        with provider_for(store, connection) as provider:
+            reconciler = provider.reconciler()
             calendars = connection.busy_calendars or [c.id for c in provider.list_calendars()]
             horizon = now + timedelta(days=get_settings().sync_horizon_days)
             window_start = now - timedelta(days=1)
             for index, calendar_id in enumerate(calendars):
                 tracker.step(SyncPhase.FETCHING, index, len(calendars), outcome.blocks)
                 cursor = calendar_sync.get_cursor(store, connection_id, calendar_id)
-                reconciler = getattr(provider, "reconcile", None)
-                if reconcile and cursor and callable(reconciler):
-                    pulled = reconciler(calendar_id, cursor, window_start, horizon)
+                if reconcile and cursor and reconciler is not None:
+                    pulled = reconciler.reconcile(calendar_id, cursor, window_start, horizon)
                 else:
-                    pulled = provider.pull(calendar_id, cursor, window_start, horizon, _tz(store, connection))
+                    pulled = provider.pull(calendar_id, cursor, window_start, horizon, timezone)
                 tracker.step(SyncPhase.SAVING, index, len(calendars), outcome.blocks)
                 outcome.blocks += calendar_sync.apply_pull(
                     store, connection_id, calendar_id, full=pulled.full, upserts=_blocks(pulled),
@@ -86,50 +87,31 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
                 outcome.calendars += 1
             reconciled = reconcile
             result = "active"
-        finally:
-            close(provider)
     except AuthError as exc:
-        connection_service.set_status(store, connection_id, "reauth_required", str(exc))
+        connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, str(exc))
         log.warning("calendar credentials refused", extra={"connection_id": connection_id})
         result = "reauth_required"
         return SyncOutcome("reauth_required")
     except PermanentError as exc:
-        connection_service.set_status(store, connection_id, "error", str(exc))
+        connection_service.set_status(store, connection_id, ConnectionStatus.ERROR, str(exc))
         log.error("calendar sync failed permanently", extra={"connection_id": connection_id, "error": str(exc)})
         result = "error"
         return SyncOutcome("error")
     except TransientError as exc:
-        connection_service.set_status(store, connection_id, "error", f"temporary: {exc}")
+        connection_service.set_status(store, connection_id, ConnectionStatus.ERROR, f"temporary: {exc}")
         result = "transient_error"
         raise
     finally:
         if tracker is not None:
             observe_sync(tracker.provider, result, tracker.end())
         connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
-    connection_service.set_status(store, connection_id, "active")
+    connection_service.set_status(store, connection_id, ConnectionStatus.ACTIVE)
     outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
     outcome.backfilled = push.backfill(store, connection_id)
-    if connection.provider == "google":
+    if connection.provider == Provider.GOOGLE:
         from worker.calendar.google import reconcile_watches
 
         reconcile_watches(store, connection_id)  # the expert may have changed the busy calendars
     log.info("calendar sync done", extra={"connection_id": connection_id, "calendars": outcome.calendars,
                                            "blocks": outcome.blocks, "flagged": len(outcome.flagged)})
     return outcome
-
-
-def _tz(store: Store, connection: Any) -> str:
-    from worker.calendar.providers import expert_timezone
-
-    return expert_timezone(store, connection.expert_id)
-
-
-def _last_reconciled(store: Store, connection_id: str) -> Any:
-    from sqlalchemy import select
-
-    from booking_engine.store.tables import calendar_connections
-
-    with store.read() as conn:
-        return conn.execute(
-            select(calendar_connections.c.last_reconciled_at).where(calendar_connections.c.id == connection_id)
-        ).scalar()

@@ -21,14 +21,16 @@ from celery import shared_task
 from celery.schedules import crontab
 
 from booking_engine.clock import utcnow
+from booking_engine.connections import ConnectionStatus
+from booking_engine.ports import TaskQueue
 from booking_engine.services import google_channels
 from booking_engine.store.db import Store
+from config.task_sender import SYNC_CHANGED, WATCH
 from connectors.base import TransientError
 from worker.calendar import google as google_worker
 from worker.calendar.sync import sync_connection as run_sync
-from worker.kick import kick_outbox
 from worker.outbox import OutboxEvent, register_handler
-from worker.runtime import get_store
+from worker.runtime import get_store, get_tasks
 from worker.schedule import register_periodic
 from worker.tasks.retry import TRANSIENT_ERRORS
 from worker.tasks.sync import DISCONNECT_HOOKS
@@ -53,14 +55,14 @@ _RETRYING: dict[str, Any] = {
 def sync_after_notification(store: Store, connection_id: str) -> str:
     """Run the incremental sync; stop the channels when the grant turned out to be revoked."""
     outcome = run_sync(store, connection_id)
-    if outcome.status == "reauth_required":
+    if outcome.status == ConnectionStatus.REAUTH_REQUIRED:
         google_worker.stop_channels(store, connection_id, call_google=False)
     if outcome.flagged:
-        kick_outbox()
+        get_tasks().drain_outbox()
     return outcome.status
 
 
-@shared_task(name=google_worker.SYNC_TASK, bind=True, **_RETRYING)
+@shared_task(name=SYNC_CHANGED, bind=True, **_RETRYING)
 def google_sync(self, connection_id: str) -> str:  # type: ignore[no-untyped-def]
     status = sync_after_notification(get_store(), connection_id)
     if status == "locked" and self.request.retries < LOCKED_RETRIES:
@@ -69,15 +71,15 @@ def google_sync(self, connection_id: str) -> str:  # type: ignore[no-untyped-def
     return status
 
 
-@shared_task(name=google_worker.WATCH_TASK, **_RETRYING)
+@shared_task(name=WATCH, **_RETRYING)
 def google_watch(connection_id: str) -> str:
     outcome = google_worker.ensure_watches(get_store(), connection_id)
-    if outcome.status == "reauth_required":
-        kick_outbox()
+    if outcome.status == ConnectionStatus.REAUTH_REQUIRED:
+        get_tasks().drain_outbox()
     return outcome.status
 
 
-def renew_channels(store: Store, queue: google_worker.TaskQueue) -> int:
+def renew_channels(store: Store, queue: TaskQueue) -> int:
     """Queue a watch for each connection whose channels need renewing (or that has none)."""
     due = google_channels.connections_to_watch(store, utcnow() + google_worker.RENEW_WITHIN)
     for connection_id in due:
@@ -89,7 +91,7 @@ def renew_channels(store: Store, queue: google_worker.TaskQueue) -> int:
 
 @shared_task(name=RENEW_TASK, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=3, acks_late=True)
 def google_renew_channels() -> int:
-    return renew_channels(get_store(), google_worker.CeleryTaskQueue())
+    return renew_channels(get_store(), get_tasks())
 
 
 register_periodic("watch-renewal", RENEW_TASK, crontab(minute=7))

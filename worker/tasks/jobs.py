@@ -11,8 +11,7 @@ import logging
 from celery import shared_task
 
 from worker import jobs
-from worker.kick import kick_outbox
-from worker.runtime import get_store
+from worker.runtime import get_store, get_tasks
 from worker.tasks.retry import RETRY_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 def _done(job: str, count: int) -> int:
     if count:
         log.info("job wrote events", extra={"job": job, "count": count})
-        kick_outbox()
+        get_tasks().drain_outbox()
     return count
 
 

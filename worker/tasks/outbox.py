@@ -7,9 +7,8 @@ import logging
 from celery import shared_task
 
 from worker import outbox
-from worker.kick import kick_webhooks
 from worker.metrics import count_outbox
-from worker.runtime import get_store
+from worker.runtime import get_store, get_tasks
 from worker.tasks.retry import RETRY_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -20,7 +19,7 @@ def dispatch_outbox() -> dict[str, int]:
     result = outbox.drain(get_store())
     count_outbox(result.dispatched, result.failed)
     if result.touched:
-        kick_webhooks()  # deliveries were probably queued: send them now, not at the next tick
+        get_tasks().deliver_webhooks()  # deliveries were probably queued: send them now, not at the next tick
     if result.touched:
         log.info("outbox drained", extra={"dispatched": result.dispatched, "failed": result.failed,
                                           "deferred": result.deferred})

@@ -8,23 +8,25 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import timedelta
 
 from celery import shared_task
 
+from booking_engine.connections import POLLED, Provider
+from booking_engine.ports import TaskQueue
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
+from config.task_sender import SYNC
 from connectors.base import TransientError
 from worker.calendar import push
 from worker.calendar.sync import sync_connection as run_sync
-from worker.kick import kick_outbox
 from worker.outbox import OutboxEvent, register_handler
-from worker.runtime import get_store
+from worker.runtime import get_store, get_tasks
 from worker.schedule import register_periodic
 from worker.tasks.retry import RETRY_OPTIONS, TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
-SYNC_TASK = "calbook.sync.connection"
 PERIODIC_INTERVAL_SECONDS = 5 * 60
 PERIODIC_JITTER_SECONDS = 60
 # Google connections are pushed by webhooks; polling them is only a slow backstop.
@@ -32,7 +34,7 @@ BACKSTOP_INTERVAL_SECONDS = 6 * 3600
 
 
 @shared_task(
-    name=SYNC_TASK,
+    name=SYNC,
     bind=True,
     autoretry_for=(TransientError, *TRANSIENT_ERRORS),
     retry_backoff=5,
@@ -45,31 +47,25 @@ BACKSTOP_INTERVAL_SECONDS = 6 * 3600
 def sync_connection(self, connection_id: str, reconcile: bool = False) -> str:  # type: ignore[no-untyped-def]
     outcome = run_sync(get_store(), connection_id, force_reconcile=reconcile)
     if outcome.flagged:
-        kick_outbox()
+        get_tasks().drain_outbox()
     return outcome.status
 
 
-def queue_sync(connection_id: str, countdown: float = 0) -> None:
-    from worker.app import celery_app
-
-    celery_app.send_task(SYNC_TASK, args=[connection_id], countdown=countdown)
+def queue_due_syncs(store: Store, tasks: TaskQueue) -> int:
+    """Queue a sync for each due connection, spread over a minute (jitter)."""
+    polled = connection_service.due_for_sync(store, timedelta(seconds=PERIODIC_INTERVAL_SECONDS), providers=POLLED)
+    backstop = connection_service.due_for_sync(
+        store, timedelta(seconds=BACKSTOP_INTERVAL_SECONDS), providers=(Provider.GOOGLE,)
+    )
+    for connection_id in [*polled, *backstop]:
+        tasks.sync(connection_id, countdown=random.uniform(0, PERIODIC_JITTER_SECONDS))
+    return len(polled) + len(backstop)
 
 
 @shared_task(name="calbook.sync.due_connections", **RETRY_OPTIONS)
 def sync_due_connections() -> int:
-    """Every 5 minutes: queue a sync for each due connection, spread over a minute (jitter)."""
-    from datetime import timedelta
-
-    store = get_store()
-    polled = connection_service.due_for_sync(
-        store, timedelta(seconds=PERIODIC_INTERVAL_SECONDS), providers=("caldav", "ics")
-    )
-    backstop = connection_service.due_for_sync(
-        store, timedelta(seconds=BACKSTOP_INTERVAL_SECONDS), providers=("google",)
-    )
-    for connection_id in [*polled, *backstop]:
-        queue_sync(connection_id, countdown=random.uniform(0, PERIODIC_JITTER_SECONDS))
-    return len(polled) + len(backstop)
+    """Every 5 minutes: queue the due syncs."""
+    return queue_due_syncs(get_store(), get_tasks())
 
 
 register_periodic("calendar-sync", "calbook.sync.due_connections", PERIODIC_INTERVAL_SECONDS)

@@ -12,8 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, or_, select, update
 
+from booking_engine.connections import ConnectionStatus
 from booking_engine.store.repositories._common import one
 from booking_engine.store.tables import calendar_connections as cc
+
+_GONE = str(ConnectionStatus.DISCONNECTED)
 
 
 def get(conn: Connection, connection_id: str, for_update: bool = False) -> RowMapping | None:
@@ -21,7 +24,7 @@ def get(conn: Connection, connection_id: str, for_update: bool = False) -> RowMa
 
 
 def count_not_disconnected(conn: Connection, expert_id: str) -> int:
-    return len(conn.execute(select(cc.c.id).where(cc.c.expert_id == expert_id, cc.c.status != "disconnected")).all())
+    return len(conn.execute(select(cc.c.id).where(cc.c.expert_id == expert_id, cc.c.status != _GONE)).all())
 
 
 def insert_connection(conn: Connection, **values: Any) -> None:
@@ -32,14 +35,19 @@ def list_not_disconnected(conn: Connection, expert_id: str) -> list[RowMapping]:
     return list(
         conn.execute(
             select(cc)
-            .where(cc.c.expert_id == expert_id, cc.c.status != "disconnected")
+            .where(cc.c.expert_id == expert_id, cc.c.status != _GONE)
             .order_by(cc.c.created_at, cc.c.id)
         ).mappings()
     )
 
 
 def of_expert_with_status(conn: Connection, expert_id: str, statuses: Sequence[str]) -> list[RowMapping]:
-    return list(conn.execute(select(cc).where(cc.c.expert_id == expert_id, cc.c.status.in_(statuses))).mappings())
+    stmt = (
+        select(cc)
+        .where(cc.c.expert_id == expert_id, cc.c.status.in_(tuple(statuses)))
+        .order_by(cc.c.created_at, cc.c.id)
+    )
+    return list(conn.execute(stmt).mappings())
 
 
 def update_connection(conn: Connection, connection_id: str, **values: Any) -> int:
@@ -49,7 +57,7 @@ def update_connection(conn: Connection, connection_id: str, **values: Any) -> in
 
 def forget_credentials(conn: Connection, connection_id: str) -> None:
     """Wipe the credentials of a connection that is disconnected (and only then)."""
-    conn.execute(update(cc).where(cc.c.id == connection_id, cc.c.status == "disconnected").values(credentials=None))
+    conn.execute(update(cc).where(cc.c.id == connection_id, cc.c.status == _GONE).values(credentials=None))
 
 
 def take_sync_lease(conn: Connection, connection_id: str, ttl: timedelta, now: datetime) -> bool:
@@ -58,7 +66,7 @@ def take_sync_lease(conn: Connection, connection_id: str, ttl: timedelta, now: d
         update(cc)
         .where(
             cc.c.id == connection_id,
-            cc.c.status != "disconnected",
+            cc.c.status != _GONE,
             or_(cc.c.sync_lock_until.is_(None), cc.c.sync_lock_until <= now),
         )
         .values(sync_lock_until=now + ttl, sync_requested_at=None)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from booking_engine.connections import ConnectionStatus
 from booking_engine.store.tables import calendar_connections, outbox
 from booking_engine.store.worker_tables import notification_log, webhook_deliveries
 
@@ -50,7 +51,7 @@ def connections(conn: Connection, status: str | None, expert_id: str | None) -> 
     c = calendar_connections.c
     stmt = select(c.id, c.expert_id, c.provider, c.status, c.account, c.last_synced_at, c.last_error,
                   c.sync_requested_at, c.created_at).order_by(c.created_at, c.id)
-    stmt = stmt.where(c.status == status) if status else stmt.where(c.status != "disconnected")
+    stmt = stmt.where(c.status == status) if status else stmt.where(c.status != str(ConnectionStatus.DISCONNECTED))
     if expert_id:
         stmt = stmt.where(c.expert_id == expert_id)
     return [dict(r) for r in conn.execute(stmt).mappings()]
