@@ -210,14 +210,14 @@ def _candidates(
             continue
         minute = start_min
         while minute < end_min:
-            start = start_instant(wall(day, minute), tz)
-            if start is not None:
-                if start + duration > end_utc:
+            instant = start_instant(wall(day, minute), tz)
+            if instant is not None:
+                if instant + duration > end_utc:
                     # Later wall times only end later in real time, except across a fall-back,
                     # where they may end earlier; keep scanning rather than break.
                     minute += settings.increment
                     continue
-                yield start
+                yield instant
             minute += settings.increment
 
 

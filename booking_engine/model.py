@@ -265,7 +265,7 @@ class AvailabilityException:
         if not isinstance(raw, dict) or set(raw) - {"type", "windows", "reason"}:
             raise ValidationError("an exception is {type, windows?, reason?}")
         try:
-            kind = ExceptionKind(raw.get("type"))
+            kind = ExceptionKind(str(raw.get("type")))
         except ValueError as exc:
             raise ValidationError("type must be 'unavailable' or 'custom_hours'", field="type") from exc
         reason = raw.get("reason")

@@ -136,6 +136,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(_: argparse.Namespace, __: Settings) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("radicale") is None:
+        print("calbook demo needs Radicale: pip install 'calbook[demo]'", file=sys.stderr)
+        return 1
     from config.demo import run_demo
 
     return int(run_demo())

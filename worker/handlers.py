@@ -1,8 +1,8 @@
 """The default outbox handlers: e-mail for the events people are told about, webhooks for all.
 
 Importing this module registers them (``worker.tasks`` does, so every worker has them).
-The calendar-push handlers of the connector issues register the same way, from their own
-module: ``@register_handler("booking.confirmed", "booking.rescheduled", "booking.cancelled")``.
+The calendar handlers (push, disconnect cleanup, channels on reauth) register the same way from
+``worker.tasks.sync`` and ``worker.tasks.google``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The beat schedule (docs/worker.md#schedule), as a registry that other modules can add entries to.
+"""The beat schedule (docs/worker.md#schedule): every periodic task and how often it runs.
 
-Core entries are registered below. The connector issues add calendar sync and channel
-renewal with one call each, from their task module (imported by ``worker.tasks``)::
-
-    register_periodic("calendar-sync", "calbook.sync.due_connections", 300)
-    register_periodic("watch-renewal", "calbook.sync.renew_channels", crontab(minute=7))
+The booking and delivery entries are registered below; the calendar ones (the due-sync poll,
+the hourly channel renewal) by their task modules, ``worker.tasks.sync`` and
+``worker.tasks.google``, which ``worker.tasks`` imports.
 
 Every entry expires after its own interval (or 15 min for crontabs): when workers are busy,
 stale triggers are dropped instead of piling up, because the next one will come anyway.
@@ -52,9 +50,6 @@ def _register_core() -> None:
     register_periodic("expire-requests", "calbook.requests.expire", 15 * 60)
     register_periodic("integrity-audit", "calbook.audit.conflicts", crontab(hour=3, minute=17))
     register_periodic("retention", "calbook.maintenance.prune", crontab(hour=4, minute=37))
-    # --- calendar sync (docs/worker.md#schedule: every 5 min; channel renewal hourly): connector issues --------
-    # register_periodic("calendar-sync", "calbook.sync.due_connections", 5 * 60)
-    # register_periodic("watch-renewal", "calbook.sync.renew_channels", crontab(minute=7))
 
 
 _register_core()

@@ -1,7 +1,7 @@
 """Worker-only knobs (``CALBOOK_WORKER_*``): intervals, leases, retry backoff, time limits.
 
-Kept apart from ``config.settings`` while the worker issue is open; the defaults are the
-production values and tests shorten them through the environment (for example a 0.2 s
+Only the worker reads them, so they stay out of the API's ``config.settings``. The defaults
+are the production values; tests shorten them through the environment (for example a 0.2 s
 webhook backoff) instead of sleeping through real ones.
 """
 

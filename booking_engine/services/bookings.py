@@ -41,7 +41,7 @@ the domain knows nothing of calendars or the network."""
 
 def parse_type(value: object) -> BookingType:
     try:
-        return BookingType(value)
+        return BookingType(value if isinstance(value, str) else "")
     except ValueError as exc:
         allowed = ", ".join(t.value for t in BookingType)
         raise ValidationError(f"type must be one of {allowed}", field="type") from exc

@@ -47,7 +47,7 @@ class StoredChannel:
     connection_status: str | None = None
 
 
-def _channel(row: Mapping[str, Any]) -> StoredChannel:
+def _channel(row: Mapping[Any, Any]) -> StoredChannel:
     return StoredChannel(
         id=row["id"], connection_id=row["connection_id"], calendar_id=row["calendar_id"],
         resource_id=row["resource_id"], token_hash=row["token_hash"], expiration=row["expiration"],

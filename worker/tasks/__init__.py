@@ -2,8 +2,7 @@
 
 Tasks are thin: they take no ORM objects (most take no arguments at all), load fresh state
 through a service or the outbox, and are idempotent, so ``acks_late`` redeliveries and
-duplicate beat ticks are harmless. Connector issues add ``worker/tasks/sync.py`` and import
-it here.
+duplicate beat ticks are harmless.
 """
 
 from worker import handlers  # noqa: F401  (registers the default outbox handlers)

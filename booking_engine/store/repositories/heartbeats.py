@@ -33,5 +33,5 @@ def seen_since(conn: Connection, since: datetime) -> list[dict[str, Any]]:
 
 
 def latest(conn: Connection) -> datetime | None:
-    value = conn.execute(select(func.max(hb.c.last_seen_at))).scalar_one_or_none()
-    return value  # type: ignore[no-any-return]
+    value: datetime | None = conn.execute(select(func.max(hb.c.last_seen_at))).scalar_one_or_none()
+    return value

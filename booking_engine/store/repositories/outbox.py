@@ -25,4 +25,4 @@ def add_events(conn: Connection, events: Iterable[DomainEvent], now: datetime) -
     ]
     if rows:
         conn.execute(insert(outbox), rows)
-    return [r["event_id"] for r in rows]
+    return [str(r["event_id"]) for r in rows]
