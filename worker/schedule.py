@@ -1,8 +1,7 @@
 """The beat schedule (docs/worker.md#schedule): every periodic task and how often it runs.
 
-The booking and delivery entries are registered below; the calendar ones (the due-sync poll,
-the hourly channel renewal) by their task modules, ``worker.tasks.sync`` and
-``worker.tasks.google``, which ``worker.tasks`` imports.
+Every entry is in the one table below (``_register_core``); ``register_periodic`` adds or
+replaces one (a test's).
 
 Every entry expires after its own interval (or 15 min for crontabs): when workers are busy,
 stale triggers are dropped instead of piling up, because the next one will come anyway.
@@ -27,6 +26,9 @@ class Periodic:
 
 PERIODIC: dict[str, Periodic] = {}
 
+CALENDAR_SYNC_SECONDS = 5 * 60
+"""How often CalDAV and ICS connections are polled (the due-sync tick)."""
+
 
 def register_periodic(name: str, task: str, every: float | crontab, **options: Any) -> None:
     """Add (or replace) a beat entry; ``every`` is seconds or a ``crontab``."""
@@ -50,6 +52,8 @@ def _register_core() -> None:
     register_periodic("expire-requests", "calbook.requests.expire", 15 * 60)
     register_periodic("integrity-audit", "calbook.audit.conflicts", crontab(hour=3, minute=17))
     register_periodic("retention", "calbook.maintenance.prune", crontab(hour=4, minute=37))
+    register_periodic("calendar-sync", "calbook.sync.due_connections", CALENDAR_SYNC_SECONDS)
+    register_periodic("watch-renewal", "calbook.google.renew_channels", crontab(minute=7))
 
 
 _register_core()

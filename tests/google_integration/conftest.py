@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-import worker.tasks  # noqa: F401  (registers tasks, handlers, DISCONNECT_HOOKS)
+import worker.tasks  # noqa: F401  (registers the tasks and outbox handlers)
 from api.app import create_app
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store

@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from celery.schedules import crontab
 
 from booking_engine.clock import utcnow
 from booking_engine.connections import ConnectionStatus
@@ -31,9 +30,7 @@ from worker.calendar import google as google_worker
 from worker.calendar.sync import sync_connection as run_sync
 from worker.outbox import OutboxEvent, register_handler
 from worker.runtime import get_store, get_tasks
-from worker.schedule import register_periodic
 from worker.tasks.retry import TRANSIENT_ERRORS
-from worker.tasks.sync import DISCONNECT_HOOKS
 
 log = logging.getLogger(__name__)
 
@@ -92,22 +89,6 @@ def renew_channels(store: Store, queue: TaskQueue) -> int:
 @shared_task(name=RENEW_TASK, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=3, acks_late=True)
 def google_renew_channels() -> int:
     return renew_channels(get_store(), get_tasks())
-
-
-register_periodic("watch-renewal", RENEW_TASK, crontab(minute=7))
-
-
-def stop_channels_on_disconnect(store: Store, payload: dict[str, Any]) -> None:
-    """``DISCONNECT_HOOKS`` entry: runs before the credentials are wiped, so Google can be told.
-
-    A transient failure propagates and the outbox retries the whole cleanup later.
-    """
-    if payload.get("provider") != "google":
-        return
-    google_worker.stop_channels(store, payload["connectionId"])
-
-
-DISCONNECT_HOOKS.append(stop_channels_on_disconnect)
 
 
 @register_handler("connection.reauth_required", name="google-reauth-channels")

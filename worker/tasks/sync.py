@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery import shared_task
@@ -18,16 +19,17 @@ from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
 from config.task_sender import SYNC
 from connectors.base import TransientError
+from worker.calendar import google as google_worker
 from worker.calendar import push
 from worker.calendar.sync import sync_connection as run_sync
 from worker.outbox import OutboxEvent, register_handler
 from worker.runtime import get_store, get_tasks
-from worker.schedule import register_periodic
+from worker.schedule import CALENDAR_SYNC_SECONDS
 from worker.tasks.retry import RETRY_OPTIONS, TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
-PERIODIC_INTERVAL_SECONDS = 5 * 60
+PERIODIC_INTERVAL_SECONDS = CALENDAR_SYNC_SECONDS
 PERIODIC_JITTER_SECONDS = 60
 # Google connections are pushed by webhooks; polling them is only a slow backstop.
 BACKSTOP_INTERVAL_SECONDS = 6 * 3600
@@ -68,9 +70,6 @@ def sync_due_connections() -> int:
     return queue_due_syncs(get_store(), get_tasks())
 
 
-register_periodic("calendar-sync", "calbook.sync.due_connections", PERIODIC_INTERVAL_SECONDS)
-
-
 @register_handler("booking.confirmed", "booking.rescheduled", "booking.cancelled", name="calendar-push")
 def push_to_calendars(store: Store, event: OutboxEvent) -> None:
     push.handle_push_event(store, event.payload, event.aggregate_id)
@@ -78,11 +77,17 @@ def push_to_calendars(store: Store, event: OutboxEvent) -> None:
 
 @register_handler("connection.disconnected", name="connection-cleanup")
 def cleanup_connection(store: Store, event: OutboxEvent) -> None:
-    """After a disconnect: let provider-specific cleanup run (Google stops its channels), then
-    wipe the credentials."""
-    for hook in DISCONNECT_HOOKS:
-        hook(store, event.payload)
-    connection_service.forget_credentials(store, event.payload["connectionId"])
+    """After a disconnect: the provider's own cleanup runs first (``DISCONNECT_HOOKS``: Google stops
+    its channels, which needs the credentials), then the credentials are wiped. A transient
+    failure propagates and the outbox retries the whole cleanup later."""
+    connection_id = event.payload["connectionId"]
+    hook = DISCONNECT_HOOKS.get(str(event.payload.get("provider")))
+    if hook is not None:
+        hook(store, connection_id)
+    connection_service.forget_credentials(store, connection_id)
 
 
-DISCONNECT_HOOKS: list = []  # type: ignore[type-arg]
+DISCONNECT_HOOKS: dict[str, Callable[[Store, str], object]] = {
+    Provider.GOOGLE: google_worker.stop_channels,
+}
+"""Per provider, what a disconnect must undo at the provider before the credentials go."""
