@@ -92,6 +92,7 @@ def main() -> None:
     os.environ["CALBOOK_ENCRYPTION_KEY"] = key
     from booking_engine.services import webhook_subscriptions
     from booking_engine.store.tables import outbox
+    from config.settings import get_settings
     from connectors.secrets import encrypt_json
 
     broker = redis.Redis.from_url(REDIS_URL)
@@ -102,8 +103,9 @@ def main() -> None:
         rx = Receiver("")
         server = serve(rx)
         hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        key = get_settings().resolved_encryption_key()
         created = webhook_subscriptions.create_subscription(
-            store, "bench-expert", hook, ["booking.created"], encrypt=lambda s: encrypt_json({"secret": s}))
+            store, "bench-expert", hook, ["booking.created"], encrypt=lambda s: encrypt_json({"secret": s}, key))
         rx.secret = created["secret"]
         now = datetime.now(UTC)
         rows = [

@@ -216,7 +216,8 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
             calendars = dav.list_calendars()
         connection = connections.create_connection(
             store, EXPERT, EXPERT, "caldav", account=USERNAME,
-            credentials=encrypt_json({"username": USERNAME, "password": PASSWORD}),
+            credentials=encrypt_json({"username": USERNAME, "password": PASSWORD},
+                                     settings.resolved_encryption_key()),
             busy_calendars=[c.id for c in calendars],
             destination_calendar=next(c.id for c in calendars if c.writable),
             extra_config={"url": server.url},

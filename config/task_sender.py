@@ -14,6 +14,7 @@ publish retries, and an error is logged and swallowed.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class CeleryTaskQueue:
 
     def _celery(self) -> Any:
         if self._app is None:
+            if self.broker_url.startswith("sqla+sqlite:///"):
+                # The embedded broker is a SQLite file in the data directory, which need not exist yet.
+                Path(self.broker_url.removeprefix("sqla+sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             from celery import Celery
 
             self._app = Celery("calbook-sender", broker=self.broker_url, set_as_current=False)

@@ -1,4 +1,4 @@
-"""Credentials at rest: Fernet-encrypted JSON, the key from settings.
+"""Credentials at rest: Fernet-encrypted JSON, with the key material the caller hands in (its settings').
 
 Only connectors and the worker ever see decrypted credentials; the store holds the token
 bytes. ``CALBOOK_ENCRYPTION_KEY`` may list several comma-separated keys: the first encrypts,
@@ -12,30 +12,27 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from config.settings import get_settings
-
 
 class CredentialsUnreadable(Exception):
     """The stored credentials cannot be decrypted with any configured key."""
 
 
-def _fernet(key_material: str | None = None) -> MultiFernet:
-    material = key_material or get_settings().resolved_encryption_key()
-    return MultiFernet([Fernet(k.strip().encode()) for k in material.split(",") if k.strip()])
+def _fernet(key_material: str) -> MultiFernet:
+    return MultiFernet([Fernet(k.strip().encode()) for k in key_material.split(",") if k.strip()])
 
 
-def encrypt_json(value: dict[str, Any], key_material: str | None = None) -> str:
+def encrypt_json(value: dict[str, Any], key_material: str) -> str:
     return _fernet(key_material).encrypt(json.dumps(value, sort_keys=True).encode()).decode()
 
 
-def decrypt_json(token: str, key_material: str | None = None) -> dict[str, Any]:
+def decrypt_json(token: str, key_material: str) -> dict[str, Any]:
     try:
         return json.loads(_fernet(key_material).decrypt(token.encode()))
     except InvalidToken as exc:
         raise CredentialsUnreadable("stored credentials cannot be decrypted with the configured key") from exc
 
 
-def rotate_token(token: str, key_material: str | None = None) -> str | None:
+def rotate_token(token: str, key_material: str) -> str | None:
     """The same secret encrypted with the first key (``MultiFernet.rotate``); ``None`` when no key opens it."""
     try:
         return _fernet(key_material).rotate(token.encode()).decode()

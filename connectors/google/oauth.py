@@ -33,7 +33,7 @@ from google.auth import jwt
 from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from connectors.base import TransientError
 from connectors.google.credentials import credentials_to_dict
 from connectors.google.errors import GoogleOAuthError, MissingScopesError, StateMismatchError
@@ -75,15 +75,14 @@ class GoogleGrant:
     scopes: frozenset[str]
 
 
-def required_scopes(settings: Settings | None = None) -> frozenset[str]:
-    settings = settings or get_settings()
+def required_scopes(settings: Settings) -> frozenset[str]:
     scopes = {CALENDAR_EVENTS, CALENDAR_LIST_READONLY}
     if settings.google_freebusy_check:
         scopes.add(CALENDAR_FREEBUSY)
     return frozenset(scopes)
 
 
-def requested_scopes(settings: Settings | None = None) -> list[str]:
+def requested_scopes(settings: Settings) -> list[str]:
     return sorted(required_scopes(settings)) + list(IDENTITY_SCOPES)
 
 
@@ -93,10 +92,9 @@ def callback_uri(settings: Settings) -> str:
 
 
 def authorization_request(
-    redirect_uri: str, *, settings: Settings | None = None, login_hint: str | None = None
+    redirect_uri: str, *, settings: Settings, login_hint: str | None = None
 ) -> AuthorizationRequest:
     """The URL that starts the consent screen, with a fresh random ``state`` and PKCE verifier."""
-    settings = settings or get_settings()
     state = secrets.token_urlsafe(32)
     flow = _flow(settings, redirect_uri, state=state, code_verifier=None)
     extra: dict[str, str] = {"login_hint": login_hint} if login_hint else {}
@@ -115,7 +113,7 @@ def exchange_code(
     expected_state: str,
     code_verifier: str,
     redirect_uri: str,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> GoogleGrant:
     """Trade the callback's ``code`` for tokens, check the grant, and read the account e-mail.
 
@@ -123,7 +121,6 @@ def exchange_code(
     unticked), ``GoogleOAuthError`` (Google refused the code, no refresh token, no e-mail) or
     ``TransientError`` (token endpoint unreachable).
     """
-    settings = settings or get_settings()
     if not hmac.compare_digest(returned_state.encode(), expected_state.encode()):
         raise StateMismatchError("OAuth state does not match the one issued")
     flow = _flow(settings, redirect_uri, state=expected_state, code_verifier=code_verifier)

@@ -22,7 +22,7 @@ from typing import Any
 from googleapiclient.discovery import build
 from googleapiclient.http import HttpRequest
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from connectors.base import (
     BookingEvent,
     BusyInterval,
@@ -85,13 +85,13 @@ class GoogleCalendarProvider(CalendarProvider):
         self,
         credentials: dict[str, Any],
         *,
-        settings: Settings | None = None,
+        settings: Settings,
         connection_id: str | None = None,
         on_credentials_refreshed: Callable[[dict[str, Any]], None] | None = None,
         backoff: Backoff | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        self._settings = settings or get_settings()
+        self._settings = settings
         self._scopes: list[str] | None = credentials.get("scopes")
         self._credentials = credentials_from_dict(credentials, self._settings)
         self._reported_token = self._credentials.token

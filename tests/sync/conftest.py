@@ -23,7 +23,7 @@ from booking_engine.model import AvailabilitySettings
 from booking_engine.services import connections
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, outbox
-from config.settings import reset_settings_cache
+from config.settings import get_settings, reset_settings_cache
 from connectors.secrets import encrypt_json
 from tests.caldav.conftest import (  # noqa: F401 - fixtures
     Direct,
@@ -101,7 +101,8 @@ def connect(store: Store, calendar_url: str, server_url: str | None = None, expe
     """A CalDAV connection as the API stores it: credentials encrypted, one busy calendar."""
     created = connections.create_connection(
         store, expert_id, expert_id, "caldav", account=USERNAME,
-        credentials=encrypt_json({"username": USERNAME, "password": PASSWORD}),
+        credentials=encrypt_json({"username": USERNAME, "password": PASSWORD},
+                                 get_settings().resolved_encryption_key()),
         busy_calendars=[calendar_url], destination_calendar=calendar_url,
         extra_config={"url": server_url or calendar_url},
     )

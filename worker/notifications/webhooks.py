@@ -183,7 +183,7 @@ def _secret(store: Store, subscription_id: str) -> str | None:
         ).first()
     if row is None or not row[1]:
         return None
-    return str(decrypt_json(row[0])["secret"])
+    return str(decrypt_json(row[0], get_settings().resolved_encryption_key())["secret"])
 
 
 def retry_delay(attempts: int) -> float:
