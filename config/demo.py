@@ -186,8 +186,8 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
     from booking_engine.store.migrate import upgrade
     from booking_engine.store.tables import busy_blocks
     from config.settings import get_settings
-    from connectors.caldav import CalDAVProvider
-    from connectors.secrets import encrypt_json
+    from config.task_sender import CeleryTaskQueue
+    from connectors.accounts import ProviderAccounts
     from worker import outbox, runtime
     from worker.calendar.sync import sync_connection
 
@@ -211,17 +211,13 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
         }, current.version)
         print("2. The expert works 09:00-17:00 UTC every day, 120 EUR/h.")
 
-        with CalDAVProvider(server.url, USERNAME, PASSWORD, "UTC", timeout=10,
-                            url_policy=settings.allow_private_urls) as dav:
-            calendars = dav.list_calendars()
-        connection = connections.create_connection(
-            store, EXPERT, EXPERT, "caldav", account=USERNAME,
-            credentials=encrypt_json({"username": USERNAME, "password": PASSWORD},
-                                     settings.resolved_encryption_key()),
-            busy_calendars=[c.id for c in calendars],
-            destination_calendar=next(c.id for c in calendars if c.writable),
-            extra_config={"url": server.url},
+        # Connected as the API connects (every calendar busy, the first writable one receives
+        # bookings); no broker in the demo, so nothing is queued: the demo runs the sync itself.
+        connection = connections.connect_caldav(
+            store, ProviderAccounts(settings), CeleryTaskQueue(settings.resolved_broker_url(), enabled=False),
+            EXPERT, url=server.url, username=USERNAME, password=PASSWORD,
         )
+        calendars = connection.known_calendars or []
         print(f"3. Connected the account (found {len(calendars)} calendar(s)); connection {connection.id}.")
 
         outcome = sync_connection(store, connection.id)
