@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from api.auth import CurrentUser
+from api.auth import CurrentCaller, CurrentUser
 from api.deps import ExternalCheckDep, StoreDep
 from api.ics import booking_to_ics
 from api.metrics import count_booking
@@ -21,6 +21,7 @@ from api.routes.params import Cursor, FromInstant, Limit, ResourceId, Role, Stat
 from api.schemas.bookings import Booking, BookingCreate, BookingPage, Reason, Reschedule
 from booking_engine.clock import utcnow
 from booking_engine.errors import BookingError
+from booking_engine.service_keys import ServiceKey
 from booking_engine.services import bookings
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"], responses=problem_responses(401, 422))
@@ -79,9 +80,12 @@ def get_booking_ics(booking_id: ResourceId, user: CurrentUser, store: StoreDep) 
     )
 
 
-@router.get("/{booking_id}", response_model=Booking, responses=_ONE)
-def get_booking(booking_id: ResourceId, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
-    return bookings.get_booking(store, user.user_id, booking_id).as_dict()
+@router.get("/{booking_id}", response_model=Booking, responses={**_ONE, **problem_responses(403)})
+def get_booking(booking_id: ResourceId, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+    """Its user or expert, or a service key with the scope ``bookings:read`` (docs/security.md#service-keys)."""
+    if isinstance(caller, ServiceKey):
+        return bookings.get_booking_for_key(store, caller, booking_id).as_dict()
+    return bookings.get_booking(store, caller.user_id, booking_id).as_dict()
 
 
 @router.post("/{booking_id}/confirm", response_model=Booking, responses=_ACTION)

@@ -11,9 +11,10 @@ from sqlalchemy import Connection
 
 from booking_engine import availability as engine
 from booking_engine import lifecycle
-from booking_engine.errors import SlotUnavailable, ValidationError
+from booking_engine.errors import NotFound, SlotUnavailable, ValidationError
 from booking_engine.model import AvailabilitySettings, Booking, BookingStatus, BookingType, CancelledBy, new_id
-from booking_engine.services._common import now_or, optional_text, require_expert, role_of
+from booking_engine.service_keys import Scope, ServiceKey
+from booking_engine.services._common import now_or, optional_text, require_expert, require_scope, role_of
 from booking_engine.services.availability import load_context, load_settings
 from booking_engine.services.pagination import (
     check_limit,
@@ -176,6 +177,16 @@ def get_booking(store: Store, actor: str, booking_id: str) -> Booking:
         booking = booking_rows.get_booking(conn, booking_id)
     role_of(booking, actor)
     assert booking is not None
+    return booking
+
+
+def get_booking_for_key(store: Store, key: ServiceKey, booking_id: str) -> Booking:
+    """A back end's read of one booking by id (scope ``bookings:read``): any booking, as it cannot list them."""
+    require_scope(key, Scope.BOOKINGS_READ, "read bookings")
+    with store.read() as conn:
+        booking = booking_rows.get_booking(conn, booking_id)
+    if booking is None:
+        raise NotFound("booking not found")
     return booking
 
 

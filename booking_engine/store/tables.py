@@ -294,3 +294,25 @@ oauth_states = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
 )
+
+#: Keys of the host app's back ends (payments, calling, chat): never a user (docs/security.md#service-keys).
+#: Only the SHA-256 of a key is kept; ``prefix`` (its first characters) lets an operator tell keys apart.
+#: A name is unique among the keys not revoked (migration 0008).
+service_keys = Table(
+    "service_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSONType, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    Index(
+        "ix_service_keys_active_name",
+        "name",
+        unique=True,
+        postgresql_where=text("revoked_at IS NULL"),
+        sqlite_where=text("revoked_at IS NULL"),
+    ),
+)
