@@ -18,7 +18,7 @@ from api.ics import booking_to_ics
 from api.metrics import count_booking
 from api.openapi import problem_responses
 from api.routes.params import Cursor, FromInstant, Limit, ResourceId, Role, Statuses, ToInstant, split_statuses
-from api.schemas.bookings import Booking, BookingCreate, BookingPage, Reason, Reschedule
+from api.schemas.bookings import Booking, BookingCreate, BookingPage, Payment, Reason, Reschedule
 from booking_engine.clock import utcnow
 from booking_engine.errors import BookingError
 from booking_engine.service_keys import ServiceKey
@@ -108,6 +108,15 @@ def reschedule_booking(
     booking_id: ResourceId, body: Reschedule, user: CurrentUser, store: StoreDep
 ) -> dict[str, Any]:
     return bookings.reschedule_booking(store, user.user_id, booking_id, body.new_start_time).as_dict()
+
+
+@router.post("/{booking_id}/payment", response_model=Booking, responses=_ACTION)
+def record_payment(booking_id: ResourceId, body: Payment, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+    """The payment back end, with a key of scope ``payments``: the booking is paid (idempotent per ``paymentId``)."""
+    key = caller if isinstance(caller, ServiceKey) else None
+    return bookings.record_payment(
+        store, key, booking_id, body.payment_id, body.amount_cents, body.currency
+    ).as_dict()
 
 
 @router.post("/{booking_id}/no-show", response_model=Booking, responses=_ACTION)

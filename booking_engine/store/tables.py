@@ -62,6 +62,14 @@ availability_settings = Table(
     Column("auto_confirm", Boolean, nullable=False),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # The payment hold (migration 0009; docs/lifecycle.md#payment-hold).
+    Column("payment_required", Boolean, nullable=False, server_default=text("false")),
+    Column("payment_hold_minutes", Integer, nullable=False, server_default=text("15")),
+    # The change cut-off, the reschedule limit, daily and weekly limits (0010; NULL: none).
+    Column("change_cutoff_minutes", Integer, nullable=False, server_default=text("0")),
+    Column("max_reschedules", Integer),
+    Column("max_bookings_per_day", Integer),
+    Column("max_bookings_per_week", Integer),
 )
 
 availability_exceptions = Table(
@@ -107,6 +115,12 @@ bookings = Table(
     Column("user_reminded_at", UTCDateTime()),
     Column("expert_reminded_at", UTCDateTime()),
     Column("starting_notified_at", UTCDateTime()),
+    # The payment hold (migration 0009): not_required, awaiting_payment, paid or unpaid.
+    Column("payment_status", String(20), nullable=False, server_default=text("'not_required'")),
+    Column("payment_due_at", UTCDateTime()),
+    Column("paid_at", UTCDateTime()),
+    # Every reschedule of the booking (0010; docs/lifecycle.md#reschedule-limit).
+    Column("reschedule_count", Integer, nullable=False, server_default=text("0")),
     Index("ix_bookings_expert_start", "expert_id", "start_time"),
     Index("ix_bookings_user_start", "user_id", "start_time"),
     Index(
@@ -120,6 +134,12 @@ bookings = Table(
         "start_time",
         postgresql_where=text("status = 'confirmed' AND starting_notified_at IS NULL"),
         sqlite_where=text("status = 'confirmed' AND starting_notified_at IS NULL"),
+    ),
+    Index(
+        "ix_bookings_payment_due",
+        "payment_due_at",
+        postgresql_where=text("payment_status = 'awaiting_payment'"),
+        sqlite_where=text("payment_status = 'awaiting_payment'"),
     ),
     Index(
         "ix_bookings_open_end",
