@@ -336,3 +336,13 @@ service_keys = Table(
         sqlite_where=text("revoked_at IS NULL"),
     ),
 )
+
+#: A person's subscribable calendar feed (migration 0011; docs/api.md#calendar-feed): the SHA-256 of its
+#: secret token, one per user; a new token replaces the old one.
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

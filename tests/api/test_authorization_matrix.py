@@ -112,6 +112,11 @@ ROWS: dict[str, Row] = {
     # Payments are recorded by a service key, never a user: 403 to every user, before the booking is looked up.
     "payment": Row("POST", lambda w: f"/v1/bookings/{w['booking']}/payment", {STRANGER: 403, USER: 403, EXPERT: 403},
                    body=lambda w: {"paymentId": "pi_1", "amountCents": 6000, "currency": "USD"}),
+    "rotate-feed": Row("POST", lambda w: "/v1/me/calendar-feed", {STRANGER: 200, USER: 200, EXPERT: 200}),
+    "delete-feed": Row("DELETE", lambda w: "/v1/me/calendar-feed", {STRANGER: 404, USER: 404, EXPERT: 404}),
+    # The feed's URL is its credential: no token needed, and an unknown one is 404 to everyone.
+    "calendar-feed": Row("GET", lambda w: "/v1/calendar-feeds/" + "A" * 43 + ".ics",
+                         {NO_TOKEN: 404, EXPIRED: 404, OTHER_KEY: 404, STRANGER: 404, USER: 404}, public=True),
     "no-show": Row("POST", lambda w: f"/v1/bookings/{w['booking']}/no-show", {STRANGER: 404, USER: 403, EXPERT: 409}),
     "create-request": Row("POST", lambda w: "/v1/booking-requests", {STRANGER: 201, USER: 201, EXPERT: 422},
                           body=_request_body),

@@ -20,6 +20,7 @@ never the tables.
 - ``oauth_states``: pending OAuth authorizations.
 - ``webhook_subscriptions``: outbound webhook subscriptions.
 - ``service_keys``: the host app's back ends' keys (hashes, scopes, revocation).
+- ``calendar_feeds``: the hash of each person's calendar-feed token.
 - ``heartbeats``, ``operations``, ``encrypted``: worker heartbeats, the operator's counts,
   the encrypted columns key rotation walks.
 """

@@ -145,6 +145,23 @@ def list_bookings(
     return [booking_from_row(r) for r in conn.execute(stmt).mappings()]
 
 
+def party_bookings(
+    conn: Connection, party_id: str, start_from: datetime, start_to: datetime, limit: int
+) -> list[Booking]:
+    """Bookings whose user or expert is ``party_id`` starting in ``[start_from, start_to)``, by start."""
+    stmt = (
+        select(bookings)
+        .where(
+            or_(bookings.c.user_id == party_id, bookings.c.expert_id == party_id),
+            bookings.c.start_time >= start_from,
+            bookings.c.start_time < start_to,
+        )
+        .order_by(bookings.c.start_time, bookings.c.id)
+        .limit(limit)
+    )
+    return [booking_from_row(r) for r in conn.execute(stmt).mappings()]
+
+
 def active_starts(
     conn: Connection, expert_id: str, start: datetime, end: datetime, exclude_booking: str | None = None
 ) -> list[datetime]:
