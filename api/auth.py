@@ -18,6 +18,7 @@ which helps a developer and tells an attacker nothing they did not send.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -28,7 +29,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.schemas.common import check_id
 from booking_engine.errors import Forbidden, Unauthenticated
+from booking_engine.service_keys import ServiceKey, looks_like_key
+from booking_engine.services import service_keys
 from config.settings import Settings
+
+log = logging.getLogger("api.auth")
 
 LEEWAY_SECONDS = 30
 MAX_TOKEN_LENGTH = 8192
@@ -144,8 +149,33 @@ async def current_principal(
     """
     if credentials is None:
         raise Unauthenticated("a bearer token is required")
+    if looks_like_key(credentials.credentials):
+        raise Forbidden("a service key is not a user: this route needs a user's token")
     verifier: TokenVerifier = request.app.state.verifier
     return verifier.verify(credentials.credentials)
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def current_caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal | ServiceKey:
+    """FastAPI dependency of the routes a service key may call too: a user, or an active key.
+
+    A plain ``def``: a key is looked up in the database (by its hash), which FastAPI then does
+    in its thread pool, off the event loop. Every use of a key is logged with its name; what
+    the key may do there is decided by the service the route calls (docs/security.md#service-keys).
+    """
+    if credentials is None:
+        raise Unauthenticated("a bearer token is required")
+    if not looks_like_key(credentials.credentials):
+        verifier: TokenVerifier = request.app.state.verifier
+        return verifier.verify(credentials.credentials)
+    key = service_keys.authenticate(request.app.state.store, credentials.credentials)
+    log.info("service key used", extra={"service_key": key.name, "key_id": key.id, "method": request.method,
+                                        "path": request.url.path})
+    return key
+
+
+CurrentCaller = Annotated[Principal | ServiceKey, Depends(current_caller)]

@@ -31,6 +31,7 @@ from booking_engine.errors import (
     WithinBuffer,
 )
 from booking_engine.model import AvailabilityException, AvailabilitySettings, Interval
+from booking_engine.policies import BookingCounts
 from booking_engine.timeutil import bound_instant, local_day_range, start_instant, wall, zone
 
 ABSOLUTE_MIN_DURATION = 60
@@ -229,8 +230,12 @@ def slots_between(
     range_start: datetime,
     range_end: datetime,
     now: datetime,
+    counts: BookingCounts | None = None,
 ) -> list[Slot]:
-    """Every slot of ``duration`` whose start lies in ``[range_start, range_end)``, in order."""
+    """Every slot of ``duration`` whose start lies in ``[range_start, range_end)``, in order.
+
+    With ``counts``, a local date that holds as many bookings as the expert's daily or weekly
+    limit allows offers no slot at all (docs/domain.md#booking-limits)."""
     validate_duration(settings, duration)
     tz = zone(settings.timezone)
     length = timedelta(minutes=duration)
@@ -245,6 +250,9 @@ def slots_between(
     seen: set[datetime] = set()
     day = first_day
     while day <= last_day:
+        if counts is not None and counts.full(day):
+            day += timedelta(days=1)
+            continue
         for start in _candidates(settings, exceptions, day, length, tz):
             if start < range_start or start >= range_end or not rule.allows(start):
                 continue
@@ -266,11 +274,12 @@ def slots_for_date(
     duration: int,
     now: datetime,
     viewer_tz: str | None = None,
+    counts: BookingCounts | None = None,
 ) -> list[Slot]:
     """Slots starting on the local date ``day`` as read in ``viewer_tz`` (default: the expert's)."""
     tz = zone(viewer_tz or settings.timezone)
     start, end = local_day_range(day, tz)
-    return slots_between(settings, exceptions, busy, duration, start, end, now)
+    return slots_between(settings, exceptions, busy, duration, start, end, now, counts)
 
 
 def query_range_for_date(settings: AvailabilitySettings, day: date, viewer_tz: str | None) -> Interval:
@@ -295,6 +304,7 @@ def month_view(
     month: int,
     now: datetime,
     viewer_tz: str | None = None,
+    counts: BookingCounts | None = None,
 ) -> list[tuple[date, str]]:
     """Each local date of the month: ``available``, ``partial`` or ``unavailable`` (docs/domain.md#month-view)."""
     if not 1 <= month <= 12 or not 1 <= year <= 9998:
@@ -302,7 +312,7 @@ def month_view(
     tz = zone(viewer_tz or settings.timezone)
     expert_tz = zone(settings.timezone)
     whole = month_range(year, month, viewer_tz or settings.timezone)
-    slots = slots_between(settings, exceptions, busy, minimum_duration(settings), whole.start, whole.end, now)
+    slots = slots_between(settings, exceptions, busy, minimum_duration(settings), whole.start, whole.end, now, counts)
     by_day: dict[date, bool] = {}
     for slot in slots:
         if slot.available:
@@ -336,8 +346,12 @@ def check_bookable(
     start: datetime,
     duration: int,
     now: datetime,
+    counts: BookingCounts | None = None,
 ) -> None:
-    """Raise the specific error that keeps ``[start, start+duration)`` from being booked (docs/domain.md#slots)."""
+    """Raise the specific error that keeps ``[start, start+duration)`` from being booked (docs/domain.md#slots).
+
+    ``counts`` (the expert's active bookings per day and week, this one left out) holds the
+    start's local date to the daily and weekly limits."""
     validate_duration(settings, duration)
     start = start.astimezone(UTC)
     if start.second or start.microsecond:
@@ -360,3 +374,5 @@ def check_bookable(
             f"the time is within the expert's {settings.buffer}-minute buffer of another booking or busy time",
             bufferMinutes=settings.buffer,
         )
+    if counts is not None:
+        counts.check(day)

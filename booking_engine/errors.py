@@ -77,6 +77,37 @@ class InvalidState(BookingError):
     title = "The action is not allowed in the current state"
 
 
+class PaymentRequired(InvalidState):
+    """The expert confirms only a paid booking when the expert asks for payment (docs/lifecycle.md#payment-hold)."""
+
+    code = "payment_required"
+    title = "The booking is not paid yet"
+
+
+class PaymentAmountMismatch(BookingError):
+    code = "payment_amount_mismatch"
+    title = "The payment does not cover the booking's price"
+
+
+class ChangeWindowClosed(InvalidState):
+    """Too close to the start for the user to cancel or reschedule (docs/lifecycle.md#change-cut-off)."""
+
+    code = "change_window_closed"
+    title = "The booking can no longer be changed by the user"
+
+
+class RescheduleLimitReached(InvalidState):
+    code = "reschedule_limit_reached"
+    title = "The booking was rescheduled as often as the expert allows"
+
+
+class BookingLimitReached(InvalidState):
+    """The expert's day or ISO week holds as many bookings as they take (docs/domain.md#booking-limits)."""
+
+    code = "booking_limit_reached"
+    title = "The expert takes no more bookings that day or week"
+
+
 class PreconditionFailed(BookingError):
     code = "precondition_failed"
     status = 412
@@ -168,6 +199,11 @@ ALL_ERRORS: tuple[type[BookingError], ...] = (
     SlotUnavailable,
     WithinBuffer,
     InvalidState,
+    PaymentRequired,
+    PaymentAmountMismatch,
+    ChangeWindowClosed,
+    RescheduleLimitReached,
+    BookingLimitReached,
     PreconditionFailed,
     Unauthenticated,
     Forbidden,

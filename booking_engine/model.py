@@ -33,6 +33,16 @@ class BookingStatus(StrEnum):
 ACTIVE_STATUSES: frozenset[str] = frozenset({BookingStatus.PENDING, BookingStatus.CONFIRMED})
 
 
+class PaymentStatus(StrEnum):
+    """Where a booking's payment stands (docs/lifecycle.md#payment-hold)."""
+
+    NOT_REQUIRED = "not_required"
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAID = "paid"
+    #: Cancelled (by anyone, or expired) before it was paid: nothing is owed and nothing is refunded.
+    UNPAID = "unpaid"
+
+
 class BookingType(StrEnum):
     VIDEO_CALL = "video_call"
     AUDIO_CALL = "audio_call"
@@ -141,7 +151,17 @@ class AvailabilitySettings:
     hourly_rate_cents: int = 0
     currency: str = "USD"
     auto_confirm: bool = False
+    payment_required: bool = False
+    payment_hold_minutes: int = 15
+    change_cutoff_minutes: int = 0
+    max_reschedules: int | None = None
+    max_per_day: int | None = None
+    max_per_week: int | None = None
     version: int = 0
+
+    @property
+    def has_booking_limits(self) -> bool:
+        return self.max_per_day is not None or self.max_per_week is not None
 
     def validate(self) -> AvailabilitySettings:
         zone(self.timezone)
@@ -159,6 +179,14 @@ class AvailabilitySettings:
             (0 <= self.hourly_rate_cents <= 10**9, "hourlyRateCents", "must be between 0 and 1000000000"),
             (bool(_CURRENCY.match(self.currency)), "currency", "must be a 3-letter ISO 4217 code"),
             (set(self.weekly) == set(WEEKDAYS), "weeklySchedule", "must name each of mon..sun"),
+            (5 <= self.payment_hold_minutes <= 24 * 60, "paymentHoldMinutes", "must be between 5 and 1440"),
+            (0 <= self.change_cutoff_minutes <= 60 * 24 * 30, "changeCutoffMinutes", "must be between 0 and 43200"),
+            (self.max_reschedules is None or 0 <= self.max_reschedules <= 100, "maxReschedulesPerBooking",
+             "must be null or between 0 and 100"),
+            (self.max_per_day is None or 1 <= self.max_per_day <= 1000, "maxBookingsPerDay",
+             "must be null or between 1 and 1000"),
+            (self.max_per_week is None or 1 <= self.max_per_week <= 7000, "maxBookingsPerWeek",
+             "must be null or between 1 and 7000"),
         ]
         for ok, name, message in checks:
             if not ok:
@@ -186,6 +214,12 @@ class AvailabilitySettings:
             "hourlyRateCents": self.hourly_rate_cents,
             "currency": self.currency,
             "autoConfirm": self.auto_confirm,
+            "paymentRequired": self.payment_required,
+            "paymentHoldMinutes": self.payment_hold_minutes,
+            "changeCutoffMinutes": self.change_cutoff_minutes,
+            "maxReschedulesPerBooking": self.max_reschedules,
+            "maxBookingsPerDay": self.max_per_day,
+            "maxBookingsPerWeek": self.max_per_week,
             "version": self.version,
         }
 
@@ -202,6 +236,20 @@ class AvailabilitySettings:
             value = raw.get(name, default)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValidationError(f"{name} must be an integer", field=name)
+            return value
+
+        def optional_integer(name: str) -> int | None:
+            value = raw.get(name)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationError(f"{name} must be an integer or null", field=name)
+            return value
+
+        def boolean(name: str, default: bool) -> bool:
+            value = raw.get(name, default)
+            if not isinstance(value, bool):
+                raise ValidationError(f"{name} must be a boolean", field=name)
             return value
 
         weekly_raw = raw.get("weeklySchedule")
@@ -233,6 +281,12 @@ class AvailabilitySettings:
             hourly_rate_cents=integer("hourlyRateCents", defaults.hourly_rate_cents),
             currency=currency,
             auto_confirm=auto,
+            payment_required=boolean("paymentRequired", defaults.payment_required),
+            payment_hold_minutes=integer("paymentHoldMinutes", defaults.payment_hold_minutes),
+            change_cutoff_minutes=integer("changeCutoffMinutes", defaults.change_cutoff_minutes),
+            max_reschedules=optional_integer("maxReschedulesPerBooking"),
+            max_per_day=optional_integer("maxBookingsPerDay"),
+            max_per_week=optional_integer("maxBookingsPerWeek"),
             version=version,
         ).validate()
 
@@ -336,7 +390,15 @@ class Booking:
     version: int = 1
     sequence: int = 0
     request_id: str | None = None
+    payment_status: PaymentStatus = PaymentStatus.NOT_REQUIRED
+    payment_due_at: datetime | None = None
+    paid_at: datetime | None = None
+    reschedule_count: int = 0
     events: list[DomainEvent] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def awaiting_payment(self) -> bool:
+        return self.payment_status == PaymentStatus.AWAITING_PAYMENT
 
     @property
     def end(self) -> datetime:
@@ -369,7 +431,11 @@ class Booking:
             "priceCents": self.price_cents,
             "currency": self.currency,
             "paymentId": self.payment_id,
+            "paymentStatus": str(self.payment_status),
+            "paymentDueAt": iso_z(self.payment_due_at),
+            "paidAt": iso_z(self.paid_at),
             "refundCents": self.refund_cents,
+            "rescheduleCount": self.reschedule_count,
             "createdAt": iso_z(self.created_at),
             "confirmedAt": iso_z(self.confirmed_at),
             "cancelledAt": iso_z(self.cancelled_at),

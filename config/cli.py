@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from config.admin import add_admin_commands
+from config.apikey import add_apikey_commands
 from config.logging import setup_logging
 from config.settings import Settings, get_settings
 from config.version import VERSION
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     add_admin_commands(sub)
+    add_apikey_commands(sub)
 
     sub.add_parser("demo", help="offline demo against a local Radicale").set_defaults(func=cmd_demo)
     return parser

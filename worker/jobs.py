@@ -31,6 +31,10 @@ def expire_unconfirmed(store: Store, now: datetime | None = None) -> int:
     return bookings.expire_unconfirmed_bookings(store, now=now)
 
 
+def expire_payment_holds(store: Store, now: datetime | None = None) -> int:
+    return bookings.expire_payment_holds(store, now=now)
+
+
 def expire_requests(store: Store, now: datetime | None = None) -> int:
     return booking_requests.expire_requests(store, now=now)
 

@@ -49,6 +49,8 @@ def _register_core() -> None:
     register_periodic("booking-starting", "calbook.bookings.announce_starting", knobs.starting_interval_seconds)
     register_periodic("auto-complete", "calbook.bookings.complete_due", 30 * 60)
     register_periodic("expire-unconfirmed-bookings", "calbook.bookings.expire_unconfirmed", 15 * 60)
+    register_periodic("expire-payment-holds", "calbook.bookings.expire_payment_holds",
+                      knobs.payment_expiry_interval_seconds)
     register_periodic("expire-requests", "calbook.requests.expire", 15 * 60)
     register_periodic("integrity-audit", "calbook.audit.conflicts", crontab(hour=3, minute=17))
     register_periodic("retention", "calbook.maintenance.prune", crontab(hour=4, minute=37))

@@ -33,6 +33,8 @@ class WorkerSettings(BaseSettings):
 
     smtp_timeout_seconds: float = 15.0
     starting_interval_seconds: float = 60.0
+    # Unpaid bookings are released this often after their hold ends (docs/lifecycle.md#payment-hold).
+    payment_expiry_interval_seconds: float = 60.0
 
     retention_days: float = 30.0
     # A long sync logs its progress this often (docs/sync.md#sync-progress).

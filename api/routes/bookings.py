@@ -12,15 +12,16 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from api.auth import CurrentUser
+from api.auth import CurrentCaller, CurrentUser
 from api.deps import ExternalCheckDep, StoreDep
 from api.ics import booking_to_ics
 from api.metrics import count_booking
 from api.openapi import problem_responses
 from api.routes.params import Cursor, FromInstant, Limit, ResourceId, Role, Statuses, ToInstant, split_statuses
-from api.schemas.bookings import Booking, BookingCreate, BookingPage, Reason, Reschedule
+from api.schemas.bookings import Booking, BookingCreate, BookingPage, Payment, Reason, Reschedule
 from booking_engine.clock import utcnow
 from booking_engine.errors import BookingError
+from booking_engine.service_keys import ServiceKey
 from booking_engine.services import bookings
 
 router = APIRouter(prefix="/v1/bookings", tags=["bookings"], responses=problem_responses(401, 422))
@@ -79,9 +80,12 @@ def get_booking_ics(booking_id: ResourceId, user: CurrentUser, store: StoreDep) 
     )
 
 
-@router.get("/{booking_id}", response_model=Booking, responses=_ONE)
-def get_booking(booking_id: ResourceId, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
-    return bookings.get_booking(store, user.user_id, booking_id).as_dict()
+@router.get("/{booking_id}", response_model=Booking, responses={**_ONE, **problem_responses(403)})
+def get_booking(booking_id: ResourceId, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+    """Its user or expert, or a service key with the scope ``bookings:read`` (docs/security.md#service-keys)."""
+    if isinstance(caller, ServiceKey):
+        return bookings.get_booking_for_key(store, caller, booking_id).as_dict()
+    return bookings.get_booking(store, caller.user_id, booking_id).as_dict()
 
 
 @router.post("/{booking_id}/confirm", response_model=Booking, responses=_ACTION)
@@ -104,6 +108,15 @@ def reschedule_booking(
     booking_id: ResourceId, body: Reschedule, user: CurrentUser, store: StoreDep
 ) -> dict[str, Any]:
     return bookings.reschedule_booking(store, user.user_id, booking_id, body.new_start_time).as_dict()
+
+
+@router.post("/{booking_id}/payment", response_model=Booking, responses=_ACTION)
+def record_payment(booking_id: ResourceId, body: Payment, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+    """The payment back end, with a key of scope ``payments``: the booking is paid (idempotent per ``paymentId``)."""
+    key = caller if isinstance(caller, ServiceKey) else None
+    return bookings.record_payment(
+        store, key, booking_id, body.payment_id, body.amount_cents, body.currency
+    ).as_dict()
 
 
 @router.post("/{booking_id}/no-show", response_model=Booking, responses=_ACTION)

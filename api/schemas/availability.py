@@ -48,6 +48,12 @@ class AvailabilitySettingsIn(RequestModel):
     hourly_rate_cents: StrictInt = 0
     currency: Annotated[SafeStr, Field(max_length=3)] = "USD"
     auto_confirm: StrictBool = False
+    payment_required: StrictBool = False
+    payment_hold_minutes: StrictInt = 15
+    change_cutoff_minutes: StrictInt = 0
+    max_reschedules_per_booking: StrictInt | None = None
+    max_bookings_per_day: StrictInt | None = None
+    max_bookings_per_week: StrictInt | None = None
     version: StrictInt | None = None
 
 
@@ -83,6 +89,12 @@ class AvailabilitySettings(ResponseModel):
     hourly_rate_cents: int
     currency: str
     auto_confirm: bool
+    payment_required: bool
+    payment_hold_minutes: int
+    change_cutoff_minutes: int
+    max_reschedules_per_booking: int | None
+    max_bookings_per_day: int | None
+    max_bookings_per_week: int | None
     version: int
 
 

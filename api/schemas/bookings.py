@@ -33,6 +33,14 @@ class Reschedule(RequestModel):
     new_start_time: Instant
 
 
+class Payment(RequestModel):
+    """``POST /v1/bookings/{id}/payment`` by the payment back end (docs/lifecycle.md#payment-hold)."""
+
+    payment_id: Annotated[SafeStr, Field(min_length=1, max_length=200)]
+    amount_cents: Annotated[StrictInt, Field(ge=0, le=10**12)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
 class Booking(ResponseModel):
     id: str
     expert_id: str
@@ -47,7 +55,11 @@ class Booking(ResponseModel):
     price_cents: int
     currency: str
     payment_id: str | None
+    payment_status: Literal["not_required", "awaiting_payment", "paid", "unpaid"]
+    payment_due_at: UtcInstant | None
+    paid_at: UtcInstant | None
     refund_cents: int | None
+    reschedule_count: int
     created_at: UtcInstant
     confirmed_at: UtcInstant | None
     cancelled_at: UtcInstant | None

@@ -7,6 +7,7 @@ from datetime import datetime
 from booking_engine.clock import utcnow
 from booking_engine.errors import Forbidden, NotFound, ValidationError
 from booking_engine.model import Booking, BookingRequest, CancelledBy
+from booking_engine.service_keys import Scope, ServiceKey
 
 MAX_TEXT = 5000
 
@@ -34,6 +35,12 @@ def require_expert(role: CancelledBy, action: str) -> None:
 def require_user(role: CancelledBy, action: str) -> None:
     if role != CancelledBy.USER:
         raise Forbidden(f"only the user may {action}")
+
+
+def require_scope(key: ServiceKey, scope: Scope, action: str) -> None:
+    """403 unless the service key carries ``scope`` (docs/security.md#service-keys)."""
+    if not key.allows(scope):
+        raise Forbidden(f"the service key {key.name!r} may not {action}: it needs the scope {scope.value!r}")
 
 
 def optional_text(value: object, field: str, limit: int = MAX_TEXT) -> str | None:

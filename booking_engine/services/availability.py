@@ -10,14 +10,16 @@ from typing import Any
 from sqlalchemy import Connection
 
 from booking_engine import availability as engine
+from booking_engine import policies
 from booking_engine.errors import Forbidden, NotFound, ValidationError
 from booking_engine.model import AvailabilityException, AvailabilitySettings
 from booking_engine.services._common import now_or
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import availability as availability_rows
+from booking_engine.store.repositories import bookings as booking_rows
 from booking_engine.store.repositories import busy_time as busy_rows
 from booking_engine.store.repositories import users as user_rows
-from booking_engine.timeutil import to_utc, zone
+from booking_engine.timeutil import local_day_range, to_utc, zone
 
 MAX_BUSY_RANGE = timedelta(days=366)
 MAX_EXCEPTION_RANGE_DAYS = 732
@@ -63,6 +65,46 @@ def load_context(
     )
     busy = busy_rows.busy_micros(conn, settings.expert_id, start - pad, end + pad, exclude_booking=exclude_booking)
     return exceptions, engine.BusyIndex.from_micros(busy)
+
+
+def lock_for_limits(conn: Connection, settings: AvailabilitySettings) -> AvailabilitySettings:
+    """Lock the expert's settings row for the rest of the write transaction, and read it again.
+
+    Two bookings racing for the last place of a day do not overlap, so the exclusion
+    constraint cannot stop the second: on PostgreSQL (READ COMMITTED) the lock makes the
+    second wait, and its count, read after the wait, sees the first one's booking. SQLite's
+    ``BEGIN IMMEDIATE`` serialises the writes already (docs/domain.md#booking-limits).
+    """
+    return availability_rows.get_settings(conn, settings.expert_id, for_update=True) or settings
+
+
+def load_counts(
+    conn: Connection, settings: AvailabilitySettings, first: date, last: date, exclude_booking: str | None = None,
+) -> policies.BookingCounts:
+    """Active bookings per local date and ISO week, over the whole weeks from ``first`` to ``last``."""
+    tz = zone(settings.timezone)
+    monday = first - timedelta(days=first.weekday())
+    next_monday = last + timedelta(days=7 - last.weekday())
+    start, end = local_day_range(monday, tz)[0], local_day_range(next_monday, tz)[0]
+    starts = booking_rows.active_starts(conn, settings.expert_id, start, end, exclude_booking=exclude_booking)
+    return policies.BookingCounts.of(starts, tz, settings.max_per_day, settings.max_per_week)
+
+
+def load_counts_around(
+    conn: Connection, settings: AvailabilitySettings, start: datetime, exclude_booking: str | None = None,
+) -> policies.BookingCounts:
+    day = start.astimezone(zone(settings.timezone)).date()
+    return load_counts(conn, settings, day, day, exclude_booking)
+
+
+def _counts_for_view(
+    conn: Connection, settings: AvailabilitySettings, start: datetime, end: datetime,
+) -> policies.BookingCounts | None:
+    """The counts a slot list or month view needs, or None when the expert sets no limit."""
+    if not settings.has_booking_limits:
+        return None
+    tz = zone(settings.timezone)
+    return load_counts(conn, settings, start.astimezone(tz).date(), end.astimezone(tz).date())
 
 
 def get_availability(store: Store, expert_id: str, *, asked_by: str | None = None) -> AvailabilitySettings:
@@ -144,7 +186,8 @@ def get_slots(
         engine.validate_duration(settings, duration)
         window = engine.query_range_for_date(settings, day, viewer_tz)
         exceptions, busy = load_context(conn, settings, window.start, window.end)
-    slots = engine.slots_for_date(settings, exceptions, busy, day, duration, moment, viewer_tz)
+        counts = _counts_for_view(conn, settings, window.start, window.end)
+    slots = engine.slots_for_date(settings, exceptions, busy, day, duration, moment, viewer_tz, counts)
     return SlotList(settings, viewer_tz or settings.timezone, slots)
 
 
@@ -165,10 +208,11 @@ def get_slots_range(
         window = engine.query_range_for_date(settings, first, viewer_tz)
         end = engine.query_range_for_date(settings, last, viewer_tz).end
         exceptions, busy = load_context(conn, settings, window.start, end)
+        counts = _counts_for_view(conn, settings, window.start, end)
     days: dict[date, list[engine.Slot]] = {}
     day = first
     while day <= last:
-        days[day] = engine.slots_for_date(settings, exceptions, busy, day, duration, moment, viewer_tz)
+        days[day] = engine.slots_for_date(settings, exceptions, busy, day, duration, moment, viewer_tz, counts)
         day += timedelta(days=1)
     return days
 
@@ -185,7 +229,8 @@ def get_month(
         whole = engine.month_range(year, month, viewer_tz or settings.timezone)
         pad = timedelta(days=1)
         exceptions, busy = load_context(conn, settings, whole.start - pad, whole.end + pad)
-    return engine.month_view(settings, exceptions, busy, year, month, moment, viewer_tz)
+        counts = _counts_for_view(conn, settings, whole.start - pad, whole.end + pad)
+    return engine.month_view(settings, exceptions, busy, year, month, moment, viewer_tz, counts)
 
 
 def get_busy(

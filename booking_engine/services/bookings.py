@@ -10,11 +10,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from booking_engine import availability as engine
-from booking_engine import lifecycle
-from booking_engine.errors import SlotUnavailable, ValidationError
-from booking_engine.model import AvailabilitySettings, Booking, BookingStatus, BookingType, CancelledBy, new_id
-from booking_engine.services._common import now_or, optional_text, require_expert, role_of
-from booking_engine.services.availability import load_context, load_settings
+from booking_engine import lifecycle, policies
+from booking_engine.errors import Forbidden, NotFound, SlotUnavailable, ValidationError
+from booking_engine.model import (
+    AvailabilitySettings,
+    Booking,
+    BookingStatus,
+    BookingType,
+    CancelledBy,
+    PaymentStatus,
+    new_id,
+)
+from booking_engine.service_keys import Scope, ServiceKey
+from booking_engine.services._common import now_or, optional_text, require_expert, require_scope, role_of
+from booking_engine.services.availability import load_context, load_counts_around, load_settings, lock_for_limits
 from booking_engine.services.pagination import (
     check_limit,
     check_statuses,
@@ -48,16 +57,24 @@ def parse_type(value: object) -> BookingType:
 
 
 def _validate(
-    conn: Connection, user_id: str, expert_id: str, start: datetime, duration: int, now: datetime
+    conn: Connection, user_id: str, expert_id: str, start: datetime, duration: int, now: datetime,
+    *, for_write: bool = False,
 ) -> AvailabilitySettings:
-    """The local checks of create (docs/lifecycle.md#create), against what the database holds; the settings."""
+    """The local checks of create (docs/lifecycle.md#create), against what the database holds; the settings.
+
+    ``for_write``: inside the write transaction, an expert with daily or weekly limits has their
+    settings row locked before the bookings are counted (docs/domain.md#booking-limits).
+    """
     if user_id == expert_id:
         raise ValidationError("an expert cannot book themselves", field="expertId")
     settings = load_settings(conn, expert_id, asked_by=user_id)
+    if for_write and settings.has_booking_limits:
+        settings = lock_for_limits(conn, settings)
     engine.validate_duration(settings, duration)
     end = start + timedelta(minutes=duration)
     exceptions, busy = load_context(conn, settings, start, end)
-    engine.check_bookable(settings, exceptions, busy, start, duration, now)
+    counts = load_counts_around(conn, settings, start) if settings.has_booking_limits else None
+    engine.check_bookable(settings, exceptions, busy, start, duration, now, counts)
     return settings
 
 
@@ -111,8 +128,11 @@ def place_booking(
     which turns a lost race into ``slot_unavailable``. An external (calendar) check is not
     made here, inside the transaction: callers run :func:`precheck_booking` first.
     """
-    settings = _validate(conn, user_id, expert_id, start, duration, now)
-    confirmed = force_confirmed or settings.auto_confirm
+    settings = _validate(conn, user_id, expert_id, start, duration, now, for_write=True)
+    price = engine.price_cents(settings.hourly_rate_cents, duration)
+    # Nothing to pay for a free session: the hold applies to a price (docs/lifecycle.md#payment-hold).
+    on_hold = settings.payment_required and price > 0
+    confirmed = (force_confirmed or settings.auto_confirm) and not on_hold
     booking = Booking(
         id=new_id(),
         expert_id=expert_id,
@@ -121,7 +141,7 @@ def place_booking(
         duration=duration,
         type=booking_type,
         status=BookingStatus.CONFIRMED if confirmed else BookingStatus.PENDING,
-        price_cents=engine.price_cents(settings.hourly_rate_cents, duration),
+        price_cents=price,
         currency=settings.currency,
         buffer=settings.buffer,
         created_at=now,
@@ -129,6 +149,8 @@ def place_booking(
         notes=notes,
         confirmed_at=now if confirmed else None,
         request_id=request_id,
+        payment_status=PaymentStatus.AWAITING_PAYMENT if on_hold else PaymentStatus.NOT_REQUIRED,
+        payment_due_at=policies.payment_due_at(now, start, settings.payment_hold_minutes) if on_hold else None,
     )
     booking.record("booking.created")
     if confirmed:
@@ -176,6 +198,16 @@ def get_booking(store: Store, actor: str, booking_id: str) -> Booking:
         booking = booking_rows.get_booking(conn, booking_id)
     role_of(booking, actor)
     assert booking is not None
+    return booking
+
+
+def get_booking_for_key(store: Store, key: ServiceKey, booking_id: str) -> Booking:
+    """A back end's read of one booking by id (scope ``bookings:read``): any booking, as it cannot list them."""
+    require_scope(key, Scope.BOOKINGS_READ, "read bookings")
+    with store.read() as conn:
+        booking = booking_rows.get_booking(conn, booking_id)
+    if booking is None:
+        raise NotFound("booking not found")
     return booking
 
 
@@ -249,7 +281,8 @@ def cancel_booking(
     store: Store, actor: str, booking_id: str, reason: str | None, now: datetime | None = None
 ) -> Booking:
     def apply(conn: Connection, booking: Booking, role: CancelledBy, moment: datetime) -> None:
-        lifecycle.cancel(booking, role, reason, moment)
+        settings = load_settings(conn, booking.expert_id)
+        lifecycle.cancel(booking, role, reason, moment, cutoff_minutes=settings.change_cutoff_minutes)
 
     return _change(store, actor, booking_id, "cancelled", now, apply)
 
@@ -260,8 +293,11 @@ def reschedule_booking(
     new_start = to_utc(new_start)
 
     def apply(conn: Connection, booking: Booking, role: CancelledBy, moment: datetime) -> None:
-        lifecycle.ensure_reschedulable(booking, moment)
         settings = load_settings(conn, booking.expert_id)
+        cutoff, most = settings.change_cutoff_minutes, settings.max_reschedules
+        lifecycle.ensure_reschedulable(booking, moment, role, cutoff_minutes=cutoff, max_reschedules=most)
+        if settings.has_booking_limits:
+            settings = lock_for_limits(conn, settings)
         end = new_start + timedelta(minutes=booking.duration)
         exceptions, busy = load_context(conn, settings, new_start, end, exclude_booking=booking.id)
         # Same duration as booked, even if the expert's limits changed since (docs/lifecycle.md#reschedule).
@@ -270,11 +306,48 @@ def reschedule_booking(
             min_duration=min(settings.min_duration, booking.duration),
             max_duration=max(settings.max_duration, booking.duration),
         )
-        engine.check_bookable(limits, exceptions, busy, new_start, booking.duration, moment)
+        counts = (load_counts_around(conn, settings, new_start, exclude_booking=booking.id)
+                  if settings.has_booking_limits else None)
+        engine.check_bookable(limits, exceptions, busy, new_start, booking.duration, moment, counts)
         booking.buffer = settings.buffer
-        lifecycle.reschedule(booking, new_start, role, settings.auto_confirm, moment)
+        lifecycle.reschedule(booking, new_start, role, settings.auto_confirm, moment, cutoff_minutes=cutoff,
+                             max_reschedules=most)
 
     return _change(store, actor, booking_id, "rescheduled", now, apply)
+
+
+def record_payment(
+    store: Store, key: ServiceKey | None, booking_id: str, payment_id: str, amount_cents: int, currency: str,
+    now: datetime | None = None,
+) -> Booking:
+    """The payment back end reports a booking paid (scope ``payments``; docs/lifecycle.md#payment-hold).
+
+    The same ``payment_id`` again answers the booking as it is, writing nothing; a booking of
+    an expert with ``autoConfirm``, or of an accepted request, is confirmed by its payment."""
+    if key is None:
+        raise Forbidden("payments are recorded by the payment back end's service key, not by a user")
+    require_scope(key, Scope.PAYMENTS, "record payments")
+    moment = now_or(now)
+
+    def work(conn: Connection) -> tuple[Booking, bool]:
+        booking = booking_rows.get_booking(conn, booking_id, for_update=True)
+        if booking is None:
+            raise NotFound("booking not found")
+        settings = load_settings(conn, booking.expert_id)
+        previous = booking.version
+        changed = lifecycle.record_payment(
+            booking, payment_id, amount_cents, currency, moment,
+            confirm_on_payment=settings.auto_confirm or booking.request_id is not None,
+        )
+        if changed:
+            booking_rows.update_booking(conn, booking, previous, moment)
+            outbox_rows.add_events(conn, booking.events, moment)
+        return booking, changed
+
+    booking, changed = store.transact(work)
+    log.info("payment recorded" if changed else "payment already recorded",
+             extra={"booking_id": booking.id, "service_key": key.name, "status": str(booking.status)})
+    return booking
 
 
 def mark_no_show(store: Store, actor: str, booking_id: str, now: datetime | None = None) -> Booking:
@@ -318,6 +391,26 @@ def expire_unconfirmed_booking(store: Store, booking_id: str, now: datetime | No
         store, booking_id, lambda b, t: b.status == BookingStatus.PENDING and b.start <= t,
         lifecycle.expire_unconfirmed, now,
     )
+
+
+def expire_payment_hold(store: Store, booking_id: str, now: datetime | None = None) -> Booking | None:
+    """Worker use case: release a booking whose payment hold ended unpaid; else no-op."""
+    return _system_change(
+        store, booking_id,
+        lambda b, t: (b.status == BookingStatus.PENDING and b.awaiting_payment
+                      and b.payment_due_at is not None and b.payment_due_at <= t),
+        lifecycle.expire_payment, now,
+    )
+
+
+def expire_payment_holds(store: Store, now: datetime | None = None, batch: int = 500) -> int:
+    moment = now_or(now)
+    with store.read() as conn:
+        ids = booking_rows.due_payment_holds(conn, moment, limit=batch)
+    expired = [b for b in (expire_payment_hold(store, booking_id, moment) for booking_id in ids) if b is not None]
+    for booking in expired:
+        log.info("payment hold expired", extra={"booking_id": booking.id, "expert_id": booking.expert_id})
+    return len(expired)
 
 
 def complete_due_bookings(store: Store, now: datetime | None = None, batch: int = 500) -> int:

@@ -62,6 +62,14 @@ availability_settings = Table(
     Column("auto_confirm", Boolean, nullable=False),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # The payment hold (migration 0009; docs/lifecycle.md#payment-hold).
+    Column("payment_required", Boolean, nullable=False, server_default=text("false")),
+    Column("payment_hold_minutes", Integer, nullable=False, server_default=text("15")),
+    # The change cut-off, the reschedule limit, daily and weekly limits (0010; NULL: none).
+    Column("change_cutoff_minutes", Integer, nullable=False, server_default=text("0")),
+    Column("max_reschedules", Integer),
+    Column("max_bookings_per_day", Integer),
+    Column("max_bookings_per_week", Integer),
 )
 
 availability_exceptions = Table(
@@ -107,6 +115,12 @@ bookings = Table(
     Column("user_reminded_at", UTCDateTime()),
     Column("expert_reminded_at", UTCDateTime()),
     Column("starting_notified_at", UTCDateTime()),
+    # The payment hold (migration 0009): not_required, awaiting_payment, paid or unpaid.
+    Column("payment_status", String(20), nullable=False, server_default=text("'not_required'")),
+    Column("payment_due_at", UTCDateTime()),
+    Column("paid_at", UTCDateTime()),
+    # Every reschedule of the booking (0010; docs/lifecycle.md#reschedule-limit).
+    Column("reschedule_count", Integer, nullable=False, server_default=text("0")),
     Index("ix_bookings_expert_start", "expert_id", "start_time"),
     Index("ix_bookings_user_start", "user_id", "start_time"),
     Index(
@@ -120,6 +134,12 @@ bookings = Table(
         "start_time",
         postgresql_where=text("status = 'confirmed' AND starting_notified_at IS NULL"),
         sqlite_where=text("status = 'confirmed' AND starting_notified_at IS NULL"),
+    ),
+    Index(
+        "ix_bookings_payment_due",
+        "payment_due_at",
+        postgresql_where=text("payment_status = 'awaiting_payment'"),
+        sqlite_where=text("payment_status = 'awaiting_payment'"),
     ),
     Index(
         "ix_bookings_open_end",
@@ -293,4 +313,36 @@ oauth_states = Table(
     Column("secret", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+#: Keys of the host app's back ends (payments, calling, chat): never a user (docs/security.md#service-keys).
+#: Only the SHA-256 of a key is kept; ``prefix`` (its first characters) lets an operator tell keys apart.
+#: A name is unique among the keys not revoked (migration 0008).
+service_keys = Table(
+    "service_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSONType, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    Index(
+        "ix_service_keys_active_name",
+        "name",
+        unique=True,
+        postgresql_where=text("revoked_at IS NULL"),
+        sqlite_where=text("revoked_at IS NULL"),
+    ),
+)
+
+#: A person's subscribable calendar feed (migration 0011; docs/api.md#calendar-feed): the SHA-256 of its
+#: secret token, one per user; a new token replaces the old one.
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

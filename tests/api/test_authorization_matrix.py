@@ -109,6 +109,14 @@ ROWS: dict[str, Row] = {
                   body=lambda w: {"reason": "no"}),
     "reschedule": Row("POST", lambda w: f"/v1/bookings/{w['booking']}/reschedule",
                       {STRANGER: 404, USER: 200, EXPERT: 200}, body=lambda w: {"newStartTime": at(day_ahead(2), 10)}),
+    # Payments are recorded by a service key, never a user: 403 to every user, before the booking is looked up.
+    "payment": Row("POST", lambda w: f"/v1/bookings/{w['booking']}/payment", {STRANGER: 403, USER: 403, EXPERT: 403},
+                   body=lambda w: {"paymentId": "pi_1", "amountCents": 6000, "currency": "USD"}),
+    "rotate-feed": Row("POST", lambda w: "/v1/me/calendar-feed", {STRANGER: 200, USER: 200, EXPERT: 200}),
+    "delete-feed": Row("DELETE", lambda w: "/v1/me/calendar-feed", {STRANGER: 404, USER: 404, EXPERT: 404}),
+    # The feed's URL is its credential: no token needed, and an unknown one is 404 to everyone.
+    "calendar-feed": Row("GET", lambda w: "/v1/calendar-feeds/" + "A" * 43 + ".ics",
+                         {NO_TOKEN: 404, EXPIRED: 404, OTHER_KEY: 404, STRANGER: 404, USER: 404}, public=True),
     "no-show": Row("POST", lambda w: f"/v1/bookings/{w['booking']}/no-show", {STRANGER: 404, USER: 403, EXPERT: 409}),
     "create-request": Row("POST", lambda w: "/v1/booking-requests", {STRANGER: 201, USER: 201, EXPERT: 422},
                           body=_request_body),
@@ -203,3 +211,27 @@ def test_route_against_every_caller(name: str, client: TestClient, world: dict[s
                 text = str({k: v for k, v in response.json().items() if k != "instance"})
             leaked = [s for s in secrets if s in text]
             assert not leaked, (actor, leaked, response.text)
+
+
+#: The routes a service key may call: the rest treat it as what it is not, a user (docs/security.md#service-keys).
+KEY_ROUTES = {"get-booking": 200, "payment": 409}
+
+
+def test_a_service_key_with_every_scope_is_refused_wherever_a_user_is_needed(
+    client: TestClient, store: Store, world: dict[str, str]
+) -> None:
+    """One world for every route: a refused call changes nothing, so the rows cannot disturb each other."""
+    from booking_engine.services import service_keys
+
+    secret = service_keys.create_key(store, "all-scopes", ["payments", "bookings:read"])[1]
+    for name, row in ROWS.items():
+        if row.public:
+            continue
+        response = client.request(row.method, row.path(world), json=row.body(world) if row.body else None,
+                                  headers={"Authorization": f"Bearer {secret}", **(row.headers or {})})
+        if name in KEY_ROUTES:
+            # The world's booking is not on hold, so its payment is refused for its state, not for the caller.
+            assert response.status_code == KEY_ROUTES[name], (name, response.text)
+        else:
+            assert response.status_code == 403, (name, response.text)
+            assert_problem(response, 403, "forbidden")

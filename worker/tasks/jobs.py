@@ -44,6 +44,11 @@ def expire_unconfirmed() -> int:
     return _done("expire_unconfirmed", jobs.expire_unconfirmed(get_store()))
 
 
+@shared_task(name="calbook.bookings.expire_payment_holds", **RETRY_OPTIONS)
+def expire_payment_holds() -> int:
+    return _done("expire_payment_holds", jobs.expire_payment_holds(get_store()))
+
+
 @shared_task(name="calbook.requests.expire", **RETRY_OPTIONS)
 def expire_requests() -> int:
     return _done("expire_requests", jobs.expire_requests(get_store()))

@@ -19,6 +19,8 @@ never the tables.
 - ``watch_channels``: Google push-notification channels.
 - ``oauth_states``: pending OAuth authorizations.
 - ``webhook_subscriptions``: outbound webhook subscriptions.
+- ``service_keys``: the host app's back ends' keys (hashes, scopes, revocation).
+- ``calendar_feeds``: the hash of each person's calendar-feed token.
 - ``heartbeats``, ``operations``, ``encrypted``: worker heartbeats, the operator's counts,
   the encrypted columns key rotation walks.
 """

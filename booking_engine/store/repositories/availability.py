@@ -32,6 +32,12 @@ def _settings_from_row(row: RowMapping) -> AvailabilitySettings:
         hourly_rate_cents=row["hourly_rate_cents"],
         currency=row["currency"],
         auto_confirm=row["auto_confirm"],
+        payment_required=row["payment_required"],
+        payment_hold_minutes=row["payment_hold_minutes"],
+        change_cutoff_minutes=row["change_cutoff_minutes"],
+        max_reschedules=row["max_reschedules"],
+        max_per_day=row["max_bookings_per_day"],
+        max_per_week=row["max_bookings_per_week"],
         version=row["version"],
     )
 
@@ -66,6 +72,12 @@ def save_settings(conn: Connection, settings: AvailabilitySettings, expected_ver
         "hourly_rate_cents": settings.hourly_rate_cents,
         "currency": settings.currency,
         "auto_confirm": settings.auto_confirm,
+        "payment_required": settings.payment_required,
+        "payment_hold_minutes": settings.payment_hold_minutes,
+        "change_cutoff_minutes": settings.change_cutoff_minutes,
+        "max_reschedules": settings.max_reschedules,
+        "max_bookings_per_day": settings.max_per_day,
+        "max_bookings_per_week": settings.max_per_week,
         "version": expected_version + 1,
         "updated_at": now,
     }

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, RowMapping, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from booking_engine.errors import PreconditionFailed, SlotUnavailable
-from booking_engine.model import ACTIVE_STATUSES, Booking, BookingStatus, BookingType, CancelledBy
+from booking_engine.model import ACTIVE_STATUSES, Booking, BookingStatus, BookingType, CancelledBy, PaymentStatus
 from booking_engine.store.repositories._common import is_exclusion_violation, one
 from booking_engine.store.tables import booking_calendar_events, bookings
 
@@ -43,6 +43,10 @@ def _booking_values(b: Booking, now: datetime) -> dict[str, Any]:
         "version": b.version,
         "sequence": b.sequence,
         "request_id": b.request_id,
+        "payment_status": str(b.payment_status),
+        "payment_due_at": b.payment_due_at,
+        "paid_at": b.paid_at,
+        "reschedule_count": b.reschedule_count,
     }
 
 
@@ -71,6 +75,10 @@ def booking_from_row(row: RowMapping) -> Booking:
         version=row["version"],
         sequence=row["sequence"],
         request_id=row["request_id"],
+        payment_status=PaymentStatus(row["payment_status"]),
+        payment_due_at=row["payment_due_at"],
+        paid_at=row["paid_at"],
+        reschedule_count=row["reschedule_count"],
     )
 
 
@@ -135,6 +143,53 @@ def list_bookings(
         )
     stmt = stmt.order_by(bookings.c.start_time, bookings.c.id).limit(limit)
     return [booking_from_row(r) for r in conn.execute(stmt).mappings()]
+
+
+def party_bookings(
+    conn: Connection, party_id: str, start_from: datetime, start_to: datetime, limit: int
+) -> list[Booking]:
+    """Bookings whose user or expert is ``party_id`` starting in ``[start_from, start_to)``, by start."""
+    stmt = (
+        select(bookings)
+        .where(
+            or_(bookings.c.user_id == party_id, bookings.c.expert_id == party_id),
+            bookings.c.start_time >= start_from,
+            bookings.c.start_time < start_to,
+        )
+        .order_by(bookings.c.start_time, bookings.c.id)
+        .limit(limit)
+    )
+    return [booking_from_row(r) for r in conn.execute(stmt).mappings()]
+
+
+def active_starts(
+    conn: Connection, expert_id: str, start: datetime, end: datetime, exclude_booking: str | None = None
+) -> list[datetime]:
+    """Starts in ``[start, end)`` of the expert's active bookings: what the daily and weekly limits count."""
+    stmt = select(bookings.c.start_time).where(
+        bookings.c.expert_id == expert_id,
+        bookings.c.status.in_(ACTIVE_STATUSES),
+        bookings.c.start_time >= start,
+        bookings.c.start_time < end,
+    )
+    if exclude_booking is not None:
+        stmt = stmt.where(bookings.c.id != exclude_booking)
+    return [r[0] for r in conn.execute(stmt)]
+
+
+def due_payment_holds(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
+    """Pending bookings still awaiting payment whose hold ended (``payment_due_at <= now``), oldest first."""
+    stmt = (
+        select(bookings.c.id)
+        .where(
+            bookings.c.payment_status == str(PaymentStatus.AWAITING_PAYMENT),
+            bookings.c.status == str(BookingStatus.PENDING),
+            bookings.c.payment_due_at <= now,
+        )
+        .order_by(bookings.c.payment_due_at)
+        .limit(limit)
+    )
+    return [r[0] for r in conn.execute(stmt)]
 
 
 def due_bookings(

@@ -1,0 +1,81 @@
+"""What the daily and weekly limits cost (docs/domain.md#booking-limits), on PostgreSQL.
+
+Two experts with the same schedule and bookings, one without limits and one with limits so high
+that nothing is refused: what remains is the price of the rule itself, the settings row locked
+before counting (which serialises one expert's bookings) and the count query. Prints booking
+creation from 8 threads and the month view, each with and without limits.
+Run: ``.venv/bin/python bench/booking_limits.py [--bookings N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import NOW, scratch_store  # noqa: E402
+from booking_engine.services import availability as av  # noqa: E402
+from booking_engine.services import bookings as bk  # noqa: E402
+from booking_engine.store.db import Store  # noqa: E402
+from tests.factories import publish  # noqa: E402
+
+THREADS = 8
+WEEKLY = {d: {"isAvailable": True, "windows": [{"start": "00:00", "end": "24:00"}]}
+          for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+def create(store: Store, expert: str, total: int) -> float:
+    first = NOW + timedelta(days=1)
+    starts = [first + timedelta(hours=k) for k in range(total)]
+    chunks = [starts[i::THREADS] for i in range(THREADS)]
+    errors: Counter[str] = Counter()
+
+    def run(chunk: list) -> None:  # type: ignore[type-arg]
+        for i, start in enumerate(chunk):
+            try:
+                bk.create_booking(store, f"user-{i % 50}", expert, start, 60, "video_call", now=NOW)
+            except Exception as exc:  # noqa: BLE001
+                errors[type(exc).__name__] += 1
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        list(pool.map(run, chunks))
+    rate = total / (time.perf_counter() - t0)
+    assert not errors, errors
+    return rate
+
+
+def month_ms(store: Store, expert: str, repeats: int = 20) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        av.get_month(store, expert, NOW.year, NOW.month, now=NOW)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bookings", type=int, default=600)
+    args = parser.parse_args()
+    print(f"bench/booking_limits.py: PostgreSQL, {THREADS} threads, {args.bookings} bookings per expert")
+    with scratch_store("postgresql") as store:
+        common = {"weeklySchedule": WEEKLY, "bufferBetweenBookingsMinutes": 0, "advanceBookingDays": 400,
+                  "slotIncrementMinutes": 60}
+        publish(store, "free-expert", now=NOW, **common)
+        publish(store, "limited-expert", now=NOW, maxBookingsPerDay=1000, maxBookingsPerWeek=7000, **common)
+        for expert in ("free-expert", "limited-expert"):
+            rate = create(store, expert, args.bookings)
+            print(f"  {expert:<15} create: {rate:7.1f} bookings/s   month view: {month_ms(store, expert):6.2f} ms "
+                  "(median of 20)")
+
+
+if __name__ == "__main__":
+    main()
