@@ -13,43 +13,24 @@ import argparse
 import statistics
 import sys
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import NOW, scratch_store  # noqa: E402
+from bench.booking_create import THREADS, create_in_threads, hourly_starts  # noqa: E402
 from booking_engine.services import availability as av  # noqa: E402
-from booking_engine.services import bookings as bk  # noqa: E402
 from booking_engine.store.db import Store  # noqa: E402
 from tests.factories import publish  # noqa: E402
 
-THREADS = 8
 WEEKLY = {d: {"isAvailable": True, "windows": [{"start": "00:00", "end": "24:00"}]}
           for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
 def create(store: Store, expert: str, total: int) -> float:
-    first = NOW + timedelta(days=1)
-    starts = [first + timedelta(hours=k) for k in range(total)]
-    chunks = [starts[i::THREADS] for i in range(THREADS)]
-    errors: Counter[str] = Counter()
-
-    def run(chunk: list) -> None:  # type: ignore[type-arg]
-        for i, start in enumerate(chunk):
-            try:
-                bk.create_booking(store, f"user-{i % 50}", expert, start, 60, "video_call", now=NOW)
-            except Exception as exc:  # noqa: BLE001
-                errors[type(exc).__name__] += 1
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        list(pool.map(run, chunks))
-    rate = total / (time.perf_counter() - t0)
+    elapsed, errors = create_in_threads(store, expert, hourly_starts(total))
     assert not errors, errors
-    return rate
+    return total / elapsed
 
 
 def month_ms(store: Store, expert: str, repeats: int = 20) -> float:
