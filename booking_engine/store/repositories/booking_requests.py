@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from booking_engine.errors import PreconditionFailed
 from booking_engine.model import BookingRequest, BookingType, ProposedSlot, RequestStatus
-from booking_engine.store.repositories._common import one
+from booking_engine.store.repositories._common import keyset_page, one
 from booking_engine.store.tables import booking_requests
 
 
@@ -92,14 +92,7 @@ def list_requests(
         stmt = stmt.where(booking_requests.c.expert_id == expert_id)
     if statuses:
         stmt = stmt.where(booking_requests.c.status.in_(list(statuses)))
-    if after is not None:
-        stmt = stmt.where(
-            or_(
-                booking_requests.c.created_at < after[0],
-                and_(booking_requests.c.created_at == after[0], booking_requests.c.id < after[1]),
-            )
-        )
-    stmt = stmt.order_by(booking_requests.c.created_at.desc(), booking_requests.c.id.desc()).limit(limit)
+    stmt = keyset_page(stmt, booking_requests.c.created_at, booking_requests.c.id, after, limit, descending=True)
     return [request_from_row(r) for r in conn.execute(stmt).mappings()]
 
 

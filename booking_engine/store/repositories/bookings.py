@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from booking_engine.errors import PreconditionFailed, SlotUnavailable
 from booking_engine.model import ACTIVE_STATUSES, Booking, BookingStatus, BookingType, CancelledBy, PaymentStatus
-from booking_engine.store.repositories._common import is_exclusion_violation, one
+from booking_engine.store.repositories._common import is_exclusion_violation, keyset_page, one
 from booking_engine.store.tables import booking_calendar_events, bookings
 
 
@@ -137,11 +137,7 @@ def list_bookings(
         stmt = stmt.where(bookings.c.start_time >= start_from)
     if start_to is not None:
         stmt = stmt.where(bookings.c.start_time < start_to)
-    if after is not None:
-        stmt = stmt.where(
-            or_(bookings.c.start_time > after[0], and_(bookings.c.start_time == after[0], bookings.c.id > after[1]))
-        )
-    stmt = stmt.order_by(bookings.c.start_time, bookings.c.id).limit(limit)
+    stmt = keyset_page(stmt, bookings.c.start_time, bookings.c.id, after, limit)
     return [booking_from_row(r) for r in conn.execute(stmt).mappings()]
 
 
