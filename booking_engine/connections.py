@@ -45,6 +45,7 @@ class Provider(StrEnum):
     GOOGLE = "google"
     CALDAV = "caldav"
     ICS = "ics"
+    MICROSOFT = "microsoft"
 
 
 SYNCABLE: tuple[ConnectionStatus, ...] = (ConnectionStatus.ACTIVE, ConnectionStatus.ERROR)
