@@ -424,8 +424,8 @@ class _Handler(BaseHTTPRequestHandler):
         with g.lock:
             g.requests[f"{method} {rel.split('/')[0]}/{rel.split('/')[1] if '/' in rel else ''}"] += 1
             g.requests["graph"] += 1
-            g.log.append((method, rel))
-            failure = next((f for f in g.failures if f[0] in f"{method} {rel}"), None)
+            g.log.append((method, rel + ("?" + unquote(parts.query) if parts.query else "")))
+            failure = next((f for f in g.failures if f[0] in f"{method} {rel}?{unquote(parts.query)}"), None)
             if failure is not None:
                 g.failures.remove(failure)
         if failure is not None:
