@@ -21,8 +21,8 @@ SaveCredentials = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class PendingGoogleAuthorization:
-    """(Google and Microsoft alike.) A consent URL to send the expert to, its ``state``, and the secret to keep until the callback
-    (the PKCE verifier, encrypted)."""
+    """A consent URL to send the expert to, its ``state``, and the secret to keep until the callback
+    (the PKCE verifier, encrypted). Google and Microsoft alike."""
 
     url: str
     state: str

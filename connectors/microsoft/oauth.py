@@ -65,7 +65,9 @@ class MsalHttp:
     def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> httpx.Response:
         return self._client.get(url, params=params, headers=headers)
 
-    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any) -> httpx.Response:
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **_: Any
+    ) -> httpx.Response:
         if isinstance(data, dict | list) or data is None:
             return self._client.post(url, params=params, data=data, headers=headers)
         return self._client.post(url, params=params, content=data, headers=headers)

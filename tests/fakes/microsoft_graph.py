@@ -410,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {
                 "authorization_endpoint": f"{g.base}/{tenant}/oauth2/v2.0/authorize",
                 "token_endpoint": f"{g.base}/{tenant}/oauth2/v2.0/token",
-                "issuer": f"https://login.microsoftonline.com/{{tenantid}}/v2.0",
+                "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
             })
         if path.endswith("/oauth2/v2.0/token") or path == "/alt/token":
             with g.lock:

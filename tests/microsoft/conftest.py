@@ -91,7 +91,9 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.fixture
-def settings(fake: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> Iterator[Settings]:
+def settings(
+    fake: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> Iterator[Settings]:
     for key, value in microsoft_env(fake, tmp_path / "data").items():
         monkeypatch.setenv(key, value)
     reset_settings_cache()
