@@ -57,10 +57,15 @@ def authority(settings: Settings) -> str:
 
 
 class MsalHttp:
-    """The ``http_client`` MSAL is given: calbook's httpx client with MSAL's call shape."""
+    """The ``http_client`` MSAL is given: calbook's httpx client with MSAL's call shape.
 
-    def __init__(self, client: httpx.Client) -> None:
+    MSAL takes the token endpoint from the authority's OpenID metadata and has no setting for
+    another one; with ``token_endpoint`` set, token requests go there instead.
+    """
+
+    def __init__(self, client: httpx.Client, token_endpoint: str | None = None) -> None:
         self._client = client
+        self._token_endpoint = token_endpoint
 
     def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> httpx.Response:
         return self._client.get(url, params=params, headers=headers)
@@ -68,6 +73,8 @@ class MsalHttp:
     def post(
         self, url: str, params: Any = None, data: Any = None, headers: Any = None, **_: Any
     ) -> httpx.Response:
+        if self._token_endpoint and url.split("?")[0].endswith("/oauth2/v2.0/token"):
+            url = self._token_endpoint
         if isinstance(data, dict | list) or data is None:
             return self._client.post(url, params=params, data=data, headers=headers)
         return self._client.post(url, params=params, content=data, headers=headers)
@@ -81,7 +88,7 @@ def application(settings: Settings, http: httpx.Client | None = None) -> msal.Co
 
     Instance discovery is off: the authority is the operator's setting, not user input, and a
     sovereign cloud or a test authority is not in MSAL's list. A configured token endpoint
-    replaces the one the authority's metadata names.
+    replaces the one the authority's metadata names (``MsalHttp``).
     """
     if not settings.microsoft_client_id or not settings.microsoft_client_secret:
         raise MicrosoftOAuthError("the Microsoft app is not configured (CALBOOK_MICROSOFT_CLIENT_ID/SECRET)")
@@ -89,15 +96,14 @@ def application(settings: Settings, http: httpx.Client | None = None) -> msal.Co
     try:
         app = msal.ConfidentialClientApplication(
             settings.microsoft_client_id, client_credential=settings.microsoft_client_secret,
-            authority=authority(settings), http_client=MsalHttp(client), instance_discovery=False,
+            authority=authority(settings), instance_discovery=False,
+            http_client=MsalHttp(client, settings.microsoft_token_endpoint),
             token_cache=msal.TokenCache(),
         )
     except ValueError as exc:  # the authority's metadata could not be read
         raise TransientError("Microsoft sign-in metadata unavailable") from exc
     except httpx.HTTPError as exc:
         raise TransientError(f"Microsoft sign-in unreachable ({type(exc).__name__})") from exc
-    if settings.microsoft_token_endpoint:
-        app.authority.token_endpoint = settings.microsoft_token_endpoint
     return app
 
 

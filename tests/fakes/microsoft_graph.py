@@ -102,6 +102,11 @@ class FakeGraph:
     log: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[str, int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     validate_notification_urls: bool = True
+    schedule_error: bool = False
+    delay: float = 0.0
+    """Seconds every Graph request takes (to see how many a client has in flight at once)."""
+    in_flight: int = 0
+    max_in_flight: int = 0
     seq: int = 0
     delta_epoch: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -430,6 +435,13 @@ class _Handler(BaseHTTPRequestHandler):
                 g.failures.remove(failure)
         if failure is not None:
             return self._send(failure[1], failure[3] or {"error": {"code": "failure"}}, failure[2])
+        if g.delay:
+            with g.lock:
+                g.in_flight += 1
+                g.max_in_flight = max(g.max_in_flight, g.in_flight)
+            time.sleep(g.delay)
+            with g.lock:
+                g.in_flight -= 1
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] not in g.access_tokens:
             return self._send(401, {"error": {"code": "InvalidAuthenticationToken"}})
@@ -497,4 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
                     if _overlaps(event, start, end) and event.get("showAs") not in ("free", "workingElsewhere"):
                         items.append({"status": event.get("showAs", "busy"), "start": event["start"],
                                       "end": event["end"]})
+        if g.schedule_error:
+            return {"scheduleId": body["schedules"][0], "error": {"message": "mailbox unavailable",
+                                                                  "responseCode": "ErrorMailboxNotFound"}}
         return {"scheduleId": body["schedules"][0], "scheduleItems": items}
