@@ -70,7 +70,9 @@ def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None 
     live = google_channels.live_channels(store, connection_id)
     outcome = SubscriptionOutcome("active")
     provider = provider_for(store, connection)
-    assert isinstance(provider, MicrosoftCalendarProvider)
+    if not isinstance(provider, MicrosoftCalendarProvider):  # renewal in place is Graph's own (decision 0021)
+        provider.close()
+        raise ConnectorError("not a Microsoft provider")
     try:
         covered: set[str] = set()
         for sub in live:
