@@ -215,3 +215,18 @@ def test_invalid_grant_needs_reauth_end_to_end(connected: dict[str, Any], client
     item = {"subscriptionId": "whatever", "clientState": "x"}
     assert client.post(WEBHOOK, json={"value": [item]}).status_code == 202
     assert queue.queued == []
+
+
+def test_consent_revoked_or_mailbox_gone_needs_reauth(connected: dict[str, Any], fake: FakeGraph,
+                                                      queue: RecordingQueue, store: Store) -> None:
+    fake.fail_next("calendarView/delta", 404, body={"error": {"code": "MailboxNotEnabledForRESTAPI"}})
+    assert _sync(queue, connected["id"]) == "reauth_required"
+    assert outbox_types(store).count("connection.reauth_required") == 1
+    assert subscriptions(store, connected["id"], live=True) == []
+
+
+def test_a_calendar_not_found_is_an_error_not_reauth(connected: dict[str, Any], fake: FakeGraph,
+                                                     queue: RecordingQueue, store: Store) -> None:
+    fake.fail_next("calendarView/delta", 404, body={"error": {"code": "ErrorItemNotFound"}})
+    assert _sync(queue, connected["id"]) == "error"
+    assert connection_row(store, connected["id"])["status"] == "error"
