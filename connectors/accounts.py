@@ -210,7 +210,10 @@ class ProviderAccounts:
     # -- stored connections -------------------------------------------------------------------
 
     def answers_free_busy(self, provider: str) -> bool:
+        # Each provider's check has its own switch (Google's also decides the consent scopes).
         if provider == Provider.MICROSOFT and not self.settings.microsoft_freebusy_check:
+            return False
+        if provider == Provider.GOOGLE and not self.settings.google_freebusy_check:
             return False
         return kind_of(provider).free_busy
 

@@ -73,7 +73,7 @@ class GraphBackoff:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return retry_after
-        return min(self.max_delay, self.base_delay * (2**attempt)) * self.random()
+        return float(min(self.max_delay, self.base_delay * (2**attempt)) * self.random())
 
 
 PERSON_WAITS = GraphBackoff(attempts=2, base_delay=0.2, max_delay=1.0)

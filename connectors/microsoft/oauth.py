@@ -75,7 +75,7 @@ class MsalHttp:
     ) -> httpx.Response:
         if self._token_endpoint and url.split("?")[0].endswith("/oauth2/v2.0/token"):
             url = self._token_endpoint
-        if isinstance(data, dict | list) or data is None:
+        if isinstance(data, dict) or data is None:
             return self._client.post(url, params=params, data=data, headers=headers)
         return self._client.post(url, params=params, content=data, headers=headers)
 

@@ -62,6 +62,7 @@ def test_get_schedule_re_check(connected: dict[str, Any], fake: FakeGraph, store
     assert not accounts.answers_free_busy("microsoft")  # off unless CALBOOK_MICROSOFT_FREEBUSY_CHECK
     settings.microsoft_freebusy_check = True
     assert accounts.answers_free_busy("microsoft")
+    assert not accounts.answers_free_busy("google")  # each provider's check has its own switch
     taken = fake.put_event(WORK, event(3, 10))
     fake.put_event(WORK, event(4, 10, showAs="free"))
     connection = connection_service.load_for_sync(store, connected["id"])

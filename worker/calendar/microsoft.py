@@ -21,7 +21,7 @@ from booking_engine.services import connections as connection_service
 from booking_engine.services import google_channels, microsoft_subscriptions
 from booking_engine.store.db import Store
 from config.settings import get_settings
-from connectors.base import AuthError, ConnectorError
+from connectors.base import AuthError, CalendarProvider, ConnectorError
 from connectors.microsoft.graph import GraphRejected
 from connectors.microsoft.provider import MicrosoftCalendarProvider
 from worker.calendar.providers import provider_for
@@ -120,19 +120,20 @@ def stop_subscriptions(store: Store, connection_id: str, *, call_graph: bool = T
     live = google_channels.live_channels(store, connection_id)
     if not live:
         return 0
-    provider = None
+    provider: CalendarProvider | None = None
     if call_graph:
         connection = connection_service.load_for_sync(store, connection_id)
         if connection is not None and connection.credentials:
             provider = provider_for(store, connection)
+    channels = provider.watch_channels() if provider is not None else None
     try:
         for sub in live:
-            if provider is not None:
+            if provider is not None and channels is not None:
                 try:
-                    provider.stop_channel(sub.id, sub.resource_id)
+                    channels.stop_channel(sub.id, sub.resource_id)
                 except AuthError:
                     provider.close()
-                    provider = None
+                    provider = channels = None
                 except ConnectorError as exc:
                     if not isinstance(exc, GraphRejected):
                         raise
