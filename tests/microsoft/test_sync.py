@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -23,6 +24,7 @@ from tests.microsoft.conftest import (
     WORK,
     RecordingQueue,
     busy,
+    connect,
     connection_row,
     event,
     outbox_types,
@@ -125,8 +127,7 @@ def test_all_day_in_a_windows_zone_mailbox(connected: dict[str, Any], client: Te
     fake.mailbox_timezone = "W. Europe Standard Time"  # Europe/Berlin
     calendar_sync.apply_pull(store, connected["id"], WORK, full=True, upserts={}, deleted=set(), cursor={},
                              kept=set())  # re-seed: the zone is read on a full sync
-    day = datetime(2027, 1, 12, tzinfo=UTC) if utcnow() < datetime(2026, 12, 20, tzinfo=UTC) else None
-    day = day or (utcnow() + timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = (utcnow() + timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
     fmt = "%Y-%m-%dT00:00:00.0000000"
     # Graph answers an all-day event at midnight of the zone it was asked for (UTC here); the dates count.
     fake.put_event(WORK, {"isAllDay": True, "subject": "Holiday",
@@ -135,9 +136,12 @@ def test_all_day_in_a_windows_zone_mailbox(connected: dict[str, Any], client: Te
     assert _sync(queue, connected["id"]) == "active"
     items = busy(client, days=60)
     assert len(items) == 1
-    # Berlin in winter is UTC+1: the local day is 23:00 UTC the day before to 23:00 UTC.
-    assert items[0]["start"] == (day - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert items[0]["end"] == (day + timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The local day in Berlin (UTC+1 or +2), not the UTC day.
+    berlin = ZoneInfo("Europe/Berlin")
+    local_start = datetime.combine(day.date(), time(0), tzinfo=berlin).astimezone(UTC)
+    local_end = datetime.combine(day.date() + timedelta(days=1), time(0), tzinfo=berlin).astimezone(UTC)
+    assert items[0]["start"] == local_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert items[0]["end"] == local_end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_invalid_delta_token_drops_blocks_and_full_syncs(connected: dict[str, Any], client: TestClient,
@@ -215,6 +219,11 @@ def test_invalid_grant_needs_reauth_end_to_end(connected: dict[str, Any], client
     item = {"subscriptionId": "whatever", "clientState": "x"}
     assert client.post(WEBHOOK, json={"value": [item]}).status_code == 202
     assert queue.queued == []
+    # Connecting again restores the same connection, syncing and subscribed.
+    again = connect(client, fake)
+    assert again["id"] == connected["id"] and again["status"] == "active"
+    assert [status for _, _, status in queue.run()] == ["active", "active"]
+    assert len(subscriptions(store, connected["id"], live=True)) == 1
 
 
 def test_consent_revoked_or_mailbox_gone_needs_reauth(connected: dict[str, Any], fake: FakeGraph,
