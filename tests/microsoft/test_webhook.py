@@ -126,3 +126,15 @@ def test_disconnect_deletes_the_subscriptions(connected: dict[str, Any], client:
     drain(store, budget_seconds=10)
     assert fake.subscriptions == {}
     assert subscriptions(store, connected["id"], live=True) == []
+
+
+def test_the_backstop_poll_covers_lost_notifications(connected: dict[str, Any], queue: RecordingQueue,
+                                                     store: Store) -> None:
+    from booking_engine.store.tables import calendar_connections
+    from worker.tasks.sync import BACKSTOP_INTERVAL_SECONDS, queue_due_syncs
+
+    assert queue_due_syncs(store, queue) == 0  # just synced
+    long_ago = utcnow() - timedelta(seconds=BACKSTOP_INTERVAL_SECONDS + 60)
+    with store.write() as conn:
+        conn.execute(update(calendar_connections).values(last_synced_at=long_ago, sync_requested_at=None))
+    assert queue_due_syncs(store, queue) == 1 and queue.requested == [connected["id"]]
