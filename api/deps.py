@@ -59,9 +59,10 @@ async def get_tasks(request: Request) -> TaskQueue:
 
 
 async def get_external_check(request: Request) -> ExternalCheck | None:
-    """The booking-time free/busy re-check (``CALBOOK_GOOGLE_FREEBUSY_CHECK``), or None when it is off."""
+    """The booking-time free/busy re-check (``CALBOOK_GOOGLE_FREEBUSY_CHECK``,
+    ``CALBOOK_MICROSOFT_FREEBUSY_CHECK``), or None when both are off."""
     settings: Settings = request.app.state.settings
-    if not settings.google_freebusy_check:
+    if not (settings.google_freebusy_check or settings.microsoft_freebusy_check):
         return None
     store: Store = request.app.state.store
     accounts = await get_accounts(request)

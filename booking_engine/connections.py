@@ -45,6 +45,7 @@ class Provider(StrEnum):
     GOOGLE = "google"
     CALDAV = "caldav"
     ICS = "ics"
+    MICROSOFT = "microsoft"
 
 
 SYNCABLE: tuple[ConnectionStatus, ...] = (ConnectionStatus.ACTIVE, ConnectionStatus.ERROR)
@@ -52,7 +53,7 @@ SYNCABLE: tuple[ConnectionStatus, ...] = (ConnectionStatus.ACTIVE, ConnectionSta
 credentials may well work; ``reauth_required`` waits for the expert."""
 
 POLLED: tuple[Provider, ...] = (Provider.CALDAV, Provider.ICS)
-"""Providers without push notifications: synced on a short interval. Google is pushed by
+"""Providers without push notifications: synced on a short interval. Google and Microsoft are pushed by
 webhooks and polled only as a slow backstop."""
 
 

@@ -22,7 +22,7 @@ SaveCredentials = Callable[[str], None]
 @dataclass(frozen=True, slots=True)
 class PendingGoogleAuthorization:
     """A consent URL to send the expert to, its ``state``, and the secret to keep until the callback
-    (the PKCE verifier, encrypted)."""
+    (the PKCE verifier, encrypted). Google and Microsoft alike."""
 
     url: str
     state: str
@@ -44,6 +44,10 @@ class CalendarAccounts(Protocol):
     def start_google(self, login_hint: str | None) -> PendingGoogleAuthorization: ...
 
     def complete_google(self, code: str, state: str, secret: str) -> VerifiedAccount: ...
+
+    def start_microsoft(self, login_hint: str | None) -> PendingGoogleAuthorization: ...
+
+    def complete_microsoft(self, code: str, state: str, secret: str) -> VerifiedAccount: ...
 
     def answers_free_busy(self, provider: str) -> bool:
         """Whether ``busy_between`` can ask this provider at all (Google's ``freebusy.query``)."""

@@ -98,6 +98,25 @@ class Settings(BaseSettings):
     google_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     google_freebusy_check: bool = False
 
+    # -- Microsoft 365 / Outlook (connectors.microsoft; README "Calendars") --
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: str | None = None
+    microsoft_authority_host: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Entra sign-in host (sovereign clouds: https://login.microsoftonline.us, ...)",
+    )
+    microsoft_tenant: str = Field(
+        default="common", description="'common' (work and personal accounts), 'organizations', or one tenant id"
+    )
+    microsoft_token_endpoint: str | None = Field(
+        default=None, description="Token endpoint if not the one the authority's OpenID metadata names"
+    )
+    microsoft_graph_root: str = "https://graph.microsoft.com/v1.0"
+    microsoft_subscription_minutes: int = Field(
+        default=4230, ge=45, le=10080, description="Lifetime asked for change-notification subscriptions"
+    )
+    microsoft_freebusy_check: bool = False
+
     @field_validator("allow_private_urls", mode="before")
     @classmethod
     def _allowance(cls, value: object) -> object:

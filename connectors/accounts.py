@@ -166,9 +166,55 @@ class ProviderAccounts:
         return VerifiedAccount(account=grant.account_email, calendars=_entries(calendars),
                                credentials=refreshed[-1] if refreshed else credentials)
 
+    # -- Microsoft 365 / Outlook ----------------------------------------------------------------
+
+    def start_microsoft(self, login_hint: str | None) -> PendingGoogleAuthorization:
+        """The consent URL (MSAL: state, nonce, PKCE); the MSAL flow is kept encrypted with the state."""
+        from connectors.microsoft import oauth as ms_oauth
+
+        if not self.settings.microsoft_client_id or not self.settings.microsoft_client_secret:
+            raise FeatureDisabled("set CALBOOK_MICROSOFT_CLIENT_ID and CALBOOK_MICROSOFT_CLIENT_SECRET to enable it",
+                                  title="Microsoft 365 calendars are not enabled on this server")
+        try:
+            started = ms_oauth.start(self.settings, login_hint)
+        except (ms_oauth.MicrosoftOAuthError, TransientError) as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        return PendingGoogleAuthorization(url=started.url, state=started.state,
+                                          secret=encrypt_json({"flow": started.flow}, self._key))
+
+    def complete_microsoft(self, code: str, state: str, secret: str) -> VerifiedAccount:
+        """Exchange the code (MSAL with the kept flow), list the calendars with ``canEdit``."""
+        from connectors.microsoft import oauth as ms_oauth
+
+        try:
+            flow = dict(decrypt_json(secret, self._key)["flow"])
+        except (CredentialsUnreadable, KeyError, TypeError, ValueError) as exc:
+            raise AuthorizationFailed("the authorization can no longer be completed") from exc
+        try:
+            grant = ms_oauth.complete(self.settings, flow, code, state)
+            credentials = encrypt_json(grant.credentials, self._key)
+            refreshed: list[str] = []
+            with open_account(Provider.MICROSOFT, credentials, self.settings, "UTC", account=grant.account,
+                              on_credentials_refreshed=refreshed.append, person_waits=True) as microsoft:
+                calendars = microsoft.list_calendars()
+        except ms_oauth.MicrosoftOAuthError as exc:
+            raise AuthorizationFailed(str(exc)) from exc
+        except TransientError as exc:
+            log.warning("microsoft unreachable during connect")
+            raise ProviderUnavailable(f"{exc}; start connecting again shortly", retry_after=5) from exc
+        except ConnectorError as exc:
+            raise ProviderRefused(str(exc)) from exc
+        return VerifiedAccount(account=grant.account, calendars=_entries(calendars),
+                               credentials=refreshed[-1] if refreshed else credentials)
+
     # -- stored connections -------------------------------------------------------------------
 
     def answers_free_busy(self, provider: str) -> bool:
+        # Each provider's check has its own switch (Google's also decides the consent scopes).
+        if provider == Provider.MICROSOFT and not self.settings.microsoft_freebusy_check:
+            return False
+        if provider == Provider.GOOGLE and not self.settings.google_freebusy_check:
+            return False
         return kind_of(provider).free_busy
 
     def calendars_of(self, connection: CalendarConnection, timezone: str, save: SaveCredentials) -> list[CalendarEntry]:

@@ -96,6 +96,24 @@ def _google(request: ProviderRequest) -> CalendarProvider:
     )
 
 
+def _microsoft(request: ProviderRequest) -> CalendarProvider:
+    from connectors.microsoft.graph import PERSON_WAITS
+    from connectors.microsoft.provider import MicrosoftCalendarProvider
+
+    key = request.settings.resolved_encryption_key()
+    save = request.save
+
+    def refreshed(credentials: dict[str, Any]) -> None:
+        if save is not None:
+            save(encrypt_json(credentials, key))
+
+    return MicrosoftCalendarProvider(
+        request.secrets, settings=request.settings, mailbox=request.account or request.connection_id or "",
+        connection_id=request.connection_id, on_credentials_refreshed=refreshed,
+        backoff=PERSON_WAITS if request.person_waits else None, timeout=PERSON_TIMEOUT if request.person_waits else 30,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderKind:
     """One row of the provider table: how to build it, and what its providers offer beyond the base
@@ -110,6 +128,7 @@ PROVIDERS: dict[Provider, ProviderKind] = {
     Provider.CALDAV: ProviderKind(_caldav),
     Provider.ICS: ProviderKind(_ics),
     Provider.GOOGLE: ProviderKind(_google, free_busy=True, watch_channels=True),
+    Provider.MICROSOFT: ProviderKind(_microsoft, free_busy=True, watch_channels=True),
 }
 
 

@@ -56,6 +56,7 @@ def _register_core() -> None:
     register_periodic("retention", "calbook.maintenance.prune", crontab(hour=4, minute=37))
     register_periodic("calendar-sync", "calbook.sync.due_connections", CALENDAR_SYNC_SECONDS)
     register_periodic("watch-renewal", "calbook.google.renew_channels", crontab(minute=7))
+    register_periodic("microsoft-subscription-renewal", "calbook.microsoft.renew_subscriptions", crontab(minute=17))
 
 
 _register_core()

@@ -19,6 +19,7 @@ from api.routes import (
     health,
     me,
     metrics,
+    microsoft,
     slots,
     webhook_subscriptions,
 )
@@ -37,4 +38,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     webhook_subscriptions.router,
     calendar_connections.router,
     google.router,
+    microsoft.router,
 )

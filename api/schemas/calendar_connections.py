@@ -59,7 +59,7 @@ class SyncProgressOut(ResponseModel):
 
 class CalendarConnectionOut(ResponseModel):
     id: str
-    provider: Literal["google", "caldav", "ics"]
+    provider: Literal["google", "caldav", "ics", "microsoft"]
     status: Literal["active", "error", "reauth_required", "disconnected"] = Field(
         description="active: synced; error: the last sync failed (tried again); reauth_required: the expert must "
         "connect again; disconnected: removed"

@@ -231,12 +231,20 @@ def connect_google(
 
 
 def _store_google(store: Store, expert_id: str, verified: VerifiedAccount) -> CalendarConnection:
+    return _store_oauth(store, Provider.GOOGLE, expert_id, verified, primary=verified.account)
+
+
+def _store_oauth(
+    store: Store, provider: Provider, expert_id: str, verified: VerifiedAccount, primary: str | None,
+) -> CalendarConnection:
+    """Store an OAuth connection, or refresh the expert's existing one of the same account in one
+    transaction (credentials, calendar list, status, sync request)."""
     moment = utcnow()
     known = [c.as_dict() for c in verified.calendars]
     with store.write() as conn:
         existing = next(
             (r for r in connection_rows.list_not_disconnected(conn, expert_id)
-             if r["provider"] == Provider.GOOGLE and (r["account"] or "").lower() == verified.account.lower()),
+             if r["provider"] == provider and (r["account"] or "").lower() == verified.account.lower()),
             None,
         )
         row = connection_rows.get(conn, existing["id"], for_update=True) if existing is not None else None
@@ -248,16 +256,47 @@ def _store_google(store: Store, expert_id: str, verified: VerifiedAccount) -> Ca
                 status=str(ConnectionStatus.ACTIVE), last_error=None, last_synced_at=moment, updated_at=moment,
                 sync_requested_at=row["sync_requested_at"] or moment,
             )
-            log.info("google connection re-authorised", extra={"connection_id": connection_id,
-                                                               "was": row["status"]})
+            log.info("%s connection re-authorised", provider, extra={"connection_id": connection_id,
+                                                                     "was": row["status"]})
         else:
-            choice = CalendarChoice.default(verified.calendars, primary=verified.account)
-            connection_id = _insert(conn, expert_id, Provider.GOOGLE, verified.account, verified.credentials,
-                                    _config(Provider.GOOGLE, choice, verified.calendars, {}), moment)
-            log.info("google connection created", extra={"connection_id": connection_id,
-                                                         "calendars": len(choice.busy)})
+            choice = CalendarChoice.default(verified.calendars, primary=primary)
+            connection_id = _insert(conn, expert_id, provider, verified.account, verified.credentials,
+                                    _config(provider, choice, verified.calendars, {}), moment)
+            log.info("%s connection created", provider, extra={"connection_id": connection_id,
+                                                               "calendars": len(choice.busy)})
         row = connection_rows.get(conn, connection_id)
     return _from_row(row)
+
+
+def start_microsoft(store: Store, accounts: CalendarAccounts, actor: str, login_hint: str | None = None) -> str:
+    """The Microsoft consent URL; its state is bound to the expert server-side, as for Google."""
+    if not actor:
+        raise Forbidden("sign in to connect a calendar")
+    pending = accounts.start_microsoft(login_hint)
+    oauth_states.create_state(store, actor, str(Provider.MICROSOFT), pending.state, pending.secret)
+    return pending.url
+
+
+def connect_microsoft(
+    store: Store, accounts: CalendarAccounts, tasks: TaskQueue, *, code: str | None, state: str | None,
+    error: str | None = None,
+) -> CalendarConnection:
+    """The Microsoft OAuth callback, as ``connect_google``: spend the state, exchange the code, store or
+    refresh the connection (the default calendar busy and, if writable, the destination), queue the
+    first sync and the subscriptions."""
+    pending = oauth_states.consume_state(store, str(Provider.MICROSOFT), state)
+    if error:
+        log.info("microsoft authorization declined", extra={"expert_id": pending.expert_id, "error": error[:100]})
+        raise AuthorizationDeclined(f"Microsoft answered {error[:100]!r}; start connecting again")
+    if not code:
+        raise AuthorizationFailed("the code parameter is missing", field="code", message="required",
+                                  error_type="missing")
+    verified = accounts.complete_microsoft(code, state or "", pending.secret)
+    primary = verified.calendars[0].id if verified.calendars else None  # the default calendar comes first
+    connection = _store_oauth(store, Provider.MICROSOFT, pending.expert_id, verified, primary=primary)
+    tasks.sync_changed(connection.id)
+    tasks.watch(connection.id)
+    return connection
 
 
 # -- reading ------------------------------------------------------------------------------------

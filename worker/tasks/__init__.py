@@ -10,6 +10,7 @@ from worker.tasks import (  # noqa: F401
     audit,
     google,  # noqa: F401  (Google watch channels, webhook-triggered sync)
     jobs,
+    microsoft,  # noqa: F401  (Microsoft subscription renewal and reauth hook)
     outbox,
     sync,  # noqa: E402,F401  (calendar sync tasks and push handlers)
     webhooks,

@@ -70,6 +70,13 @@ def google_sync(self, connection_id: str) -> str:  # type: ignore[no-untyped-def
 
 @shared_task(name=WATCH, **_RETRYING)
 def google_watch(connection_id: str) -> str:
+    from worker.calendar import microsoft as microsoft_worker  # Microsoft subscriptions share this task
+
+    if microsoft_worker.is_microsoft(get_store(), connection_id):
+        ms = microsoft_worker.ensure_subscriptions(get_store(), connection_id)
+        if ms.status == ConnectionStatus.REAUTH_REQUIRED:
+            get_tasks().drain_outbox()
+        return ms.status
     outcome = google_worker.ensure_watches(get_store(), connection_id)
     if outcome.status == ConnectionStatus.REAUTH_REQUIRED:
         get_tasks().drain_outbox()

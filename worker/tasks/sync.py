@@ -20,6 +20,7 @@ from booking_engine.store.db import Store
 from config.task_sender import SYNC
 from connectors.base import TransientError
 from worker.calendar import google as google_worker
+from worker.calendar import microsoft as microsoft_worker
 from worker.calendar import push
 from worker.calendar.sync import sync_connection as run_sync
 from worker.outbox import OutboxEvent, register_handler
@@ -57,7 +58,7 @@ def queue_due_syncs(store: Store, tasks: TaskQueue) -> int:
     """Queue a sync for each due connection, spread over a minute (jitter)."""
     polled = connection_service.due_for_sync(store, timedelta(seconds=PERIODIC_INTERVAL_SECONDS), providers=POLLED)
     backstop = connection_service.due_for_sync(
-        store, timedelta(seconds=BACKSTOP_INTERVAL_SECONDS), providers=(Provider.GOOGLE,)
+        store, timedelta(seconds=BACKSTOP_INTERVAL_SECONDS), providers=(Provider.GOOGLE, Provider.MICROSOFT)
     )
     for connection_id in [*polled, *backstop]:
         tasks.sync(connection_id, countdown=random.uniform(0, PERIODIC_JITTER_SECONDS))
@@ -89,5 +90,6 @@ def cleanup_connection(store: Store, event: OutboxEvent) -> None:
 
 DISCONNECT_HOOKS: dict[str, Callable[[Store, str], object]] = {
     Provider.GOOGLE: google_worker.stop_channels,
+    Provider.MICROSOFT: microsoft_worker.stop_subscriptions,
 }
 """Per provider, what a disconnect must undo at the provider before the credentials go."""

@@ -74,3 +74,8 @@ def connections_to_watch(
         changed = {cid for cid, config in configs if set((config or {}).get("busyCalendars") or []) != watched[cid]}
         due = sorted({*due, *changed})[:limit]
     return due
+
+
+def set_expiration(conn: Connection, channel_id: str, expiration: datetime) -> None:
+    """A renewed channel (Microsoft subscriptions are extended in place, not replaced)."""
+    conn.execute(update(watch_channels).where(watch_channels.c.id == channel_id).values(expiration=expiration))
