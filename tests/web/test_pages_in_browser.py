@@ -161,7 +161,7 @@ def test_two_browsers_race_for_one_slot_and_the_loser_is_told(server: Server, br
 def test_caldav_connection_from_the_schedule_page_books_its_busy_time(
     server: Server, browsers: Any, tmp_path: Path,
 ) -> None:
-    radicale = RadicaleServer(tmp_path / "radicale")
+    radicale = RadicaleServer(tmp_path)
     radicale.start()
     try:
         account = radicale.new_account()
