@@ -207,6 +207,7 @@ def test_caldav_connection_from_the_schedule_page_books_its_busy_time(
 
         wait_for(pro, synced, "the connection's first sync")
         assert "Work" in css(pro, "li.connection").text  # its calendars, to choose busy ones and the destination
+        pro.execute_script("arguments[0].scrollIntoView()", css(pro, "#calendars-title"))
         screenshot(pro, "calendars")
 
         def booked(d: Any) -> bool:
