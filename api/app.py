@@ -24,6 +24,7 @@ from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.problems import CatchAllMiddleware, install_problem_handlers
 from api.routes import ROUTERS
+from api.web import install as install_pages
 from booking_engine.ports import TaskQueue
 from booking_engine.store.db import Store
 from config.settings import Settings, get_settings
@@ -65,6 +66,7 @@ def create_app(
                                                settings.connect_retry_after_seconds)
     for router in ROUTERS:
         app.include_router(router)
+    install_pages(app)  # the booking pages (docs/web.md), after the API so /v1 always wins
     install_problem_handlers(app)
     install_openapi(app)
     # Last added runs first: metrics and the access log see every answer, the catch-all's 500s

@@ -53,17 +53,24 @@ def confirm(booking: Booking, now: datetime) -> None:
     booking.record("booking.confirmed")
 
 
+def refund_due(booking: Booking, by: CancelledBy, now: datetime) -> int:
+    """What cancelling ``booking`` now would refund: the one rule the cancel and its preview share.
+
+    Nothing was paid during a payment hold, so nothing is refunded (docs/lifecycle.md#payment-hold).
+    """
+    if booking.awaiting_payment:
+        return 0
+    return refund_cents(booking.price_cents, refund_percent(by, booking.start, now))
+
+
 def _cancel(booking: Booking, by: CancelledBy, reason: str, now: datetime, **extra: object) -> None:
     booking.status = BookingStatus.CANCELLED
     booking.cancelled_at = now
     booking.cancelled_by = by
     booking.cancellation_reason = reason
+    booking.refund_cents = refund_due(booking, by, now)
     if booking.awaiting_payment:
-        # Nothing was paid, so nothing is refunded (docs/lifecycle.md#payment-hold).
         booking.payment_status = PaymentStatus.UNPAID
-        booking.refund_cents = 0
-    else:
-        booking.refund_cents = refund_cents(booking.price_cents, refund_percent(by, booking.start, now))
     _touch(booking)
     booking.record("booking.cancelled", **extra)
     if booking.payment_status == PaymentStatus.PAID and booking.refund_cents:

@@ -50,6 +50,12 @@ def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from api.auth import mint_token
 
+    if args.link:
+        # A sign-in link for the pages (docs/web.md#sign-in): short-lived whatever --ttl says.
+        ttl = min(args.ttl, settings.web_login_link_max_seconds)
+        token = mint_token(args.user_id, settings, ttl_seconds=ttl, email=args.email, name=args.name)
+        print(f"{settings.public_base_url.rstrip('/')}/login?token={token}")
+        return 0
     print(mint_token(args.user_id, settings, ttl_seconds=args.ttl, email=args.email, name=args.name))
     return 0
 
@@ -159,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
     token.add_argument("--email")
     token.add_argument("--name")
+    token.add_argument("--link", action="store_true",
+                       help="print a sign-in link for the booking pages instead (lives at most "
+                            "CALBOOK_WEB_LOGIN_LINK_MAX_SECONDS)")
     token.set_defaults(func=cmd_token)
 
     sub.add_parser(

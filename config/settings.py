@@ -84,6 +84,18 @@ class Settings(BaseSettings):
         description="Refuse bearer tokens that live longer than this (exp - iat, or exp - now without iat)",
     )
 
+    web_session_seconds: int = Field(
+        default=8 * 3600, description="How long a browser stays signed in to the pages after a sign-in link"
+    )
+    web_login_link_max_seconds: int = Field(
+        default=15 * 60,
+        description="A sign-in link's token may live at most this long (exp - iat): longer tokens are refused",
+    )
+    web_dev_login: bool = Field(
+        default=False,
+        description="Local development only: /login offers a form that signs in as any user id, with no token",
+    )
+
     sync_horizon_days: int = 180
     request_max_body_bytes: int = 1_000_000
     log_level: LogLevel = "INFO"

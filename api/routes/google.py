@@ -7,7 +7,8 @@
   calbook token: the state row says whose connection this is. Unknown, expired or reused
   states, a declined consent, missing permissions or a refused code are 400 problems. On
   success the answer is the new connection (no secret in it); its first sync and watch are
-  queued (``connections.connect_google``).
+  queued (``connections.connect_google``). A flow started from the schedule page (the pages set
+  the ``calbook_oauth_return`` cookie) is redirected back to ``/schedule`` with the outcome instead.
 * ``POST /v1/webhooks/google`` receives Google's notifications. It always answers 200 at
   once, also for unknown channels and bad tokens, so that nobody can probe which channel
   ids exist; what it did is logged (never the token).
@@ -16,20 +17,23 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from api.auth import CurrentUser
 from api.deps import AccountsDep, StoreDep, TasksDep
 from api.openapi import problem_responses
 from api.schemas.google import AuthorizeRequest, AuthorizeResponse, GoogleConnection
+from booking_engine.errors import BookingError
 from booking_engine.services import connections, google_channels
 from connectors.google.webhook import decide_action, parse_notification
 
 router = APIRouter(tags=["calendar connections"])
 
 MAX_PARAM = 4096
+OAUTH_RETURN_COOKIE = "calbook_oauth_return"  # set by the schedule page (api/web/pages.py) when it starts the flow
 
 
 @router.post(
@@ -52,6 +56,7 @@ def authorize(
     responses=problem_responses(400, 502, 503),
 )
 def callback(
+    request: Request,
     store: StoreDep,
     accounts: AccountsDep,
     tasks: TasksDep,
@@ -59,6 +64,16 @@ def callback(
     state: Annotated[str | None, Query(max_length=MAX_PARAM)] = None,
     error: Annotated[str | None, Query(max_length=MAX_PARAM)] = None,
 ) -> Any:
+    """A flow started from the schedule page (its cookie says so) goes back there with the outcome in words."""
+    if request.cookies.get(OAUTH_RETURN_COOKIE) == "schedule":
+        try:
+            connections.connect_google(store, accounts, tasks, code=code, state=state, error=error)
+            target = "/schedule?" + urlencode({"done": "google"})
+        except BookingError as exc:
+            target = "/schedule?" + urlencode({"google_error": exc.detail})
+        response = RedirectResponse(target, status_code=303)
+        response.delete_cookie(OAUTH_RETURN_COOKIE, path="/")
+        return response
     connection = connections.connect_google(store, accounts, tasks, code=code, state=state, error=error)
     return JSONResponse(connection.as_dict(), status_code=201,
                         headers={"Location": f"/v1/calendar-connections/{connection.id}"})

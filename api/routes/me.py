@@ -23,5 +23,6 @@ def get_me(user: CurrentUser, store: StoreDep) -> dict[str, Any]:
 @router.put("", response_model=Profile)
 def put_me(body: ProfileUpdate, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
     return users.update_profile(
-        store, user.user_id, email=body.email, display_name=body.display_name, timezone=body.timezone
+        store, user.user_id, email=body.email, display_name=body.display_name, timezone=body.timezone,
+        headline=body.headline, bio=body.bio,
     )

@@ -17,6 +17,10 @@ class ProfileUpdate(RequestModel):
         SafeStr, Field(max_length=200, description="No control characters or line breaks")
     ] | None = None
     timezone: Annotated[SafeStr, Field(max_length=64)] | None = None
+    headline: Annotated[
+        SafeStr, Field(max_length=200, description="A one-line description shown in the experts directory")
+    ] | None = None
+    bio: Annotated[SafeStr, Field(max_length=4000, description="The expert's public profile text")] | None = None
 
 
 class Profile(ResponseModel):
@@ -24,3 +28,24 @@ class Profile(ResponseModel):
     email: str | None
     display_name: str | None
     timezone: str | None
+    headline: str | None = None
+    bio: str | None = None
+
+
+class ExpertProfile(ResponseModel):
+    """An expert's public profile (docs/api.md#experts): no e-mail address, nothing private."""
+
+    id: str
+    display_name: str | None
+    headline: str | None
+    bio: str | None
+    timezone: str
+    hourly_rate_cents: int
+    currency: str
+    min_booking_duration_minutes: int
+    max_booking_duration_minutes: int
+
+
+class ExpertPage(ResponseModel):
+    items: list[ExpertProfile]
+    next_cursor: str | None

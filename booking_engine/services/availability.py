@@ -176,8 +176,10 @@ class SlotList:
 
 def get_slots(
     store: Store, expert_id: str, day: date, duration: int, viewer_tz: str | None = None,
-    now: datetime | None = None, *, asked_by: str | None = None,
+    now: datetime | None = None, *, asked_by: str | None = None, exclude_booking: str | None = None,
 ) -> SlotList:
+    """The slots of one local date; ``exclude_booking``: as if that booking were not there (the slot
+    picker of a reschedule shows the booking's own time as free, as ``reschedule_booking`` treats it)."""
     moment = now_or(now)
     if viewer_tz is not None:
         zone(viewer_tz)
@@ -185,7 +187,7 @@ def get_slots(
         settings = load_settings(conn, expert_id, asked_by=asked_by)
         engine.validate_duration(settings, duration)
         window = engine.query_range_for_date(settings, day, viewer_tz)
-        exceptions, busy = load_context(conn, settings, window.start, window.end)
+        exceptions, busy = load_context(conn, settings, window.start, window.end, exclude_booking=exclude_booking)
         counts = _counts_for_view(conn, settings, window.start, window.end)
     slots = engine.slots_for_date(settings, exceptions, busy, day, duration, moment, viewer_tz, counts)
     return SlotList(settings, viewer_tz or settings.timezone, slots)

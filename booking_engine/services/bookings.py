@@ -287,6 +287,16 @@ def cancel_booking(
     return _change(store, actor, booking_id, "cancelled", now, apply)
 
 
+def cancellation_preview(
+    store: Store, actor: str, booking_id: str, now: datetime | None = None
+) -> tuple[Booking, int]:
+    """The booking and the refund cancelling it now would give ``actor`` (the cancel page shows it
+    before the user confirms); the cancel itself applies the same ``lifecycle.refund_due``."""
+    booking = get_booking(store, actor, booking_id)
+    role = role_of(booking, actor)
+    return booking, lifecycle.refund_due(booking, role, now_or(now))
+
+
 def reschedule_booking(
     store: Store, actor: str, booking_id: str, new_start: datetime, now: datetime | None = None
 ) -> Booking:

@@ -43,6 +43,8 @@ users = Table(
     Column("timezone", String(64)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("headline", String(200)),  # public profile (docs/api.md#experts), migration 0013
+    Column("bio", String(4000)),
 )
 
 availability_settings = Table(

@@ -78,6 +78,8 @@ ROWS: dict[str, Row] = {
     "get-me": Row("GET", lambda w: "/v1/me", {STRANGER: 200, USER: 200, EXPERT: 200}),
     "put-me": Row("PUT", lambda w: "/v1/me", {STRANGER: 200, USER: 200, EXPERT: 200},
                   body=lambda w: {"displayName": "Someone"}),
+    "list-experts": Row("GET", lambda w: "/v1/experts", {STRANGER: 200, USER: 200, EXPERT: 200}),
+    "get-expert": Row("GET", lambda w: f"/v1/experts/{EXPERT}", {STRANGER: 200, USER: 200, EXPERT: 200}),
     "get-availability": Row("GET", lambda w: f"/v1/experts/{EXPERT}/availability",
                             {STRANGER: 200, USER: 200, EXPERT: 200}),
     "put-availability": Row("PUT", lambda w: f"/v1/experts/{EXPERT}/availability",

@@ -7,9 +7,10 @@ from tests.api.conftest import USER, assert_problem, auth
 
 def test_profile_round_trip(client):
     assert client.get("/v1/me", headers=auth(USER)).json() == {
-        "id": USER, "email": None, "displayName": None, "timezone": None,
+        "id": USER, "email": None, "displayName": None, "timezone": None, "headline": None, "bio": None,
     }
-    body = {"email": "ann@example.com", "displayName": "Ann", "timezone": "Europe/Paris"}
+    body = {"email": "ann@example.com", "displayName": "Ann", "timezone": "Europe/Paris", "headline": "Tax advice",
+            "bio": "Twenty years of it."}
     response = client.put("/v1/me", json=body, headers=auth(USER))
     assert response.status_code == 200, response.text
     assert response.json() == {"id": USER, **body}

@@ -167,3 +167,37 @@ def test_authorize_without_a_google_client_is_not_found(store: Store, tmp_path) 
         response = plain.post("/v1/calendar-connections/google/authorize", headers=auth(EXPERT))
     assert_problem(response, 404, "not_found")
     assert "CALBOOK_GOOGLE_CLIENT_ID" in response.json()["detail"]
+
+
+def test_a_flow_started_from_the_schedule_page_comes_back_to_it(
+    client: TestClient, oauth: FakeGoogleOAuth, queue: RecordingQueue,
+) -> None:
+    """The pages (docs/web.md) start the consent with a form post; the callback redirects back with the outcome."""
+    import re
+
+    from tests.api.conftest import token
+
+    # The public base URL is HTTPS, so the session cookie is Secure: the browser is on HTTPS too.
+    client = TestClient(client.app, base_url=PUBLIC_BASE)
+    assert client.get(f"/login?token={token(EXPERT, ttl=300)}", follow_redirects=False).status_code == 303
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/schedule").text)
+    assert csrf
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    started = client.post("/schedule/connections/google", content=f"csrf={csrf.group(1)}", headers=form,
+                          follow_redirects=False)
+    assert started.status_code == 303 and "calbook_oauth_return=schedule" in started.headers["set-cookie"]
+    url = started.headers["location"]
+    back = client.get("/v1/oauth/google/callback", params={"code": oauth.approve(url, ACCOUNT),
+                                                           "state": _query(url)["state"]}, follow_redirects=False)
+    assert back.status_code == 303 and back.headers["location"] == "/schedule?done=google", back.text
+    page = client.get(back.headers["location"]).text
+    assert "Google Calendar is connected" in page and ACCOUNT in page
+    # A declined consent comes back in words too, and the cookie is spent: an API client gets JSON again.
+    again = client.post("/schedule/connections/google", content=f"csrf={csrf.group(1)}", headers=form,
+                        follow_redirects=False).headers["location"]
+    declined = client.get("/v1/oauth/google/callback", follow_redirects=False,
+                          params={"error": "access_denied", "state": _query(again)["state"]})
+    assert declined.status_code == 303 and "google_error=" in declined.headers["location"]
+    assert "was not connected" in client.get(declined.headers["location"]).text
+    assert_problem(client.get("/v1/oauth/google/callback", params={"code": "x", "state": "nope"}), 400,
+                   "validation_error")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, select, update
+from sqlalchemy import Connection, RowMapping, Select, and_, or_, select, update
 
-from booking_engine.store.tables import users
+from booking_engine.store.tables import availability_settings, users
 
 
 def ensure_user(conn: Connection, user_id: str, now: datetime) -> None:
@@ -32,3 +32,25 @@ def get_user(conn: Connection, user_id: str) -> RowMapping | None:
 
 def update_user(conn: Connection, user_id: str, values: dict[str, Any], now: datetime) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(**values, updated_at=now))
+
+
+def _experts() -> Select[Any]:
+    """Users joined to their published settings (an expert is listed once they have saved a schedule)."""
+    s = availability_settings.c
+    return select(
+        users, s.timezone.label("settings_timezone"), s.hourly_rate_cents, s.currency, s.min_duration_minutes,
+        s.max_duration_minutes,
+    ).join(availability_settings, availability_settings.c.expert_id == users.c.id)
+
+
+def published_experts(conn: Connection, after: tuple[datetime, str] | None, limit: int) -> list[RowMapping]:
+    query = _experts()
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(users.c.created_at > at, and_(users.c.created_at == at, users.c.id > last_id)))
+    query = query.order_by(users.c.created_at, users.c.id).limit(limit)
+    return list(conn.execute(query).mappings())
+
+
+def published_expert(conn: Connection, expert_id: str) -> RowMapping | None:
+    return conn.execute(_experts().where(users.c.id == expert_id)).mappings().first()

@@ -1,0 +1,70 @@
+"""The pages' sign-in, session cookie and CSRF (api/web/session.py), over HTTP on both databases."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from api.web.session import SESSION_COOKIE
+from tests.api.conftest import EXPERT, USER, day_ahead, token
+
+
+def signed_in(client: TestClient, user: str = USER) -> None:
+    answer = client.get(f"/login?token={token(user, ttl=300)}", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/experts", answer.text
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+
+
+def test_pages_need_a_session_and_a_link_gives_one(client: TestClient) -> None:
+    answer = client.get("/bookings", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=%2Fbookings")
+    signed_in(client)
+    page = client.get("/bookings")
+    assert page.status_code == 200 and "Signed in as" in page.text and USER in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_long_lived_token_forged_cookie_and_dev_login_are_refused(client: TestClient) -> None:
+    long_lived = client.get(f"/login?token={token(USER, ttl=24 * 3600)}", follow_redirects=False)
+    assert long_lived.status_code == 401 and "lives too long" in long_lived.text
+    assert SESSION_COOKIE not in long_lived.headers.get("set-cookie", "")
+    assert client.get("/login?token=garbage").status_code == 401
+    client.cookies.set(SESSION_COOKIE, "eyJzdWIiOiJ1c2VyLTEiLCJleHAiOjk5OTk5OTk5OTksImNzcmYiOiJ4In0.forged")
+    assert client.get("/bookings", follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    assert client.post("/login/dev", content="user=anyone").status_code == 404  # not enabled
+    assert client.get("/login?next=//evil.example").status_code == 200
+
+
+def test_a_form_without_the_csrf_token_does_nothing(client: TestClient) -> None:
+    signed_in(client, EXPERT)
+    page = client.get("/schedule")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    day = day_ahead(30)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = client.post("/schedule/exceptions", content=f"date={day}&type=unavailable", headers=form)
+    assert refused.status_code == 403 and "expired" in refused.text
+    assert f'data-exception="{day}"' not in client.get("/schedule").text
+    done = client.post("/schedule/exceptions", content=f"date={day}&type=unavailable&csrf={csrf.group(1)}",
+                       headers=form, follow_redirects=False)
+    assert done.status_code == 303
+    assert f'data-exception="{day}"' in client.get("/schedule").text
+    out = client.post("/logout", content=f"csrf={csrf.group(1)}", headers=form, follow_redirects=False)
+    assert out.status_code == 303 and 'calbook_session=""' in out.headers["set-cookie"]
+
+
+def test_the_reschedule_picker_shows_the_bookings_own_time_as_free(client: TestClient, booking: dict) -> None:
+    """``exclude_booking`` on get_slots: the slot a booking holds is free for moving that booking only."""
+    day, start = booking["startTime"][:10], booking["startTime"]
+    signed_in(client)
+    client.cookies.set("calbook_tz", "UTC")
+    plain = client.get(f"/experts/{EXPERT}/{day}?duration=60").text
+    assert re.search(rf'<span class="slot booked" data-start="{start}"', plain)
+    moving = client.get(f"/experts/{EXPERT}/{day}?reschedule={booking['id']}").text
+    assert re.search(rf'<button type="submit" class="slot available" data-start="{start}"', moving)
+    client.cookies.clear()
+    signed_in(client, "stranger-1")
+    assert client.get(f"/experts/{EXPERT}/{day}?reschedule={booking['id']}").status_code == 404
