@@ -142,6 +142,12 @@ class WatchChannels(Protocol):
     def stop_channel(self, channel_id: str, resource_id: str) -> None: ...
 
 
+class RenewableChannels(WatchChannels, Protocol):
+    """Optional: channels whose lifetime is extended in place (Graph subscriptions), not replaced."""
+
+    def renew(self, channel_id: str, ttl: timedelta) -> datetime | None: ...
+
+
 class FreeBusy(Protocol):
     """Optional: an instant busy check of some calendars over a range (Google ``freebusy.query``)."""
 
@@ -191,6 +197,9 @@ class CalendarProvider(ABC):
         return None
 
     def watch_channels(self) -> WatchChannels | None:
+        return None
+
+    def renewable_channels(self) -> RenewableChannels | None:
         return None
 
     def free_busy(self) -> FreeBusy | None:

@@ -88,6 +88,9 @@ class MicrosoftCalendarProvider(CalendarProvider):
     def updated_credentials(self) -> dict[str, Any] | None:
         return self.graph.credentials if self.graph.refreshed else None
 
+    def renewable_channels(self) -> MicrosoftCalendarProvider:
+        return self
+
     def watch_channels(self) -> MicrosoftCalendarProvider:
         return self
 

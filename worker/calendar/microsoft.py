@@ -23,7 +23,6 @@ from booking_engine.store.db import Store
 from config.settings import get_settings
 from connectors.base import AuthError, CalendarProvider, ConnectorError
 from connectors.microsoft.graph import GraphRejected
-from connectors.microsoft.provider import MicrosoftCalendarProvider
 from worker.calendar.providers import provider_for
 
 log = logging.getLogger(__name__)
@@ -70,14 +69,15 @@ def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None 
     live = google_channels.live_channels(store, connection_id)
     outcome = SubscriptionOutcome("active")
     provider = provider_for(store, connection)
-    if not isinstance(provider, MicrosoftCalendarProvider):  # renewal in place is Graph's own (decision 0021)
+    channels = provider.renewable_channels()
+    if channels is None:  # renewal in place is Graph's own (decision 0021)
         provider.close()
-        raise ConnectorError("not a Microsoft provider")
+        raise ConnectorError("the provider does not renew its channels in place")
     try:
         covered: set[str] = set()
         for sub in live:
             if sub.calendar_id not in busy or sub.calendar_id in covered:
-                provider.stop_channel(sub.id, sub.resource_id)
+                channels.stop_channel(sub.id, sub.resource_id)
                 google_channels.mark_stopped(store, sub.id, now=moment)
                 outcome.deleted += 1
                 continue
@@ -85,7 +85,7 @@ def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None 
                 covered.add(sub.calendar_id)
                 continue
             try:
-                expiration = provider.renew(sub.id, lifetime())
+                expiration = channels.renew(sub.id, lifetime())
             except GraphRejected as exc:
                 if exc.status != 404:
                     raise
@@ -99,7 +99,7 @@ def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None 
         for calendar_id in busy:
             if calendar_id in covered:
                 continue
-            channel = provider.watch(calendar_id, webhook_address(), lifetime())
+            channel = channels.watch(calendar_id, webhook_address(), lifetime())
             google_channels.record_channel(
                 store, connection_id, channel.id, calendar_id, channel.resource_id,
                 microsoft_subscriptions.hash_client_state(channel.token),
