@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import responses
 
+from config.retry import GOOGLE_CALL
 from config.settings import Settings
 from connectors.google.backoff import Backoff
 from connectors.google.provider import GoogleCalendarProvider
@@ -86,7 +88,8 @@ def make_provider(
     made: list[GoogleCalendarProvider] = []
 
     def make(credentials: dict[str, Any] | None = None, **kwargs: Any) -> GoogleCalendarProvider:
-        kwargs.setdefault("backoff", Backoff(attempts=4, sleep=sleeps.append, random=lambda: 1.0))
+        four_tries = replace(GOOGLE_CALL, max_attempts=4)
+        kwargs.setdefault("backoff", Backoff(four_tries, sleep=sleeps.append, random=lambda: 1.0))
         provider = GoogleCalendarProvider(
             credentials or stored_credentials(), settings=settings, connection_id="conn-1", **kwargs
         )

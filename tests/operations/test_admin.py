@@ -60,8 +60,9 @@ def _left(store: Store) -> set[str]:
 def test_resend_makes_given_up_handlers_and_failed_deliveries_due_again(
     store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from worker import outbox as worker_outbox
     from worker.settings import get_worker_settings
+
+    from worker import outbox as worker_outbox
 
     monkeypatch.setenv("CALBOOK_WORKER_OUTBOX_MAX_ATTEMPTS", "1")  # one failure and the handler is given up
     get_worker_settings.cache_clear()

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import update
+from worker.settings import get_worker_settings
 
 from api.app import create_app
 from booking_engine.clock import utcnow
@@ -31,7 +32,6 @@ from tests.feed_server import serve_feed
 from tests.sync.conftest import event_text
 from tests.worker.conftest import ENCRYPTION_KEY, wait_until
 from worker.calendar.sync import sync_connection
-from worker.settings import get_worker_settings
 
 
 @pytest.fixture

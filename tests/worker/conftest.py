@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import worker.handlers  # noqa: F401  (registers the default e-mail and webhook handlers)
 from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
+from worker.settings import get_worker_settings
 
 import booking_engine.store.worker_tables  # noqa: F401  (registers the worker tables for truncate_all)
-import worker.handlers  # noqa: F401  (registers the default e-mail and webhook handlers)
 from config.settings import reset_settings_cache
 from worker import runtime
 from worker.notifications.webhooks import verify
 from worker.outbox import HANDLERS
-from worker.settings import get_worker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENCRYPTION_KEY = Fernet.generate_key().decode()

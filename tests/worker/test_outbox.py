@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from sqlalchemy import select
+from worker.settings import get_worker_settings
 
 from booking_engine.clock import utcnow
 from booking_engine.services import heartbeats
@@ -17,7 +18,6 @@ from booking_engine.store.worker_tables import outbox_handler_runs
 from tests.factories import NOW
 from tests.worker.scenario import book, next_slot, parties
 from worker import outbox as ob
-from worker.settings import get_worker_settings
 
 
 def _recorder(seen: list[ob.OutboxEvent]) -> ob.Handler:

@@ -17,6 +17,8 @@ from booking_engine.store.worker_tables import (
 from tests.factories import NOW
 from tests.worker.conftest import Receiver
 from tests.worker.scenario import EXPERT, book, next_slot, parties, subscribe
+
+KEEP = timedelta(days=30)  # CALBOOK_WORKER_RETENTION_DAYS
 from worker import outbox as ob
 from worker import retention
 from worker.notifications import webhooks
@@ -39,17 +41,17 @@ def test_prune_keeps_recent_and_pending_rows(store: Store, receiver: Receiver) -
     assert _count(store, outbox) == 3 and _count(store, webhook_deliveries) == 2
 
     # Within the window nothing goes.
-    assert retention.as_dict(retention.prune(store, now=NOW + timedelta(days=29))) == {
+    assert retention.as_dict(retention.prune(store, KEEP, now=NOW + timedelta(days=29))) == {
         "outbox": 0, "deliveries": 0, "notifications": 0}
 
-    result = retention.prune(store, now=NOW + timedelta(days=31))
+    result = retention.prune(store, KEEP, now=NOW + timedelta(days=31))
     assert (result.outbox, result.deliveries) == (2, 2)
     assert _count(store, outbox) == 1
     assert _count(store, outbox, outbox.c.dispatched_at.is_(None)) == 1
     assert _count(store, outbox_handler_runs) == 0
     assert _count(store, webhook_deliveries) == 0 and _count(store, webhook_delivery_attempts) == 0
     # Idempotent: a second run finds nothing more.
-    assert retention.prune(store, now=NOW + timedelta(days=31)).outbox == 0
+    assert retention.prune(store, KEEP, now=NOW + timedelta(days=31)).outbox == 0
 
 
 def test_pending_delivery_is_never_pruned(store: Store) -> None:
@@ -59,7 +61,7 @@ def test_pending_delivery_is_never_pruned(store: Store) -> None:
         book(store, next_slot(1, 10))
         ob.drain(store)
     assert _count(store, webhook_deliveries, webhook_deliveries.c.status == "pending") == 1
-    retention.prune(store, now=NOW + timedelta(days=400))
+    retention.prune(store, KEEP, now=NOW + timedelta(days=400))
     assert _count(store, webhook_deliveries) == 1
 
 
@@ -75,5 +77,5 @@ def test_old_email_idempotency_keys_go(store: Store) -> None:
     ]
     with store.write() as conn:
         conn.execute(insert(notification_log), rows)
-    assert retention.prune(store, now=NOW + timedelta(days=45)).notifications == 1  # only the one of day 0
+    assert retention.prune(store, KEEP, now=NOW + timedelta(days=45)).notifications == 1  # only the one of day 0
     assert _count(store, notification_log) == 2
