@@ -32,6 +32,8 @@ from config.task_sender import DELIVER_WEBHOOKS, DISPATCH_OUTBOX, CeleryTaskQueu
 from worker import outbox
 from worker.calendar import google as google_channels
 from worker.calendar import push
+from worker.calendar import sync as calendar_sync
+from worker.calendar.sync import SyncOutcome
 from worker.notifications import email, webhooks
 from worker.outbox import DispatchResult, HandlerTable, OutboxEvent, OutboxHandler
 
@@ -123,6 +125,14 @@ def outbox_handlers(settings: Settings) -> HandlerTable:
         "connection-cleanup": OutboxHandler(("connection.disconnected",), disconnect_cleanup),
         "google-reauth-channels": OutboxHandler(("connection.reauth_required",), reauth_channels),
     }
+
+
+def sync_connection(
+    store: Store, connection_id: str, settings: Settings, *, force_reconcile: bool = False,
+) -> SyncOutcome:
+    """One connection's sync with the provider's after-sync step (the tasks, ``calbook demo``, tests)."""
+    return calendar_sync.sync_connection(store, connection_id, settings=settings, after_sync=after_sync,
+                                         force_reconcile=force_reconcile)
 
 
 def drain_outbox(store: Store, settings: Settings, budget_seconds: float | None = None) -> DispatchResult:

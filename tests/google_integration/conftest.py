@@ -23,14 +23,15 @@ from api.app import create_app
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, outbox, watch_channels
-from config.settings import Settings, get_settings, reset_settings_cache
+from config.settings import Settings
+from config.task_sender import CeleryTaskQueue
 from connectors.google import backoff as backoff_module
 from connectors.secrets import decrypt_json, encrypt_json
 from tests.api.conftest import auth
 from tests.factories import publish
 from tests.fakes.google_calendar import FakeGoogleCalendar
 from tests.google_integration.oauth_server import FakeGoogleOAuth
-from worker import runtime
+from worker import wiring
 from worker.calendar import google as google_worker
 from worker.tasks.google import sync_after_notification
 
@@ -105,11 +106,11 @@ def settings(
 ) -> Iterator[Settings]:
     for key, value in google_env(fake, oauth, tmp_path / "data").items():
         monkeypatch.setenv(key, value)
-    reset_settings_cache()
-    runtime.set_sending_enabled(False)
-    yield get_settings()
-    runtime.set_sending_enabled(True)
-    reset_settings_cache()
+    wiring.use(None)
+    wiring.set_sending_enabled(False)
+    yield Settings()
+    wiring.set_sending_enabled(True)
+    wiring.use(None)
 
 
 @dataclass
@@ -147,9 +148,11 @@ class RecordingQueue:
         while self.queued:
             kind, connection_id = self.queued.pop(0)
             if kind == "sync":
-                status = sync_after_notification(self.store, connection_id)
+                settings = Settings()
+                idle = CeleryTaskQueue(settings.resolved_broker_url(), enabled=False)
+                status = sync_after_notification(self.store, connection_id, settings=settings, queue=idle)
             else:
-                status = google_worker.ensure_watches(self.store, connection_id).status
+                status = google_worker.ensure_watches(self.store, connection_id, settings=Settings()).status
             done.append((kind, connection_id, status))
         self.results.extend(done)
         return done

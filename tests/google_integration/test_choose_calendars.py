@@ -15,13 +15,14 @@ from sqlalchemy import select
 from booking_engine.services import calendar_sync
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, calendar_connections
+from config.settings import Settings
 from connectors.google.events import event_id_for_booking
 from tests.api.conftest import assert_problem, auth, booking_body
 from tests.fakes.google_calendar import FakeGoogleCalendar
 from tests.google_integration.conftest import ACCOUNT, EXPERT, SECONDARY, RecordingQueue, channels
 from tests.google_integration.test_connect import _busy, _event
+from worker import wiring
 from worker.calendar import push
-from worker.calendar.sync import sync_connection
 from worker.tasks.google import renew_channels
 
 HOME = "home@group.calendar.test"
@@ -77,7 +78,7 @@ def test_busy_calendars_and_channels_follow_the_choice(
     answer = _patch(client, connection_id, {"busyCalendars": [ACCOUNT, SECONDARY]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["busyCalendars"] == [ACCOUNT, SECONDARY]
-    assert sync_connection(store, connection_id).status == "active"
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
     assert len(_busy(client)) == 1
     assert _watched(store, connection_id) == [ACCOUNT, SECONDARY] == _fake_watched(fake)
     assert renew_channels(store, queue) == 0  # in step now
@@ -85,7 +86,7 @@ def test_busy_calendars_and_channels_follow_the_choice(
     # Removing it: its busy time goes at once; the next sync stops its channel, and brings nothing back.
     assert _patch(client, connection_id, {"busyCalendars": [ACCOUNT]}).status_code == 200
     assert _busy(client) == []
-    assert sync_connection(store, connection_id).status == "active"
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
     assert _busy(client) == []
     assert _watched(store, connection_id) == [ACCOUNT] == _fake_watched(fake)
 
@@ -109,7 +110,7 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     assert created.status_code == 201, created.text
     booking_id = created.json()["id"]
     assert client.post(f"/v1/bookings/{booking_id}/confirm", headers=auth(EXPERT)).status_code == 200
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
     event_id = event_id_for_booking(booking_id)
     assert fake.event(ACCOUNT, event_id)["status"] == "confirmed"  # type: ignore[index]
 
@@ -118,7 +119,7 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     answer = _patch(client, connection_id, {"destinationCalendar": HOME})
     assert answer.status_code == 200, answer.text
     assert answer.json()["destinationCalendar"] == HOME and answer.json()["busyCalendars"] == [ACCOUNT]
-    outcome = sync_connection(store, connection_id)
+    outcome = wiring.sync_connection(store, connection_id, Settings())
     assert outcome.status == "active" and outcome.backfilled == 1
     assert fake.event(ACCOUNT, event_id)["status"] == "cancelled"  # type: ignore[index]
     with fake.lock:
@@ -126,6 +127,6 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     assert len(mine) == 1 and mine[0]["status"] == "confirmed"
     ref = calendar_sync.get_event_ref(store, booking_id, connection_id)
     assert ref is not None and ref.calendar_id == HOME and ref.ref == event_id
-    assert sync_connection(store, connection_id).backfilled == 0
+    assert wiring.sync_connection(store, connection_id, Settings()).backfilled == 0
     with store.read() as conn:  # calbook's own event is never imported as busy time
         assert conn.execute(select(busy_blocks)).first() is None

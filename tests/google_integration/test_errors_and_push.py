@@ -10,6 +10,8 @@ from sqlalchemy import delete, select
 
 from booking_engine.store.db import Store
 from booking_engine.store.tables import booking_calendar_events, busy_blocks
+from config.settings import Settings
+from config.task_sender import CeleryTaskQueue
 from connectors.google.events import event_id_for_booking
 from tests.api.conftest import USER, auth, booking_body
 from tests.fakes.google_calendar import FakeGoogleCalendar
@@ -26,9 +28,8 @@ from tests.google_integration.conftest import (
 )
 from tests.google_integration.oauth_server import FakeGoogleOAuth
 from tests.google_integration.test_connect import _busy, _event
-from worker import runtime
+from worker import wiring
 from worker.calendar import push
-from worker.outbox import drain
 from worker.tasks.google import google_sync
 
 
@@ -41,7 +42,9 @@ def channel(connected: dict[str, Any], store: Store, fake: FakeGoogleCalendar) -
 @pytest.fixture
 def worker_store(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
     """Celery tasks run eagerly (``apply``) on the test's store."""
-    monkeypatch.setattr(runtime, "_store", store)
+    settings = Settings()
+    idle = CeleryTaskQueue(settings.resolved_broker_url(), enabled=False)
+    wiring.use(wiring.Worker(settings, store, idle, wiring.outbox_handlers(settings)))
     return store
 
 
@@ -101,7 +104,7 @@ def test_invalid_grant_needs_reauth_end_to_end(
     # Later notifications on the stopped channel do nothing; the outbox handler is harmless.
     notify(client, channel, channel["token"])
     assert queue.queued == []
-    drain(store, budget_seconds=10)
+    wiring.drain_outbox(store, Settings(), budget_seconds=10)
     # Reconnecting brings the same connection back, watched again.
     assert connect(client, oauth)["id"] == connected["id"]
     queue.run()
@@ -118,11 +121,11 @@ def test_duplicate_push_deliveries_give_one_event(
     booking_id = created.json()["id"]
     assert client.post(f"/v1/bookings/{booking_id}/confirm", headers=auth(EXPERT)).status_code == 200
 
-    assert push.push_booking(store, booking_id) == 1
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
     with store.write() as conn:  # a worker died after writing the event, before saving its ref
         conn.execute(delete(booking_calendar_events))
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
 
     event_id = event_id_for_booking(booking_id)
     with fake.lock:

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import watch_channels
+from config.settings import Settings
 from tests.api.conftest import auth
 from tests.fakes.google_calendar import FakeGoogleCalendar
 from tests.google_integration.conftest import (
@@ -25,7 +26,7 @@ from tests.google_integration.conftest import (
 )
 from tests.google_integration.oauth_server import FakeGoogleOAuth
 from tests.google_integration.test_connect import _busy, _event
-from worker.outbox import drain
+from worker import wiring
 from worker.tasks.google import renew_channels
 
 
@@ -160,7 +161,7 @@ def test_disconnect_stops_the_channels(
     response = client.delete(f"/v1/calendar-connections/{connected['id']}", headers=auth(EXPERT))
     assert response.status_code == 204
 
-    drain(store, budget_seconds=10)
+    wiring.drain_outbox(store, Settings(), budget_seconds=10)
 
     assert fake.channels == {}
     assert channels(store, connected["id"], live=True) == []

@@ -23,7 +23,7 @@ from booking_engine.model import AvailabilitySettings
 from booking_engine.services import connections
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, outbox
-from config.settings import get_settings, reset_settings_cache
+from config.settings import Settings
 from connectors.secrets import encrypt_json
 from tests.caldav.conftest import (  # noqa: F401 - fixtures
     Direct,
@@ -37,7 +37,7 @@ from tests.caldav.conftest import (  # noqa: F401 - fixtures
 from tests.caldav.servers import PASSWORD, USERNAME, Account, CalDAVServer, FaultProxy
 from tests.factories import publish
 from tests.worker.conftest import ENCRYPTION_KEY
-from worker import runtime
+from worker import wiring
 
 EXPERT = "expert-1"
 USER = "user-1"
@@ -50,11 +50,11 @@ def sync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.setenv("CALBOOK_ENCRYPTION_KEY", ENCRYPTION_KEY)
     monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "true")  # Radicale and the fake servers are on 127.0.0.1
     monkeypatch.delenv("CALBOOK_SMTP_URL", raising=False)
-    reset_settings_cache()
-    runtime.set_sending_enabled(False)
+    wiring.use(None)
+    wiring.set_sending_enabled(False)
     yield
-    runtime.set_sending_enabled(True)
-    reset_settings_cache()
+    wiring.set_sending_enabled(True)
+    wiring.use(None)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +102,7 @@ def connect(store: Store, calendar_url: str, server_url: str | None = None, expe
     created = connections.create_connection(
         store, expert_id, expert_id, "caldav", account=USERNAME,
         credentials=encrypt_json({"username": USERNAME, "password": PASSWORD},
-                                 get_settings().resolved_encryption_key()),
+                                 Settings().resolved_encryption_key()),
         busy_calendars=[calendar_url], destination_calendar=calendar_url,
         extra_config={"url": server_url or calendar_url},
     )

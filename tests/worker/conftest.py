@@ -24,16 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import worker.handlers  # noqa: F401  (registers the default e-mail and webhook handlers)
 from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
-from worker.settings import get_worker_settings
 
 import booking_engine.store.worker_tables  # noqa: F401  (registers the worker tables for truncate_all)
-from config.settings import reset_settings_cache
-from worker import runtime
+from worker import wiring
 from worker.notifications.webhooks import verify
-from worker.outbox import HANDLERS
 
 ROOT = Path(__file__).resolve().parents[2]
 ENCRYPTION_KEY = Fernet.generate_key().decode()
@@ -186,22 +182,16 @@ def worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     monkeypatch.delenv("CALBOOK_SMTP_URL", raising=False)
     for key, value in FAST_KNOBS.items():
         monkeypatch.setenv(key, value)
-    reset_settings_cache()
-    get_worker_settings.cache_clear()
-    runtime.set_sending_enabled(False)
-    saved = {k: list(v) for k, v in HANDLERS.items()}
+    wiring.use(None)
+    wiring.set_sending_enabled(False)
     yield
-    HANDLERS.clear()
-    HANDLERS.update(saved)
-    runtime.set_sending_enabled(True)
-    reset_settings_cache()
-    get_worker_settings.cache_clear()
+    wiring.set_sending_enabled(True)
+    wiring.use(None)
 
 
 @pytest.fixture
 def use_smtp(monkeypatch: pytest.MonkeyPatch, smtp: tuple[str, Mailbox]) -> Mailbox:
     monkeypatch.setenv("CALBOOK_SMTP_URL", smtp[0])
-    reset_settings_cache()
     return smtp[1]
 
 

@@ -14,14 +14,14 @@ from booking_engine.store.worker_tables import (
     webhook_deliveries,
     webhook_delivery_attempts,
 )
+from config.settings import Settings
 from tests.factories import NOW
 from tests.worker.conftest import Receiver
 from tests.worker.scenario import EXPERT, book, next_slot, parties, subscribe
+from worker import retention, wiring
+from worker.notifications import webhooks
 
 KEEP = timedelta(days=30)  # CALBOOK_WORKER_RETENTION_DAYS
-from worker import outbox as ob
-from worker import retention
-from worker.notifications import webhooks
 
 
 def _count(store: Store, table, *where) -> int:  # type: ignore[no-untyped-def]
@@ -34,8 +34,8 @@ def test_prune_keeps_recent_and_pending_rows(store: Store, receiver: Receiver) -
     receiver.secret = subscribe(store, EXPERT, receiver.url)
     with time_machine.travel(NOW, tick=False):
         book(store, next_slot(1, 10), confirm=True)
-        ob.drain(store)
-        assert webhooks.deliver_due(store) == 2
+        wiring.drain_outbox(store, Settings())
+        assert webhooks.deliver_due(store, settings=Settings()) == 2
     with time_machine.travel(NOW + timedelta(days=20), tick=False):
         book(store, next_slot(22, 10))  # newer and never dispatched: must survive any prune
     assert _count(store, outbox) == 3 and _count(store, webhook_deliveries) == 2
@@ -59,7 +59,7 @@ def test_pending_delivery_is_never_pruned(store: Store) -> None:
     subscribe(store, EXPERT, "http://127.0.0.1:9/never")
     with time_machine.travel(NOW, tick=False):
         book(store, next_slot(1, 10))
-        ob.drain(store)
+        wiring.drain_outbox(store, Settings())
     assert _count(store, webhook_deliveries, webhook_deliveries.c.status == "pending") == 1
     retention.prune(store, KEEP, now=NOW + timedelta(days=400))
     assert _count(store, webhook_deliveries) == 1
