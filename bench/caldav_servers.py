@@ -26,8 +26,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connectors.caldav import CalDAVProvider  # noqa: E402
-from tests.caldav.conftest import Direct, vevent  # noqa: E402
-from tests.caldav.servers import SERVERS, ServerUnavailable  # noqa: E402
+from tests.support.caldav import Direct, vevent  # noqa: E402
+from tests.support.caldav_servers import SERVERS, ServerUnavailable  # noqa: E402
 
 WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
 WINDOW_END = WINDOW_START + timedelta(days=180)

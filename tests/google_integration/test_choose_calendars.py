@@ -17,10 +17,17 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, calendar_connections
 from config.settings import Settings
 from connectors.google.events import event_id_for_booking
-from tests.api.conftest import assert_problem, auth, booking_body
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import ACCOUNT, EXPERT, SECONDARY, RecordingQueue, channels
-from tests.google_integration.test_connect import _busy, _event
+from tests.support.api import assert_problem, auth, booking_body
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import (
+    ACCOUNT,
+    EXPERT,
+    SECONDARY,
+    RecordingQueue,
+    busy_times,
+    channels,
+    google_event,
+)
 from worker import wiring
 from worker.calendar import push
 from worker.tasks.google import renew_channels
@@ -70,8 +77,8 @@ def test_busy_calendars_and_channels_follow_the_choice(
     client: TestClient, store: Store, fake: FakeGoogleCalendar, connected: dict[str, Any], queue: RecordingQueue
 ) -> None:
     connection_id = connected["id"]
-    fake.add_event(SECONDARY, _event(1, 12))
-    assert _busy(client) == []
+    fake.add_event(SECONDARY, google_event(1, 12))
+    assert busy_times(client) == []
     assert _watched(store, connection_id) == [ACCOUNT]
 
     # Adding the team calendar: imported, and watched, on the next sync.
@@ -79,15 +86,15 @@ def test_busy_calendars_and_channels_follow_the_choice(
     assert answer.status_code == 200, answer.text
     assert answer.json()["busyCalendars"] == [ACCOUNT, SECONDARY]
     assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
-    assert len(_busy(client)) == 1
+    assert len(busy_times(client)) == 1
     assert _watched(store, connection_id) == [ACCOUNT, SECONDARY] == _fake_watched(fake)
     assert renew_channels(store, queue) == 0  # in step now
 
     # Removing it: its busy time goes at once; the next sync stops its channel, and brings nothing back.
     assert _patch(client, connection_id, {"busyCalendars": [ACCOUNT]}).status_code == 200
-    assert _busy(client) == []
+    assert busy_times(client) == []
     assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
-    assert _busy(client) == []
+    assert busy_times(client) == []
     assert _watched(store, connection_id) == [ACCOUNT] == _fake_watched(fake)
 
 

@@ -13,21 +13,22 @@ from booking_engine.store.tables import booking_calendar_events, busy_blocks
 from config.settings import Settings
 from config.task_sender import CeleryTaskQueue
 from connectors.google.events import event_id_for_booking
-from tests.api.conftest import USER, auth, booking_body
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import (
+from tests.support.api import USER, auth, booking_body
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import (
     ACCOUNT,
     EXPERT,
     RecordingQueue,
+    busy_times,
     channels,
     connect,
     expire_access_token,
     fake_channel,
+    google_event,
     notify,
     outbox_types,
 )
-from tests.google_integration.oauth_server import FakeGoogleOAuth
-from tests.google_integration.test_connect import _busy, _event
+from tests.support.google_oauth import FakeGoogleOAuth
 from worker import wiring
 from worker.calendar import push
 from worker.tasks.google import google_sync
@@ -52,7 +53,7 @@ def test_rate_limits_are_retried_inside_the_call(
     client: TestClient, channel: dict[str, Any], fake: FakeGoogleCalendar, queue: RecordingQueue,
     sleeps: list[float],
 ) -> None:
-    fake.add_event(ACCOUNT, _event(2, 9))
+    fake.add_event(ACCOUNT, google_event(2, 9))
     fake.fail_next(1, 429, "rateLimitExceeded")
     fake.fail_next(1, 403, "userRateLimitExceeded")
     fake.fail_next(1, 503, "backendError")
@@ -62,7 +63,7 @@ def test_rate_limits_are_retried_inside_the_call(
 
     assert result[2] == "active"
     assert len(sleeps) == 3
-    assert len(_busy(client)) == 1
+    assert len(busy_times(client)) == 1
 
 
 def test_a_longer_outage_is_retried_by_the_task(
@@ -70,7 +71,7 @@ def test_a_longer_outage_is_retried_by_the_task(
     worker_store: Store, sleeps: list[float],
 ) -> None:
     """The provider gives up after five tries; Celery's autoretry takes over (eagerly here)."""
-    fake.add_event(ACCOUNT, _event(2, 9))
+    fake.add_event(ACCOUNT, google_event(2, 9))
     fake.fail_next(7, 429, "rateLimitExceeded")
 
     result = google_sync.apply(args=[connected["id"]])
@@ -78,7 +79,7 @@ def test_a_longer_outage_is_retried_by_the_task(
     assert result.successful(), result.traceback
     assert result.get() == "active"
     assert len(fake.calls("GET", "/events")) >= 8
-    assert len(_busy(client)) == 1
+    assert len(busy_times(client)) == 1
     listed = client.get("/v1/calendar-connections", headers=auth(EXPERT)).json()["items"]
     assert listed[0]["status"] == "active" and listed[0]["lastError"] is None
 

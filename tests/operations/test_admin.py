@@ -17,11 +17,11 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, calendar_connections, outbox
 from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries
 from config.settings import Settings
-from tests.api.conftest import EXPERT, USER, day_ahead
-from tests.factories import publish
-from tests.feed_server import serve_feed
-from tests.operations.processes import common_env, processes
-from tests.worker.conftest import wait_until
+from tests.support.api import EXPERT, USER, day_ahead
+from tests.support.factories import publish
+from tests.support.feed_server import serve_feed
+from tests.support.processes import common_env, processes
+from tests.support.worker import wait_until
 
 
 def _book(store: Store, hour: int) -> str:

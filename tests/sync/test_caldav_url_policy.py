@@ -25,11 +25,11 @@ from booking_engine.services import bookings, connections
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections
 from config.settings import Settings
-from tests.api.conftest import assert_problem, auth, make_settings
-from tests.caldav.servers import PASSWORD, USERNAME, Fault, FaultProxy
-from tests.caldav.servers.internal import SECRET_BODY, SECRET_STATUS, InternalService, Tarpit
-from tests.sync.conftest import EXPERT, USER, connect, day
-from tests.worker.conftest import ENCRYPTION_KEY
+from tests.support.api import assert_problem, auth, make_settings
+from tests.support.caldav_servers import PASSWORD, USERNAME, Fault, FaultProxy
+from tests.support.caldav_servers.internal import SECRET_BODY, SECRET_STATUS, InternalService, Tarpit
+from tests.support.sync import EXPERT, USER, connect, day
+from tests.support.worker import ENCRYPTION_KEY
 from worker import wiring
 from worker.calendar.push import push_booking
 

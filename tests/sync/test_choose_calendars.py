@@ -24,11 +24,11 @@ from booking_engine.services import bookings, calendar_sync
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections
 from config.settings import Settings
-from tests.api.conftest import assert_problem, auth, make_settings
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import PASSWORD, USERNAME, FaultProxy
-from tests.sync.conftest import EXPERT, USER, blocks, day, event_text
-from tests.worker.conftest import ENCRYPTION_KEY
+from tests.support.api import assert_problem, auth, make_settings
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import PASSWORD, USERNAME, FaultProxy
+from tests.support.sync import EXPERT, USER, blocks, day, event_text
+from tests.support.worker import ENCRYPTION_KEY
 from worker import wiring
 from worker.calendar.push import push_booking
 

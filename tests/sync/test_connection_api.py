@@ -21,12 +21,12 @@ from api.app import create_app
 from booking_engine.services import connections
 from booking_engine.store.db import Store
 from config.settings import Settings
-from tests.api.conftest import assert_problem, auth, make_settings
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import PASSWORD, USERNAME, Fault, FaultProxy, free_port
-from tests.caldav.test_ics_feed import FeedState, feed, feed_server  # noqa: F401
-from tests.sync.conftest import EXPERT, blocks, day, event_text
-from tests.worker.conftest import ENCRYPTION_KEY
+from tests.support.api import assert_problem, auth, make_settings
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import PASSWORD, USERNAME, Fault, FaultProxy, free_port
+from tests.support.feed_server import FeedState, feed
+from tests.support.sync import EXPERT, blocks, day, event_text
+from tests.support.worker import ENCRYPTION_KEY
 from worker import wiring
 
 STRANGER = "stranger-1"

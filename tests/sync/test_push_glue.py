@@ -16,9 +16,9 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, outbox
 from booking_engine.store.worker_tables import outbox_handler_runs
 from config.settings import Settings
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import Fault, FaultProxy
-from tests.sync.conftest import EXPERT, USER, blocks, connect, day, outbox_types
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import Fault, FaultProxy
+from tests.support.sync import EXPERT, USER, blocks, connect, day, outbox_types
 from worker import outbox as outbox_module
 from worker import wiring
 from worker.calendar.push import push_booking

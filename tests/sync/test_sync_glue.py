@@ -20,9 +20,9 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, calendar_sync_state
 from config.settings import Settings
 from connectors.base import TransientError
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import Fault, FaultProxy, free_port
-from tests.sync.conftest import EXPERT, USER, blocks, connect, day, event_text, outbox_types, spans
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import Fault, FaultProxy, free_port
+from tests.support.sync import EXPERT, USER, blocks, connect, day, event_text, outbox_types, spans
 from worker import wiring
 
 

@@ -27,10 +27,10 @@ from booking_engine.store.tables import calendar_connections
 from booking_engine.sync_progress import SyncPhase
 from config.settings import Settings
 from connectors.secrets import encrypt_json
-from tests.api.conftest import EXPERT, auth, make_settings
-from tests.feed_server import serve_feed
-from tests.sync.conftest import event_text
-from tests.worker.conftest import ENCRYPTION_KEY, wait_until
+from tests.support.api import EXPERT, auth, make_settings
+from tests.support.feed_server import serve_feed
+from tests.support.sync import event_text
+from tests.support.worker import ENCRYPTION_KEY, wait_until
 from worker import wiring
 
 

@@ -13,7 +13,7 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, outbox
 from config.settings import Settings
 from connectors.base import AuthError, PermanentError, TransientError
-from tests.sync.conftest import EXPERT, connect
+from tests.support.sync import EXPERT, connect
 from worker import outbox as outbox_module
 from worker import wiring
 from worker.outbox import OutboxEvent

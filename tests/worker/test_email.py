@@ -14,9 +14,8 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import users as users_table
 from booking_engine.store.worker_tables import notification_log
 from config.settings import Settings
-from tests.factories import NOW
-from tests.worker.conftest import Mailbox
-from tests.worker.scenario import (
+from tests.support.factories import NOW
+from tests.support.scenario import (
     EXPERT,
     EXPERT_EMAIL,
     USER,
@@ -26,6 +25,7 @@ from tests.worker.scenario import (
     parties,
     redispatch_everything,
 )
+from tests.support.worker import Mailbox
 from worker import outbox, wiring
 
 

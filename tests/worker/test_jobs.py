@@ -13,8 +13,8 @@ from booking_engine.services import bookings as booking_service
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import reminders as reminder_rows
 from booking_engine.store.tables import bookings, outbox
-from tests.factories import NOW
-from tests.worker.scenario import EXPERT, USER, book, next_slot, outbox_types, parties
+from tests.support.factories import NOW
+from tests.support.scenario import EXPERT, USER, book, next_slot, outbox_types, parties
 
 
 def _payloads(store: Store, event_type: str) -> list[dict]:

@@ -15,8 +15,8 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
 from booking_engine.store.worker_tables import outbox_handler_runs
 from config.settings import Settings
-from tests.factories import NOW
-from tests.worker.scenario import book, next_slot, parties
+from tests.support.factories import NOW
+from tests.support.scenario import book, next_slot, parties
 from worker import outbox as ob
 from worker import wiring
 

@@ -15,9 +15,9 @@ from booking_engine.store.worker_tables import (
     webhook_delivery_attempts,
 )
 from config.settings import Settings
-from tests.factories import NOW
-from tests.worker.conftest import Receiver
-from tests.worker.scenario import EXPERT, book, next_slot, parties, subscribe
+from tests.support.factories import NOW
+from tests.support.scenario import EXPERT, book, next_slot, parties, subscribe
+from tests.support.worker import Receiver
 from worker import retention, wiring
 from worker.notifications import webhooks
 

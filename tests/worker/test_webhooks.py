@@ -14,9 +14,9 @@ from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.worker_tables import webhook_deliveries, webhook_delivery_attempts
 from config.settings import Settings
-from tests.factories import NOW
-from tests.worker.conftest import Receiver
-from tests.worker.scenario import EXPERT, USER, book, next_slot, parties, redispatch_everything, subscribe
+from tests.support.factories import NOW
+from tests.support.scenario import EXPERT, USER, book, next_slot, parties, redispatch_everything, subscribe
+from tests.support.worker import Receiver
 from worker import outbox, wiring
 from worker.notifications import webhooks
 

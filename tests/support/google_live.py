@@ -24,11 +24,11 @@ from api.app import create_app
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from config.settings import Settings
-from tests.api.conftest import auth
-from tests.factories import publish
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import ACCOUNT, EXPERT, channels, connect, fake_channel, google_env
-from tests.google_integration.oauth_server import FakeGoogleOAuth
+from tests.support.api import auth
+from tests.support.factories import publish
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import ACCOUNT, EXPERT, channels, connect, fake_channel, google_env
+from tests.support.google_oauth import FakeGoogleOAuth
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
 from config.settings import Settings
 from connectors.secrets import encrypt_json
-from tests.factories import NOW, publish
+from tests.support.factories import NOW, publish
 
 USER = "user-1"
 EXPERT = "expert-1"
