@@ -1,7 +1,7 @@
 """Benchmark: what calbook's CalDAV sync costs on each real server of the test suite.
 
 For Radicale, Cyrus IMAP, DAViCal and SabreDAV (started as the tests start them, from their
-Debian packages, see ``tests/caldav/servers``) it prints which sync feature calbook ended up
+Debian packages, see ``tests/support/caldav_servers``) it prints which sync feature calbook ended up
 using, and the HTTP requests and wall time of discovery, a first sync, an incremental sync
 after one change, one after nothing changed, and the daily reconcile.
 

@@ -3,6 +3,11 @@
 PostgreSQL (``CALBOOK_TEST_PG_URL``, default the local server) is required when ``CI`` is
 set: then an unreachable server fails the run instead of skipping the PostgreSQL half.
 Redis (``CALBOOK_TEST_REDIS_URL``) follows the same rule.
+
+The fixtures more than one test directory uses live here too: the real CalDAV servers
+(``caldav_server`` is parametrised over every server; ``tests/sync`` narrows it to Radicale),
+the fault proxy in front of them, a local ICS feed, and worker processes (``start_worker``).
+The helpers the tests share are in ``tests.support``.
 """
 
 

@@ -1,6 +1,7 @@
-"""Fixtures: every real CalDAV server of the suite, a fault proxy in front of it, a fresh account per test.
+"""Fixtures of the CalDAV suite: a calendar per test, its URL, a provider on it.
 
-``caldav_server`` is parametrised over ``SERVERS`` (Radicale, Cyrus, DAViCal, SabreDAV), each
+The servers, the fault proxy and the per-test account are ``tests/conftest.py``'s (``tests/sync``
+uses them too). ``caldav_server`` is parametrised over ``SERVERS`` (Radicale, Cyrus, DAViCal, SabreDAV), each
 started once per session, so every test that uses it - the whole pull, push and fault suite -
 runs against each server. ``CALBOOK_TEST_CALDAV_SERVERS=radicale,cyrus`` narrows the list while
 developing. A server that cannot start here is skipped on a developer machine and fails the run

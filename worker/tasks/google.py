@@ -30,7 +30,6 @@ from config.settings import Settings
 from config.task_sender import SYNC_CHANGED, WATCH
 from worker import wiring
 from worker.calendar import google as google_worker
-from worker.calendar.sync import sync_connection as run_sync
 from worker.tasks.retry import CALENDAR_RETRY_OPTIONS, RETRY_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ LOCKED_RETRIES = 30
 
 def sync_after_notification(store: Store, connection_id: str, *, settings: Settings, queue: TaskQueue) -> str:
     """Run the incremental sync; stop the channels when the grant turned out to be revoked."""
-    outcome = run_sync(store, connection_id, settings=settings, after_sync=wiring.after_sync)
+    outcome = wiring.sync_connection(store, connection_id, settings)
     if outcome.status == ConnectionStatus.REAUTH_REQUIRED:
         google_worker.stop_channels(store, connection_id, settings=settings, call_google=False)
     if outcome.flagged:

@@ -20,7 +20,6 @@ from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
 from config.task_sender import SYNC
 from worker import wiring
-from worker.calendar.sync import sync_connection as run_sync
 from worker.tasks.retry import CALENDAR_RETRY_OPTIONS, RETRY_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,7 @@ BACKSTOP_INTERVAL_SECONDS = 6 * 3600
 @shared_task(name=SYNC, bind=True, **CALENDAR_RETRY_OPTIONS)
 def sync_connection(self, connection_id: str, reconcile: bool = False) -> str:  # type: ignore[no-untyped-def]
     worker = wiring.current()
-    outcome = run_sync(worker.store, connection_id, settings=worker.settings, after_sync=wiring.after_sync,
-                       force_reconcile=reconcile)
+    outcome = wiring.sync_connection(worker.store, connection_id, worker.settings, force_reconcile=reconcile)
     if outcome.flagged:
         worker.tasks.drain_outbox()
     return outcome.status
