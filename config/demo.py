@@ -183,7 +183,6 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
     from config.task_sender import CeleryTaskQueue
     from connectors.accounts import ProviderAccounts
     from worker import wiring
-    from worker.calendar.sync import sync_connection
 
     settings = Settings()  # no broker in the demo: it runs the sync and dispatches the outbox itself
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +212,7 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
         calendars = connection.known_calendars or []
         print(f"3. Connected the account (found {len(calendars)} calendar(s)); connection {connection.id}.")
 
-        outcome = sync_connection(store, connection.id, settings=settings, after_sync=wiring.after_sync)
+        outcome = wiring.sync_connection(store, connection.id, settings)
         print(f"4. Sync: {outcome.blocks} busy block(s) imported (the transparent lunch is free time).")
         print(f"   Slots of 60 min on {tomorrow:%a %d %b} (UTC):")
         slots = _print_slots(store, tomorrow)
@@ -239,7 +238,7 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
         print(f"    START    {event.decoded('DTSTART'):%Y-%m-%d %H:%M %Z}")
         print(f"    END      {event.decoded('DTEND'):%Y-%m-%d %H:%M %Z}")
 
-        sync_connection(store, connection.id, settings=settings, after_sync=wiring.after_sync)
+        wiring.sync_connection(store, connection.id, settings)
         with store.read() as conn:
             imported = conn.execute(select(func.count()).select_from(busy_blocks)
                                     .where(busy_blocks.c.connection_id == connection.id)).scalar_one()

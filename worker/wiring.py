@@ -112,7 +112,7 @@ def outbox_handlers(settings: Settings) -> HandlerTable:
     def disconnect_cleanup(store: Store, event: OutboxEvent) -> None:
         cleanup_connection(store, event, settings)
 
-    def reauth_channels(store: Store, event: OutboxEvent) -> None:
+    def reauth_hooks(store: Store, event: OutboxEvent) -> None:
         reauth_cleanup(store, event.payload["connectionId"], str(event.payload.get("provider")), settings)
 
     def fan_out_webhooks(store: Store, event: OutboxEvent) -> None:
@@ -123,7 +123,7 @@ def outbox_handlers(settings: Settings) -> HandlerTable:
         "webhooks": OutboxHandler(("*",), fan_out_webhooks),
         "calendar-push": OutboxHandler(BOOKING_CHANGES, push_to_calendars),
         "connection-cleanup": OutboxHandler(("connection.disconnected",), disconnect_cleanup),
-        "google-reauth-channels": OutboxHandler(("connection.reauth_required",), reauth_channels),
+        "reauth-cleanup": OutboxHandler(("connection.reauth_required",), reauth_hooks),
     }
 
 

@@ -130,7 +130,7 @@ def test_handler_table_in_order_and_wildcard_applies() -> None:
 
 def test_the_worker_table_names_every_handler_once() -> None:
     table = wiring.outbox_handlers(Settings())
-    assert list(table) == ["email", "webhooks", "calendar-push", "connection-cleanup", "google-reauth-channels"]
+    assert list(table) == ["email", "webhooks", "calendar-push", "connection-cleanup", "reauth-cleanup"]
     assert [r.name for r in ob.handlers_for(table, "booking.confirmed")] == ["email", "webhooks", "calendar-push"]
     assert [r.name for r in ob.handlers_for(table, "connection.disconnected")] == ["webhooks", "connection-cleanup"]
 
