@@ -189,6 +189,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 @dataclass(slots=True)
 class Worker:
+    """What a worker process's tasks are handed: its settings, store, task sender, handler table."""
+
     settings: Settings
     store: Store
     tasks: CeleryTaskQueue
@@ -214,10 +216,10 @@ def current() -> Worker:
     if _current is None:
         from worker.app import celery_app
 
-        settings = globals()["settings"]()
-        store = Store.from_url(settings.resolved_database_url(), pool_size=2, max_overflow=4)
+        config = settings()
+        store = Store.from_url(config.resolved_database_url(), pool_size=2, max_overflow=4)
         tasks = CeleryTaskQueue(celery_app.conf.broker_url, app=celery_app)
-        _current = Worker(settings, store, tasks, outbox_handlers(settings))
+        _current = Worker(config, store, tasks, outbox_handlers(config))
     _current.tasks.enabled = _sending
     return _current
 
