@@ -49,6 +49,16 @@ def caldav_server(radicale: CalDAVServer) -> CalDAVServer:  # noqa: F811
     return radicale
 
 
+@pytest.fixture(scope="session")
+def _proxy_server(caldav_server: CalDAVServer) -> Iterator[FaultProxy]:
+    """This directory's own proxy, in front of Radicale: the CalDAV suite's session proxy stands in
+    front of whichever server it tested last, and a session fixture is not rebuilt for another."""
+    proxy = FaultProxy(caldav_server.port)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
 @pytest.fixture
 def account(caldav_server: CalDAVServer) -> Account:
     assert caldav_server.default_account is not None
