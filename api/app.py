@@ -27,7 +27,7 @@ from api.routes import ROUTERS
 from api.web import install as install_pages
 from booking_engine.ports import TaskQueue
 from booking_engine.store.db import Store
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from config.version import VERSION
 
 DESCRIPTION = """Booking backend for expert consultations.
@@ -42,7 +42,7 @@ come back in UTC with `Z`.
 def create_app(
     store: Store | None = None, settings: Settings | None = None, *, tasks: TaskQueue | None = None
 ) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or Settings()
     owns_store = store is None
     active_store = store if store is not None else Store.from_url(settings.resolved_database_url())
 

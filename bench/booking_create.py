@@ -23,7 +23,7 @@ from bench._common import NOW, scratch_store  # noqa: E402
 from booking_engine.errors import SlotUnavailable  # noqa: E402
 from booking_engine.services import bookings as bk  # noqa: E402
 from booking_engine.store.db import Store  # noqa: E402
-from tests.factories import publish  # noqa: E402
+from tests.support.factories import publish  # noqa: E402
 
 THREADS = 8
 

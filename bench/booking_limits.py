@@ -21,7 +21,7 @@ from bench._common import NOW, scratch_store  # noqa: E402
 from bench.booking_create import THREADS, create_in_threads, hourly_starts  # noqa: E402
 from booking_engine.services import availability as av  # noqa: E402
 from booking_engine.store.db import Store  # noqa: E402
-from tests.factories import publish  # noqa: E402
+from tests.support.factories import publish  # noqa: E402
 
 WEEKLY = {d: {"isAvailable": True, "windows": [{"start": "00:00", "end": "24:00"}]}
           for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}

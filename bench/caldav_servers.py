@@ -1,7 +1,7 @@
 """Benchmark: what calbook's CalDAV sync costs on each real server of the test suite.
 
 For Radicale, Cyrus IMAP, DAViCal and SabreDAV (started as the tests start them, from their
-Debian packages, see ``tests/caldav/servers``) it prints which sync feature calbook ended up
+Debian packages, see ``tests/support/caldav_servers``) it prints which sync feature calbook ended up
 using, and the HTTP requests and wall time of discovery, a first sync, an incremental sync
 after one change, one after nothing changed, and the daily reconcile.
 
@@ -26,8 +26,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connectors.caldav import CalDAVProvider  # noqa: E402
-from tests.caldav.conftest import Direct, vevent  # noqa: E402
-from tests.caldav.servers import SERVERS, ServerUnavailable  # noqa: E402
+from tests.support.caldav import Direct, vevent  # noqa: E402
+from tests.support.caldav_servers import SERVERS, ServerUnavailable  # noqa: E402
 
 WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
 WINDOW_END = WINDOW_START + timedelta(days=180)

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import NOW, fmt, measure, random_busy  # noqa: E402
 from booking_engine import availability as engine  # noqa: E402
 from booking_engine.model import AvailabilitySettings  # noqa: E402
-from tests.factories import settings_body  # noqa: E402
+from tests.support.factories import settings_body  # noqa: E402
 
 
 def main() -> None:

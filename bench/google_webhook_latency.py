@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from booking_engine.clock import utcnow  # noqa: E402
-from tests.google_integration.conftest import ACCOUNT  # noqa: E402
-from tests.google_integration.live import Live, live_google, wait_until  # noqa: E402
+from tests.support.google_integration import ACCOUNT  # noqa: E402
+from tests.support.google_live import Live, live_google, wait_until  # noqa: E402
 
 # The Redis database of whoever runs this (the same setting as the tests): never someone else's.
 REDIS_URL = os.environ.get("CALBOOK_BENCH_REDIS_URL", os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))

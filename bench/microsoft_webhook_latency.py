@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from booking_engine.clock import utcnow  # noqa: E402
 from booking_engine.services import calendar_sync  # noqa: E402
-from tests.fakes.microsoft_graph import FakeGraph  # noqa: E402
-from tests.microsoft.conftest import CLIENT_ID, CLIENT_SECRET, WORK  # noqa: E402
-from tests.microsoft.live import Live, live_microsoft, wait_until  # noqa: E402
+from tests.support.fakes.microsoft_graph import FakeGraph  # noqa: E402
+from tests.support.microsoft import CLIENT_ID, CLIENT_SECRET, WORK  # noqa: E402
+from tests.support.microsoft_live import Live, live_microsoft, wait_until  # noqa: E402
 
 REDIS_URL = os.environ.get("CALBOOK_BENCH_REDIS_URL", os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
 FMT = "%Y-%m-%dT%H:%M:%S.0000000"

@@ -92,7 +92,7 @@ def main() -> None:
     os.environ["CALBOOK_ENCRYPTION_KEY"] = key
     from booking_engine.services import webhook_subscriptions
     from booking_engine.store.tables import outbox
-    from config.settings import get_settings
+    from config.settings import Settings
     from connectors.secrets import encrypt_json
 
     broker = redis.Redis.from_url(REDIS_URL)
@@ -103,7 +103,7 @@ def main() -> None:
         rx = Receiver("")
         server = serve(rx)
         hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
-        key = get_settings().resolved_encryption_key()
+        key = Settings().resolved_encryption_key()
         created = webhook_subscriptions.create_subscription(
             store, "bench-expert", hook, ["booking.created"], encrypt=lambda s: encrypt_json({"secret": s}, key))
         rx.secret = created["secret"]
@@ -131,9 +131,6 @@ def main() -> None:
             with store.write() as conn:
                 conn.execute(insert(outbox), rows)
             os.environ.update({k: v for k, v in env.items() if k.startswith("CALBOOK_")})
-            from config.settings import reset_settings_cache
-
-            reset_settings_cache()
             from worker.app import celery_app
 
             started = time.perf_counter()

@@ -21,8 +21,8 @@ from api.app import create_app  # noqa: E402
 from bench._common import fmt, measure, random_busy, scratch_store, store_busy  # noqa: E402
 from booking_engine.clock import utcnow  # noqa: E402
 from booking_engine.services import bookings  # noqa: E402
-from tests.api.conftest import make_settings, token  # noqa: E402
-from tests.factories import publish  # noqa: E402
+from tests.support.api import make_settings, token  # noqa: E402
+from tests.support.factories import publish  # noqa: E402
 
 EXPERT, USER = "bench-expert", "bench-user"
 

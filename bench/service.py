@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import NOW, fmt, measure, random_busy, scratch_store, store_busy  # noqa: E402
 from booking_engine.services import availability as av  # noqa: E402
-from tests.factories import publish  # noqa: E402
+from tests.support.factories import publish  # noqa: E402
 
 
 def main(kinds: list[str]) -> None:

@@ -25,7 +25,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 
     store = _store(settings)
     try:
-        keep = timedelta(days=args.days) if args.days is not None else None
+        keep = timedelta(days=args.days if args.days is not None else settings.worker.retention_days)
         pruned = retention.prune(store, keep=keep)
     finally:
         store.dispose()

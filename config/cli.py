@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from config.admin import add_admin_commands
 from config.apikey import add_apikey_commands
 from config.logging import setup_logging
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from config.version import VERSION
 
 log = logging.getLogger("calbook")
@@ -218,7 +218,7 @@ def _settings_error(error: ValidationError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = get_settings()
+        settings = Settings()
     except ValidationError as error:
         print(_settings_error(error), file=sys.stderr)
         return 2

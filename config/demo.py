@@ -128,8 +128,6 @@ def _fill_calendar(server: _Radicale, tomorrow: datetime) -> None:
 @contextmanager
 def _temporary_environment(data_dir: Path) -> Iterator[None]:
     """Point every calbook setting at the temporary folder, and restore the caller's afterwards."""
-    from config.settings import reset_settings_cache
-
     keys = ("CALBOOK_DATA_DIR", "CALBOOK_DATABASE_URL", "CALBOOK_BROKER_URL", "CALBOOK_ENCRYPTION_KEY",
             "CALBOOK_SMTP_URL", "CALBOOK_ALLOW_PRIVATE_URLS")
     saved = {k: os.environ.get(k) for k in keys}
@@ -137,7 +135,6 @@ def _temporary_environment(data_dir: Path) -> Iterator[None]:
         os.environ.pop(key, None)
     os.environ["CALBOOK_DATA_DIR"] = str(data_dir)
     os.environ["CALBOOK_ALLOW_PRIVATE_URLS"] = "127.0.0.1"  # the demo's own Radicale, and nothing else local
-    reset_settings_cache()
     try:
         yield
     finally:
@@ -146,7 +143,6 @@ def _temporary_environment(data_dir: Path) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        reset_settings_cache()
 
 
 def _print_slots(store: object, day: datetime) -> list[dict[str, object]]:
@@ -179,20 +175,16 @@ def run_demo() -> int:
 def _walk_through(server: _Radicale, data_dir: Path) -> int:
     from sqlalchemy import func, select
 
-    import worker.handlers  # noqa: F401  (the e-mail and webhook handlers, as a worker has them)
-    import worker.tasks.sync  # noqa: F401  (registers the calendar push handler)
     from booking_engine.services import availability, bookings, connections
     from booking_engine.store.db import Store
     from booking_engine.store.migrate import upgrade
     from booking_engine.store.tables import busy_blocks
-    from config.settings import get_settings
+    from config.settings import Settings
     from config.task_sender import CeleryTaskQueue
     from connectors.accounts import ProviderAccounts
-    from worker import outbox, runtime
-    from worker.calendar.sync import sync_connection
+    from worker import wiring
 
-    runtime.set_sending_enabled(False)  # no broker in the demo: we dispatch the outbox ourselves
-    settings = get_settings()
+    settings = Settings()  # no broker in the demo: it runs the sync and dispatches the outbox itself
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url())
     store = Store.from_url(settings.resolved_database_url())
@@ -220,7 +212,7 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
         calendars = connection.known_calendars or []
         print(f"3. Connected the account (found {len(calendars)} calendar(s)); connection {connection.id}.")
 
-        outcome = sync_connection(store, connection.id)
+        outcome = wiring.sync_connection(store, connection.id, settings)
         print(f"4. Sync: {outcome.blocks} busy block(s) imported (the transparent lunch is free time).")
         print(f"   Slots of 60 min on {tomorrow:%a %d %b} (UTC):")
         slots = _print_slots(store, tomorrow)
@@ -231,7 +223,7 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
         booking = bookings.confirm_booking(store, EXPERT, booking.id)
         print(f"5. Booked {start:%H:%M}-{booking.end:%H:%M} UTC and the expert confirmed: booking {booking.id}.")
 
-        result = outbox.drain(store, budget_seconds=30)
+        result = wiring.drain_outbox(store, settings, budget_seconds=30)
         print(f"6. Outbox dispatched {result.dispatched} event(s); the calendar push ran.")
         status, body = server.request("GET", f"{CALENDAR}{booking.id}.ics")
         if status != 200:
@@ -246,7 +238,7 @@ def _walk_through(server: _Radicale, data_dir: Path) -> int:
         print(f"    START    {event.decoded('DTSTART'):%Y-%m-%d %H:%M %Z}")
         print(f"    END      {event.decoded('DTEND'):%Y-%m-%d %H:%M %Z}")
 
-        sync_connection(store, connection.id)
+        wiring.sync_connection(store, connection.id, settings)
         with store.read() as conn:
             imported = conn.execute(select(func.count()).select_from(busy_blocks)
                                     .where(busy_blocks.c.connection_id == connection.id)).scalar_one()

@@ -9,6 +9,13 @@ The data directory is ``CALBOOK_DATA_DIR`` or, without it, one absolute place pe
 (``$XDG_DATA_HOME/calbook``, by default ``~/.local/share/calbook``), never a path relative
 to where a command happens to run: ``calbook token`` from any directory signs with the
 secret ``calbook serve`` uses (docs/operations.md#configuration).
+
+``Settings.worker`` is the worker's section (``CALBOOK_WORKER_*``): intervals, leases, retry
+policies, time limits. The defaults are the production values; tests shorten them through the
+environment (for example a 0.2 s webhook backoff) instead of sleeping through real ones.
+
+Only the composition roots (``api.app``/``api.deps``, ``worker.wiring``, the CLI) build a
+``Settings``; everything below them is handed the settings, or the values it needs.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from config.retry import RetryPolicy
 
 log = logging.getLogger("calbook.settings")
 
@@ -40,8 +48,60 @@ def default_data_dir() -> Path:
         return Path("var").resolve()
 
 
+class WorkerSection(BaseSettings):
+    """The worker's section of ``Settings``, read from ``CALBOOK_WORKER_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="CALBOOK_WORKER_", extra="ignore")
+
+    outbox_interval_seconds: float = 2.0
+    outbox_batch: int = 20
+    outbox_lease_seconds: float = 60.0
+    outbox_drain_seconds: float = 20.0
+    outbox_retry_base_seconds: float = 10.0
+    outbox_retry_max_seconds: float = 3600.0
+    outbox_max_attempts: int = 30
+
+    webhook_interval_seconds: float = 5.0
+    webhook_batch: int = 20
+    webhook_lease_seconds: float = 60.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: float = 30.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_retry_window_hours: float = 24.0
+
+    smtp_timeout_seconds: float = 15.0
+    starting_interval_seconds: float = 60.0
+    # Unpaid bookings are released this often after their hold ends (docs/lifecycle.md#payment-hold).
+    payment_expiry_interval_seconds: float = 60.0
+
+    retention_days: float = 30.0
+    # A long sync logs its progress this often (docs/sync.md#sync-progress).
+    sync_progress_log_seconds: float = 10.0
+
+    # How often a worker's main process writes its heartbeat (``worker_heartbeats``).
+    heartbeat_interval_seconds: float = 10.0
+
+    # Where ``calbook worker`` serves its counters (it sets 9101 unless given; 0: off); docs/operations.md#metrics
+    metrics_port: int = 0
+
+    task_soft_time_limit: int = 120
+    task_time_limit: int = 180
+
+    def outbox_retry(self) -> RetryPolicy:
+        """A failed outbox handler's next attempt (docs/worker.md#outbox)."""
+        return RetryPolicy(base=self.outbox_retry_base_seconds, cap=self.outbox_retry_max_seconds,
+                           jitter=0.5, max_attempts=self.outbox_max_attempts)
+
+    def webhook_retry(self) -> RetryPolicy:
+        """A failed webhook delivery's next attempt; it ends with the retry window, not a count."""
+        return RetryPolicy(base=self.webhook_retry_base_seconds, cap=self.webhook_retry_max_seconds,
+                           jitter=0.5, max_attempts=None)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALBOOK_", extra="ignore")
+
+    worker: WorkerSection = Field(default_factory=WorkerSection)
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
@@ -214,12 +274,3 @@ def _local_secret(path: Path, make: Callable[[], str], what: str, variable: str)
     log.warning("generated %s in %s (set %s to provide your own)", what, path, variable)
     return value
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
-
-
-def reset_settings_cache() -> None:
-    """Tests change the environment between cases; this drops the cached settings."""
-    get_settings.cache_clear()

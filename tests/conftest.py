@@ -3,31 +3,42 @@
 PostgreSQL (``CALBOOK_TEST_PG_URL``, default the local server) is required when ``CI`` is
 set: then an unreachable server fails the run instead of skipping the PostgreSQL half.
 Redis (``CALBOOK_TEST_REDIS_URL``) follows the same rule.
+
+The fixtures more than one test directory uses live here too: the real CalDAV servers
+(``caldav_server`` is parametrised over every server; ``tests/sync`` narrows it to Radicale),
+the fault proxy in front of them, a local ICS feed, and worker processes (``start_worker``).
+The helpers the tests share are in ``tests.support``.
 """
+
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from booking_engine.store.db import Store
 from booking_engine.store.migrate import upgrade
-from booking_engine.store.schema import metadata
-
-PG_ADMIN_URL = os.environ.get("CALBOOK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unreachable(what: str, exc: BaseException) -> None:
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI but unreachable: {exc}", pytrace=False)
-    pytest.skip(f"{what} unreachable: {exc}")
+from tests.support.caldav import SERVER_NAMES, Direct, ServerPool
+from tests.support.caldav_servers import Account, CalDAVServer, FaultProxy
+from tests.support.db import (
+    PG_ADMIN_URL,
+    REDIS_URL,
+    _unreachable,
+    truncate_all,
+)
+from tests.support.feed_server import FeedState
+from tests.support.worker import ENCRYPTION_KEY, FAST_KNOBS, LOCAL_URLS, ROOT, WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -48,16 +59,6 @@ def pg_url() -> Iterator[str]:
         conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
-
-
-def truncate_all(store: Store) -> None:
-    names = [t.name for t in reversed(metadata.sorted_tables)]
-    with store.engine.begin() as conn:
-        if store.dialect == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(names) + " RESTART IDENTITY CASCADE"))
-        else:
-            for name in names:
-                conn.execute(text(f"DELETE FROM {name}"))
 
 
 @pytest.fixture(scope="session")
@@ -102,5 +103,134 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+@pytest.fixture(scope="session")
+def caldav_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(tmp_path_factory)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session", params=SERVER_NAMES)
+def caldav_server(request: pytest.FixtureRequest, caldav_servers: ServerPool) -> CalDAVServer:
+    return caldav_servers.get(request.param)
+
+
+@pytest.fixture(scope="session")
+def radicale(caldav_servers: ServerPool) -> CalDAVServer:
+    """Radicale alone, for tests about calbook's own glue rather than about servers."""
+    return caldav_servers.get("radicale")
+
+
+@pytest.fixture(scope="session")
+def _proxy_server(caldav_server: CalDAVServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(caldav_server.port)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxy(_proxy_server: FaultProxy) -> Iterator[FaultProxy]:
+    _proxy_server.reset()
+    yield _proxy_server
+    _proxy_server.reset()
+
+
+@pytest.fixture
+def account(caldav_server: CalDAVServer) -> Account:
+    """A fresh account: no test sees another's calendars or UIDs."""
+    return caldav_server.new_account()
+
+
+@pytest.fixture
+def direct(caldav_server: CalDAVServer, account: Account) -> Direct:
+    return Direct(caldav_server.port, account)
+
+
+@pytest.fixture
+def feed_server() -> Iterator[tuple[str, FeedState]]:
+    state = FeedState()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            state.requests.append(dict(self.headers.items()))
+            if state.delay:
+                time.sleep(state.delay)
+            if state.redirect and self.path != urlsplit(state.redirect).path:
+                self.send_response(302)
+                self.send_header("Location", state.redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if state.status != 200:
+                self.send_response(state.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            # RFC 9110: If-None-Match, when present, decides; If-Modified-Since only otherwise.
+            if "If-None-Match" in self.headers:
+                fresh = bool(state.etag) and self.headers["If-None-Match"] == state.etag
+            else:
+                fresh = (
+                    bool(state.last_modified) and self.headers.get("If-Modified-Since") == state.last_modified
+                )
+            if fresh:
+                self.send_response(304)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar")
+            if state.etag:
+                self.send_header("ETag", state.etag)
+            if state.last_modified:
+                self.send_header("Last-Modified", state.last_modified)
+            self.send_header("Content-Length", str(len(state.body)))
+            self.end_headers()
+            self.wfile.write(state.body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/feeds/team.ics", state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(
+        env: dict[str, str], beat: bool = True, concurrency: int = 2, name: str = "w", lean: bool = True,
+        node: str | None = None,
+    ) -> WorkerProcess:
+        """``lean`` drops gossip, mingle and heartbeat (quicker start); ``lean=False`` starts the
+        worker as ``calbook worker`` does in production, with Celery's defaults. ``node`` fixes
+        the node name (``<node>@<host>``), as a supervisor restarting the same worker does."""
+        full = {**os.environ, **FAST_KNOBS, **LOCAL_URLS, "CALBOOK_ENCRYPTION_KEY": ENCRYPTION_KEY, **env}
+        data = Path(full["CALBOOK_DATA_DIR"])
+        data.mkdir(parents=True, exist_ok=True)
+        log_path = tmp_path / f"{name}-{len(started)}.log"
+        argv = [sys.executable, "-m", "celery", "-A", "worker.app:celery_app", "worker", "--loglevel", "INFO",
+                "--concurrency", str(concurrency), "--hostname", f"{node or name + str(len(started))}@%h"]
+        if lean:
+            argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        if beat:
+            argv += ["--beat", "--schedule", str(data / f"beat-{len(started)}")]
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(argv, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        wp = WorkerProcess(proc, log_path)
+        started.append(wp)
+        return wp
+
+    yield start
+    for wp in started:
+        wp.stop()

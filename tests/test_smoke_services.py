@@ -2,7 +2,7 @@ from datetime import date, timedelta
 
 from booking_engine.services import availability as av
 from booking_engine.services import bookings
-from tests.factories import NOW, publish
+from tests.support.factories import NOW, publish
 
 
 def test_publish_book_confirm_cancel(store):

@@ -1,4 +1,4 @@
-"""The Celery app, configured from ``config.settings``: ``celery -A worker.app:celery_app``.
+"""The Celery app, configured from the settings ``worker.wiring`` reads: ``celery -A worker.app:celery_app``.
 
 Broker: the settings' URL, which is kombu's SQLAlchemy transport on a SQLite file next to
 the database by default (nothing to install) or Redis when ``CALBOOK_BROKER_URL`` says so.
@@ -21,16 +21,14 @@ from typing import Any
 from celery import Celery, signals
 
 from config.logging import setup_logging
-from config.settings import get_settings
+from config.settings import Settings
 from config.task_sender import QUEUE, broker_transport_options
-from worker import schedule
+from worker import wiring
 from worker.broker import TRANSPORT_PATH
-from worker.settings import get_worker_settings
 
 
-def make_app() -> Celery:
-    settings = get_settings()
-    knobs = get_worker_settings()
+def make_app(settings: Settings) -> Celery:
+    knobs = settings.worker
     broker_url = settings.resolved_broker_url()
     if broker_url.startswith("sqla+sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,12 +58,11 @@ def make_app() -> Celery:
     return app
 
 
-celery_app = make_app()
+celery_app = make_app(wiring.settings())
+celery_app.conf.beat_schedule = wiring.beat_schedule(wiring.settings())
 
-# Registers the tasks and, through their modules, any periodic entries (see worker.schedule).
-from worker import heartbeat, metrics, tasks  # noqa: E402,F401  (metrics: task counts, the metrics port)
-
-celery_app.conf.beat_schedule = schedule.beat_schedule()
+# Celery's tasks and signal receivers: the task modules, the heartbeat, the task counters and metrics port.
+from worker import heartbeat, metrics, tasks  # noqa: E402,F401
 
 
 def _process_kind() -> str:
@@ -75,7 +72,7 @@ def _process_kind() -> str:
 
 @signals.setup_logging.connect
 def _calbook_logging(**_: Any) -> None:
-    settings = get_settings()
+    settings = wiring.settings()
     ticks = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
     setup_logging(settings.log_level, settings.log_format, process=_process_kind(), quiet_tasks=ticks)
 

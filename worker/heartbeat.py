@@ -24,10 +24,8 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 
 from booking_engine.services import heartbeats
 from booking_engine.store.db import Store
-from config.settings import get_settings
-from worker import outbox
+from worker import outbox, wiring
 from worker.identity import current_worker_id, set_worker_id
-from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +86,9 @@ def _on_worker_ready(**_: Any) -> None:
     worker_id = current_worker_id()
     if worker_id is None or _node is None:
         return
-    store = Store.from_url(get_settings().resolved_database_url(), pool_size=1, max_overflow=1)
-    _heartbeat = Heartbeat(store, worker_id, _node, get_worker_settings().heartbeat_interval_seconds)
+    settings = wiring.settings()
+    store = Store.from_url(settings.resolved_database_url(), pool_size=1, max_overflow=1)
+    _heartbeat = Heartbeat(store, worker_id, _node, settings.worker.heartbeat_interval_seconds)
     try:
         _heartbeat.start()
     except Exception:  # noqa: BLE001 - the worker works without; readiness will say so

@@ -22,8 +22,6 @@ from typing import Any
 from celery.signals import task_postrun, worker_ready
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
 
-from worker.settings import get_worker_settings
-
 log = logging.getLogger(__name__)
 
 OUTBOX_EVENTS = Counter("calbook_outbox_events", "Outbox events handled, by result (dispatched, failed)",
@@ -68,7 +66,9 @@ def _count_task(task: Any = None, state: str | None = None, **_: Any) -> None:
 @worker_ready.connect
 def _serve_metrics(**_: Any) -> None:
     """``calbook worker`` only: it sets the port and the multiprocess directory."""
-    port = get_worker_settings().metrics_port
+    from worker import wiring  # the composition root; it imports the senders that import this module
+
+    port = wiring.settings().worker.metrics_port
     if not port or not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
     registry = CollectorRegistry()

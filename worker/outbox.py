@@ -24,20 +24,15 @@ Leases name their holder (``claimed_by``, the worker's id, see ``worker.heartbea
 restarted worker takes back at start what its dead predecessor held, and a lease whose holder
 stopped beating is claimable before it runs out; a long batch renews its lease as it goes.
 
-Handlers are registered per event type (``"*"`` for all)::
-
-    from worker.outbox import register_handler
-
-    @register_handler("booking.confirmed", "booking.rescheduled", "booking.cancelled")
-    def push_to_calendar(store: Store, event: OutboxEvent) -> None: ...
+The handlers are a table handed in (``worker.wiring.outbox_handlers``): a name (the key under
+which a finished run is recorded) to the event types it handles (``"*"``: all) and the function.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,10 +44,10 @@ from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
 from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries, worker_heartbeats
-from config.settings import get_settings
+from config.retry import RetryPolicy
+from config.settings import Settings
 from worker.db import skip_locked, upsert
 from worker.identity import current_worker_id
-from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -72,37 +67,27 @@ Handler = Callable[[Store, OutboxEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxHandler:
+    """One row of the handler table: the event types it handles (``"*"``: all) and what it runs."""
+
+    event_types: tuple[str, ...]
+    run: Handler
+
+
+HandlerTable = Mapping[str, OutboxHandler]
+"""Handler name -> handler. Renaming one makes it run again for events not yet dispatched only."""
+
+
+@dataclass(frozen=True, slots=True)
 class Registration:
     name: str
     handler: Handler
 
 
-HANDLERS: dict[str, list[Registration]] = {}
-
-
-def register_handler(*event_types: str, name: str | None = None) -> Callable[[Handler], Handler]:
-    """Decorator: run ``handler(store, event)`` for each event of these types (``"*"``: all).
-
-    ``name`` (default: module and function name) is the key under which a finished run is
-    recorded; renaming a handler makes it run again for events not yet dispatched only.
-    """
-
-    def decorate(handler: Handler) -> Handler:
-        add_handler(event_types, handler, name=name)
-        return handler
-
-    return decorate
-
-
-def add_handler(event_types: Iterable[str], handler: Handler, name: str | None = None) -> None:
-    key = name or f"{handler.__module__}.{handler.__qualname__}"
-    for event_type in event_types:
-        entries = HANDLERS.setdefault(event_type, [])
-        entries[:] = [r for r in entries if r.name != key] + [Registration(key, handler)]
-
-
-def handlers_for(event_type: str) -> list[Registration]:
-    return [*HANDLERS.get(event_type, []), *HANDLERS.get("*", [])]
+def handlers_for(table: HandlerTable, event_type: str) -> list[Registration]:
+    """The handlers of one event type, in table order."""
+    return [Registration(name, h.run) for name, h in table.items()
+            if event_type in h.event_types or "*" in h.event_types]
 
 
 def _event(row: Any) -> OutboxEvent:
@@ -112,30 +97,31 @@ def _event(row: Any) -> OutboxEvent:
     )
 
 
-def stale_worker_ids(moment: datetime) -> Any:
+def stale_worker_ids(moment: datetime, settings: Settings) -> Any:
     """Subquery: the workers whose heartbeat is too old, taken for dead (``worker.heartbeat``)."""
-    max_age = timedelta(seconds=get_settings().worker_heartbeat_max_age_seconds)
+    max_age = timedelta(seconds=settings.worker_heartbeat_max_age_seconds)
     return select(worker_heartbeats.c.worker_id).where(worker_heartbeats.c.last_seen_at < moment - max_age)
 
 
-def _claimable(moment: datetime) -> Any:
+def _claimable(moment: datetime, settings: Settings) -> Any:
     """Not dispatched, and not leased: no lease, a lease that ran out, or a lease whose holder
     stopped beating."""
     return and_(
         outbox.c.dispatched_at.is_(None),
         or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= moment,
-            outbox.c.claimed_by.in_(stale_worker_ids(moment))),
+            outbox.c.claimed_by.in_(stale_worker_ids(moment, settings))),
     )
 
 
 def claim(
-    store: Store, limit: int, lease: timedelta, now: datetime | None = None, holder: str | None = None,
+    store: Store, limit: int, lease: timedelta, *, settings: Settings, now: datetime | None = None,
+    holder: str | None = None,
 ) -> list[OutboxEvent]:
     """Lease up to ``limit`` claimable rows, oldest first, for ``holder`` (default: this worker)."""
     moment = now or utcnow()
     holder = holder if holder is not None else current_worker_id()
     with store.write() as conn:
-        stmt = select(outbox).where(_claimable(moment)).order_by(outbox.c.id).limit(limit)
+        stmt = select(outbox).where(_claimable(moment, settings)).order_by(outbox.c.id).limit(limit)
         rows = conn.execute(skip_locked(conn, stmt, outbox)).mappings().all()
         if not rows:
             return []
@@ -187,27 +173,21 @@ def _save_state(store: Store, event_id: str, name: str, values: dict[str, Any]) 
                key=("event_id", "handler"))
 
 
-def _retry_delay(attempts: int) -> float:
-    knobs = get_worker_settings()
-    delay = min(knobs.outbox_retry_base_seconds * 2 ** max(attempts - 1, 0), knobs.outbox_retry_max_seconds)
-    return delay * random.uniform(0.5, 1.0)
-
-
 def _record_failure(
     store: Store, event: OutboxEvent, name: str, before: HandlerState | None, error: BaseException,
+    policy: RetryPolicy,
 ) -> HandlerState:
-    knobs = get_worker_settings()
     attempts = (before.attempts if before else 0) + 1
     message = f"{type(error).__name__}: {error}"[:2000]
     now = utcnow()
     fields = {"event_id": event.event_id, "event_type": event.event_type, "handler": name, "attempts": attempts,
               "error": message}
-    if attempts >= knobs.outbox_max_attempts:
+    if policy.gives_up_after(attempts):
         _save_state(store, event.event_id, name, {"status": FAILED, "attempts": attempts, "next_attempt_at": None,
                                                   "last_error": f"gave up: {message}"[:2000], "done_at": now})
         log.error("outbox handler abandoned", extra=fields)
         return HandlerState(FAILED, attempts, None)
-    due = now + timedelta(seconds=_retry_delay(attempts))
+    due = now + timedelta(seconds=policy.delay(attempts - 1))
     _save_state(store, event.event_id, name, {"status": PENDING, "attempts": attempts, "next_attempt_at": due,
                                               "last_error": message, "done_at": None})
     log.warning("outbox handler failed, will retry", extra=fields)
@@ -229,7 +209,10 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
 
 
-def handle(store: Store, event: OutboxEvent, tripped: dict[str, datetime] | None = None) -> Outcome:
+def handle(
+    store: Store, event: OutboxEvent, handlers: HandlerTable, *, settings: Settings,
+    tripped: dict[str, datetime] | None = None,
+) -> Outcome:
     """Run each handler of the event that is due, each on its own; never raises for a handler.
 
     ``tripped`` (handler name -> when to try again) is the batch's memory of handlers that just
@@ -240,7 +223,8 @@ def handle(store: Store, event: OutboxEvent, tripped: dict[str, datetime] | None
     now = utcnow()
     waiting: list[datetime] = []
     errors: list[str] = []
-    for reg in handlers_for(event.event_type):
+    policy = settings.worker.outbox_retry()
+    for reg in handlers_for(handlers, event.event_type):
         state = states.get(reg.name)
         if state is not None and state.status in (DONE, FAILED):
             continue
@@ -253,7 +237,7 @@ def handle(store: Store, event: OutboxEvent, tripped: dict[str, datetime] | None
         try:
             reg.handler(store, event)
         except Exception as exc:  # noqa: BLE001 - any handler failure is that handler's alone
-            after = _record_failure(store, event, reg.name, state, exc)
+            after = _record_failure(store, event, reg.name, state, exc, policy)
             errors.append(f"{reg.name}: {type(exc).__name__}: {exc}")
             if after.next_attempt_at is not None:
                 waiting.append(after.next_attempt_at)
@@ -328,11 +312,14 @@ class DispatchResult:
         return self.dispatched + self.failed + self.deferred
 
 
-def dispatch_batch(store: Store, limit: int | None = None, lease: timedelta | None = None) -> DispatchResult:
+def dispatch_batch(
+    store: Store, handlers: HandlerTable, *, settings: Settings, limit: int | None = None,
+    lease: timedelta | None = None,
+) -> DispatchResult:
     """Claim one batch and run it, in order; renew the lease as it goes, stop at the drain budget."""
-    knobs = get_worker_settings()
+    knobs = settings.worker
     lease = lease or timedelta(seconds=knobs.outbox_lease_seconds)
-    events = claim(store, limit or knobs.outbox_batch, lease)
+    events = claim(store, limit or knobs.outbox_batch, lease, settings=settings)
     result = DispatchResult()
     renew_at = time.monotonic() + lease.total_seconds() / 2
     tripped: dict[str, datetime] = {}
@@ -340,7 +327,7 @@ def dispatch_batch(store: Store, limit: int | None = None, lease: timedelta | No
         if time.monotonic() > renew_at:
             _renew(store, events[index:], lease)
             renew_at = time.monotonic() + lease.total_seconds() / 2
-        outcome = handle(store, event, tripped)
+        outcome = handle(store, event, handlers, settings=settings, tripped=tripped)
         if outcome.errors:
             result.failed += 1
         elif outcome.finished:
@@ -355,13 +342,15 @@ def dispatch_batch(store: Store, limit: int | None = None, lease: timedelta | No
     return result
 
 
-def drain(store: Store, budget_seconds: float | None = None) -> DispatchResult:
+def drain(
+    store: Store, handlers: HandlerTable, *, settings: Settings, budget_seconds: float | None = None,
+) -> DispatchResult:
     """Dispatch batches until none is left or the time budget is spent."""
-    budget = get_worker_settings().outbox_drain_seconds if budget_seconds is None else budget_seconds
+    budget = settings.worker.outbox_drain_seconds if budget_seconds is None else budget_seconds
     stop = time.monotonic() + budget
     total = DispatchResult()
     while True:
-        batch = dispatch_batch(store)
+        batch = dispatch_batch(store, handlers, settings=settings)
         total.dispatched += batch.dispatched
         total.failed += batch.failed
         total.deferred += batch.deferred

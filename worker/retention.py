@@ -29,7 +29,6 @@ from booking_engine.store.worker_tables import (
     webhook_deliveries,
     webhook_delivery_attempts,
 )
-from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +98,10 @@ def _prune_notifications(store: Store, cutoff: datetime) -> int:
             total += len(ids)
 
 
-def prune(store: Store, now: datetime | None = None, keep: timedelta | None = None) -> Pruned:
+def prune(store: Store, keep: timedelta, now: datetime | None = None) -> Pruned:
+    """Delete the bookkeeping older than ``keep`` (``CALBOOK_WORKER_RETENTION_DAYS``)."""
     moment = now or utcnow()
-    cutoff = moment - (keep if keep is not None else timedelta(days=get_worker_settings().retention_days))
+    cutoff = moment - keep
     result = Pruned(
         outbox=_prune_outbox(store, cutoff),
         deliveries=_prune_deliveries(store, cutoff),

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import mint_token
-from tests.api.conftest import OTHER_SECRET, SECRET, USER, assert_problem, make_settings, token
+from tests.support.api import OTHER_SECRET, SECRET, USER, assert_problem, make_settings, token
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 

@@ -21,7 +21,7 @@ from booking_engine.clock import utcnow
 from booking_engine.services import availability, connections, heartbeats
 from booking_engine.store.db import Store
 from connectors.secrets import encrypt_json
-from tests.api.conftest import (
+from tests.support.api import (
     EXPERT,
     OTHER_SECRET,
     STRANGER,
@@ -32,7 +32,7 @@ from tests.api.conftest import (
     booking_body,
     day_ahead,
 )
-from tests.factories import publish, settings_body
+from tests.support.factories import publish, settings_body
 
 # A CalDAV server or feed nobody listens on: connecting dials it and must answer 502, never 500.
 DEAD_URL = "http://127.0.0.1:9/dav/"

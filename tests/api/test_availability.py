@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.api.conftest import EXPERT, STRANGER, USER, assert_problem, at, auth, day_ahead
-from tests.factories import settings_body
+from tests.support.api import EXPERT, STRANGER, USER, assert_problem, at, auth, day_ahead
+from tests.support.factories import settings_body
 
 URL = f"/v1/experts/{EXPERT}/availability"
 

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from booking_engine.errors import BookingLimitReached, ChangeWindowClosed
 from booking_engine.services import bookings
 from booking_engine.store.db import Store
-from tests.api.conftest import EXPERT, USER, assert_problem, at, auth, booking_body, day_ahead
-from tests.factories import NOW, publish, settings_body
+from tests.support.api import EXPERT, USER, assert_problem, at, auth, booking_body, day_ahead
+from tests.support.factories import NOW, publish, settings_body
 
 START = datetime(2030, 3, 6, 12, 0, tzinfo=UTC)  # a Wednesday; NOW is Monday 2030-03-04 08:00
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import EXPERT, STRANGER, USER, assert_problem, at, auth, day_ahead
+from tests.support.api import EXPERT, STRANGER, USER, assert_problem, at, auth, day_ahead
 
 
 def request_body(**overrides):

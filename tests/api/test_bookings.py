@@ -8,8 +8,8 @@ import time_machine
 from icalendar import Calendar
 
 from booking_engine.clock import utcnow
-from tests.api.conftest import EXPERT, STRANGER, USER, assert_problem, at, auth, booking_body, day_ahead
-from tests.factories import publish
+from tests.support.api import EXPERT, STRANGER, USER, assert_problem, at, auth, booking_body, day_ahead
+from tests.support.factories import publish
 
 
 def test_create_answers_201_with_location_and_the_booking(client, expert):

@@ -13,8 +13,8 @@ from icalendar import Calendar
 from booking_engine.clock import utcnow
 from booking_engine.services import calendar_feeds
 from booking_engine.store.db import Store
-from tests.api.conftest import EXPERT, USER, assert_problem, at, auth, booking_body, day_ahead
-from tests.factories import publish
+from tests.support.api import EXPERT, USER, assert_problem, at, auth, booking_body, day_ahead
+from tests.support.factories import publish
 
 
 def feed_path(client: TestClient, user: str = USER) -> str:

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from booking_engine.store.migrate import upgrade
-from tests.api.conftest import SECRET, auth
-from tests.worker.conftest import ROOT, free_port
+from tests.support.api import SECRET, auth
+from tests.support.worker import ROOT, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from tests.api.conftest import USER, assert_problem, auth
+from tests.support.api import USER, assert_problem, auth
 
 
 def _cursor(at: str, item_id: str) -> str:

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.exc import OperationalError
 
 from booking_engine.services import bookings
-from tests.api.conftest import EXPERT, PROBLEM, USER, assert_problem, at, auth, booking_body, day_ahead
+from tests.support.api import EXPERT, PROBLEM, USER, assert_problem, at, auth, booking_body, day_ahead
 
 
 def test_unknown_route_and_method(client):

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
-from tests.api.conftest import USER, assert_problem, auth
-from tests.factories import publish
+from tests.support.api import USER, assert_problem, auth
+from tests.support.factories import publish
 
 
 def test_only_experts_with_published_settings_are_listed_with_public_fields(client: TestClient, store: Store) -> None:

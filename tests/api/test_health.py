@@ -10,7 +10,7 @@ from api.app import create_app
 from booking_engine.clock import utcnow
 from booking_engine.services import heartbeats
 from booking_engine.store.db import Store
-from tests.api.conftest import assert_problem, make_settings
+from tests.support.api import assert_problem, make_settings
 
 
 def test_liveness_and_readiness(client, store):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import EXPERT, USER, assert_problem, at, auth, day_ahead
+from tests.support.api import EXPERT, USER, assert_problem, at, auth, day_ahead
 
 
 def test_query_instants_refuse_epoch_numbers(client, expert):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import USER, assert_problem, auth
+from tests.support.api import USER, assert_problem, auth
 
 
 def test_profile_round_trip(client):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from tests.api.conftest import USER, auth, booking_body, make_settings
+from tests.support.api import USER, auth, booking_body, make_settings
 
 
 def _scrape(client, **headers) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[no-untyped-def]

@@ -15,8 +15,8 @@ from booking_engine.errors import InvalidState
 from booking_engine.services import bookings, service_keys
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
-from tests.api.conftest import EXPERT, USER, assert_problem, auth, booking_body
-from tests.factories import publish
+from tests.support.api import EXPERT, USER, assert_problem, auth, booking_body
+from tests.support.factories import publish
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -164,7 +164,7 @@ def test_a_paid_booking_cancelled_makes_its_refund_due_once(
 
 
 def test_the_payment_settings_are_in_the_settings_document_and_its_lock(client: TestClient, store: Store) -> None:
-    from tests.factories import settings_body
+    from tests.support.factories import settings_body
 
     first = client.put(f"/v1/experts/{EXPERT}/availability", headers={**auth(EXPERT), "If-Match": '"0"'},
                        json=settings_body(paymentRequired=True, paymentHoldMinutes=30))
@@ -187,7 +187,7 @@ def parse_instant(text: str) -> datetime:
 def test_a_booking_from_an_accepted_request_waits_for_payment_then_confirms(
     client: TestClient, store: Store, payments_key: str
 ) -> None:
-    from tests.api.conftest import at, day_ahead
+    from tests.support.api import at, day_ahead
 
     publish(store, EXPERT, now=utcnow(), paymentRequired=True)
     request = client.post("/v1/booking-requests", headers=auth(USER), json={

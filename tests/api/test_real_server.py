@@ -24,9 +24,9 @@ from sqlalchemy import text
 from booking_engine.clock import utcnow
 from booking_engine.services import heartbeats
 from booking_engine.store.db import Store
-from tests.api.conftest import EXPERT, PROBLEM, SECRET, auth, booking_body, day_ahead
-from tests.conftest import truncate_all
-from tests.factories import publish
+from tests.support.api import EXPERT, PROBLEM, SECRET, auth, booking_body, day_ahead
+from tests.support.db import truncate_all
+from tests.support.factories import publish
 
 ROOT = Path(__file__).resolve().parents[2]
 

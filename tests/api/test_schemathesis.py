@@ -29,8 +29,8 @@ from booking_engine.clock import utcnow
 from booking_engine.services import heartbeats
 from booking_engine.store.db import Store
 from config.settings import Settings
-from tests.api.conftest import USER, auth
-from tests.factories import publish
+from tests.support.api import USER, auth
+from tests.support.factories import publish
 
 MAX_EXAMPLES = 20
 

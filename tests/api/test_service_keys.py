@@ -14,7 +14,7 @@ from booking_engine.errors import InvalidState, NotFound, ValidationError
 from booking_engine.services import service_keys
 from booking_engine.store.db import Store
 from booking_engine.store.tables import service_keys as keys_table
-from tests.api.conftest import EXPERT, USER, assert_problem, auth, booking_body
+from tests.support.api import EXPERT, USER, assert_problem, auth, booking_body
 
 
 def bearer(secret: str) -> dict[str, str]:

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from api.app import create_app
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, outbox, users, webhook_subscriptions
-from tests.api.conftest import EXPERT, assert_problem, auth, make_settings
-from tests.caldav.servers import free_port
+from tests.support.api import EXPERT, assert_problem, auth, make_settings
+from tests.support.caldav_servers import free_port
 
 HOOKS = "/v1/webhook-subscriptions"
 CALDAV = "/v1/calendar-connections/caldav"

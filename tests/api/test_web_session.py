@@ -7,7 +7,7 @@ import re
 from fastapi.testclient import TestClient
 
 from api.web.session import SESSION_COOKIE
-from tests.api.conftest import EXPERT, USER, day_ahead, token
+from tests.support.api import EXPERT, USER, day_ahead, token
 
 
 def signed_in(client: TestClient, user: str = USER) -> None:

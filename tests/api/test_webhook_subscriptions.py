@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from booking_engine.store.tables import webhook_subscriptions
 from connectors.secrets import decrypt_json
-from tests.api.conftest import STRANGER, USER, assert_problem, auth
+from tests.support.api import STRANGER, USER, assert_problem, auth
 
 
 def test_create_list_delete(client, store, api_settings):

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from connectors.caldav import CalDAVProvider
-from tests.caldav.conftest import Direct, store_as_written
-from tests.caldav.servers import FaultProxy
+from tests.support.caldav import Direct, store_as_written
+from tests.support.caldav_servers import FaultProxy
 
 BERLIN = ZoneInfo("Europe/Berlin")
 START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)

@@ -8,8 +8,8 @@ import pytest
 
 from connectors.base import AuthError, BookingEvent, ConnectorError, EventRejected, PermanentError, TransientError
 from connectors.caldav import CalDAVProvider
-from tests.caldav.conftest import LOCAL, WINDOW_END, WINDOW_START, Direct, vevent
-from tests.caldav.servers import PASSWORD, USERNAME, Account, CalDAVServer, Fault, FaultProxy, free_port
+from tests.support.caldav import LOCAL, WINDOW_END, WINDOW_START, Direct, vevent
+from tests.support.caldav_servers import PASSWORD, USERNAME, Account, CalDAVServer, Fault, FaultProxy, free_port
 
 BOOKING = BookingEvent(
     booking_id="b-0001",

@@ -1,6 +1,6 @@
 """Pulling busy blocks from every real server: discovery, expansion rules, incremental sync, resync.
 
-Each test runs against each server of ``tests.caldav.servers.SERVERS``; where servers differ in
+Each test runs against each server of ``tests.support.caldav_servers.SERVERS``; where servers differ in
 what they support (SabreDAV 1.8 has no sync-collection), the expected requests follow the
 server's ``features``, and ``test_calbook_finds_out_what_the_server_supports`` checks that calbook
 draws the same conclusion by itself.
@@ -17,8 +17,8 @@ import pytest
 from connectors.base import BusyInterval, PullResult
 from connectors.caldav import CalDAVProvider
 from connectors.ical_expand import CALBOOK_MARKER_PROPERTY
-from tests.caldav.conftest import LOCAL, OWNER, WINDOW_END, WINDOW_START, Direct, vevent
-from tests.caldav.servers import Account, CalDAVServer, Fault, FaultProxy
+from tests.support.caldav import LOCAL, OWNER, WINDOW_END, WINDOW_START, Direct, vevent
+from tests.support.caldav_servers import Account, CalDAVServer, Fault, FaultProxy
 
 
 def utc(*args: int) -> datetime:

@@ -11,8 +11,8 @@ import pytest
 
 from connectors.base import BookingEvent, EventRef, PermanentError
 from connectors.caldav import CalDAVProvider
-from tests.caldav.conftest import WINDOW_END, WINDOW_START, Direct, vevent
-from tests.caldav.servers import CalDAVServer, Fault, FaultProxy
+from tests.support.caldav import WINDOW_END, WINDOW_START, Direct, vevent
+from tests.support.caldav_servers import CalDAVServer, Fault, FaultProxy
 
 BOOKING = BookingEvent(
     booking_id="7f1c2d3e-0000-4000-8000-00000000abcd",

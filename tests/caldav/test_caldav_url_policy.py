@@ -19,9 +19,9 @@ import pytest
 from connectors.base import ConnectorError, PermanentError, TransientError
 from connectors.caldav import CalDAVProvider
 from connectors.url_policy import UnsafeURL
-from tests.caldav.conftest import LOCAL, WINDOW_END, WINDOW_START, Direct, vevent
-from tests.caldav.servers import Account, Fault, FaultProxy
-from tests.caldav.servers.internal import SECRET_BODY, SECRET_STATUS, InternalService, Tarpit
+from tests.support.caldav import LOCAL, WINDOW_END, WINDOW_START, Direct, vevent
+from tests.support.caldav_servers import Account, Fault, FaultProxy
+from tests.support.caldav_servers.internal import SECRET_BODY, SECRET_STATUS, InternalService, Tarpit
 
 
 @pytest.fixture

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,84 +10,8 @@ import pytest
 from connectors.base import AuthError, BookingEvent, PermanentError, TransientError
 from connectors.ics import ICSFeedProvider
 from connectors.url_policy import UnsafeURL, check_public_url
-from tests.caldav.conftest import WINDOW_END, WINDOW_START, vevent
-
-
-def feed(*events: str) -> bytes:
-    inner = "".join(
-        e.split("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n", 1)[1].rsplit("END:VCALENDAR", 1)[
-            0
-        ]
-        for e in events
-    )
-    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//feed//EN\r\n{inner}END:VCALENDAR\r\n".encode()
-
-
-@dataclass
-class FeedState:
-    body: bytes = b""
-    etag: str | None = '"v1"'
-    last_modified: str | None = "Mon, 03 Mar 2025 10:00:00 GMT"
-    status: int = 200
-    delay: float = 0.0
-    redirect: str | None = None
-    requests: list[dict[str, str]] = field(default_factory=list)
-
-
-@pytest.fixture
-def feed_server() -> Iterator[tuple[str, FeedState]]:
-    state = FeedState()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            state.requests.append(dict(self.headers.items()))
-            if state.delay:
-                time.sleep(state.delay)
-            if state.redirect and self.path != urlsplit(state.redirect).path:
-                self.send_response(302)
-                self.send_header("Location", state.redirect)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            if state.status != 200:
-                self.send_response(state.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            # RFC 9110: If-None-Match, when present, decides; If-Modified-Since only otherwise.
-            if "If-None-Match" in self.headers:
-                fresh = bool(state.etag) and self.headers["If-None-Match"] == state.etag
-            else:
-                fresh = (
-                    bool(state.last_modified) and self.headers.get("If-Modified-Since") == state.last_modified
-                )
-            if fresh:
-                self.send_response(304)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/calendar")
-            if state.etag:
-                self.send_header("ETag", state.etag)
-            if state.last_modified:
-                self.send_header("Last-Modified", state.last_modified)
-            self.send_header("Content-Length", str(len(state.body)))
-            self.end_headers()
-            self.wfile.write(state.body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/feeds/team.ics", state
-    server.shutdown()
-    server.server_close()
+from tests.support.caldav import WINDOW_END, WINDOW_START, vevent
+from tests.support.feed_server import FeedState, feed
 
 
 def utc(*args: int) -> datetime:

@@ -20,7 +20,7 @@ from booking_engine.errors import (
     ValidationError,
 )
 from booking_engine.model import AvailabilityException, AvailabilitySettings, ExceptionKind, Window
-from tests.factories import settings_body
+from tests.support.factories import settings_body
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -6,29 +6,30 @@ over google-auth's requests transport, see ``connectors.google.credentials``), i
 ``responses``; nothing reaches the internet.
 """
 
+
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import responses
 
+from config.retry import GOOGLE_CALL
 from config.settings import Settings
 from connectors.google.backoff import Backoff
 from connectors.google.provider import GoogleCalendarProvider
-from tests.fakes.google_calendar import FakeGoogleCalendar
-
-TOKEN_URI = "https://oauth2.test/token"
-AUTH_URI = "https://accounts.test/o/oauth2/auth"
-CLIENT_ID = "client-123.apps.googleusercontent.com"
-CLIENT_SECRET = "client-secret-xyz"
-ACCESS_TOKEN = "access-token-1"
-REFRESH_TOKEN = "refresh-token-1"
-CALENDAR = "expert@example.com"
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google import (
+    ACCESS_TOKEN,
+    AUTH_URI,
+    CALENDAR,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TOKEN_URI,
+    stored_credentials,
+)
 
 
 @pytest.fixture
@@ -66,19 +67,6 @@ def sleeps() -> list[float]:
     return []
 
 
-def stored_credentials(
-    token: str = ACCESS_TOKEN, expires_in: timedelta = timedelta(hours=1), refresh: str = REFRESH_TOKEN
-) -> dict[str, Any]:
-    expiry = (datetime.now(UTC) + expires_in).isoformat().replace("+00:00", "Z")
-    return {
-        "format": 1,
-        "token": token,
-        "refresh_token": refresh,
-        "expiry": expiry,
-        "scopes": ["https://www.googleapis.com/auth/calendar.events"],
-    }
-
-
 @pytest.fixture
 def make_provider(
     settings: Settings, sleeps: list[float], token_endpoint: responses.RequestsMock
@@ -86,7 +74,8 @@ def make_provider(
     made: list[GoogleCalendarProvider] = []
 
     def make(credentials: dict[str, Any] | None = None, **kwargs: Any) -> GoogleCalendarProvider:
-        kwargs.setdefault("backoff", Backoff(attempts=4, sleep=sleeps.append, random=lambda: 1.0))
+        four_tries = replace(GOOGLE_CALL, max_attempts=4)
+        kwargs.setdefault("backoff", Backoff(four_tries, sleep=sleeps.append, random=lambda: 1.0))
         provider = GoogleCalendarProvider(
             credentials or stored_credentials(), settings=settings, connection_id="conn-1", **kwargs
         )
@@ -101,12 +90,3 @@ def make_provider(
 @pytest.fixture
 def provider(make_provider: Callable[..., GoogleCalendarProvider]) -> GoogleCalendarProvider:
     return make_provider()
-
-
-def id_token(claims: dict[str, Any]) -> str:
-    """An unsigned-looking JWT with the given claims (the exchange does not check signatures)."""
-
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"

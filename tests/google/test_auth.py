@@ -12,8 +12,8 @@ import responses
 
 from connectors.base import AuthError
 from connectors.google.provider import GoogleCalendarProvider
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google.conftest import ACCESS_TOKEN, CLIENT_ID, REFRESH_TOKEN, TOKEN_URI, stored_credentials
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google import ACCESS_TOKEN, CLIENT_ID, REFRESH_TOKEN, TOKEN_URI, stored_credentials
 
 
 def refreshed(mock: responses.RequestsMock, token: str = "access-token-2") -> None:

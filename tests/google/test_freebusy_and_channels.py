@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from connectors.base import BusyInterval
 from connectors.google.provider import GoogleCalendarProvider
 from connectors.google.webhook import hash_channel_token
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google.conftest import CALENDAR
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google import CALENDAR
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from connectors.google.oauth import (
     authorization_request,
     exchange_code,
 )
-from tests.google.conftest import AUTH_URI, CLIENT_ID, CLIENT_SECRET, TOKEN_URI, id_token
+from tests.support.google import AUTH_URI, CLIENT_ID, CLIENT_SECRET, TOKEN_URI, id_token
 
 REDIRECT = "https://calbook.example/v1/oauth/google/callback"
 GRANTED = f"openid https://www.googleapis.com/auth/userinfo.email {CALENDAR_EVENTS} {CALENDAR_LIST_READONLY}"

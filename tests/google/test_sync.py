@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from connectors.base import BusyInterval, PullResult
 from connectors.google.provider import GoogleCalendarProvider
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google.conftest import CALENDAR
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google import CALENDAR
 
 WINDOW_START = datetime(2030, 1, 1, tzinfo=UTC)
 WINDOW_END = WINDOW_START + timedelta(days=180)

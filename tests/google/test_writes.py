@@ -9,8 +9,8 @@ import pytest
 
 from connectors.base import BookingEvent, EventRef, PermanentError, TransientError
 from connectors.google.provider import GoogleCalendarProvider
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google.conftest import CALENDAR
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google import CALENDAR
 
 BOOKING_ID = str(uuid.UUID("6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"))
 EVENT_ID = "cb" + uuid.UUID(BOOKING_ID).hex

@@ -15,13 +15,21 @@ from sqlalchemy import select
 from booking_engine.services import calendar_sync
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, calendar_connections
+from config.settings import Settings
 from connectors.google.events import event_id_for_booking
-from tests.api.conftest import assert_problem, auth, booking_body
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import ACCOUNT, EXPERT, SECONDARY, RecordingQueue, channels
-from tests.google_integration.test_connect import _busy, _event
+from tests.support.api import assert_problem, auth, booking_body
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import (
+    ACCOUNT,
+    EXPERT,
+    SECONDARY,
+    RecordingQueue,
+    busy_times,
+    channels,
+    google_event,
+)
+from worker import wiring
 from worker.calendar import push
-from worker.calendar.sync import sync_connection
 from worker.tasks.google import renew_channels
 
 HOME = "home@group.calendar.test"
@@ -69,24 +77,24 @@ def test_busy_calendars_and_channels_follow_the_choice(
     client: TestClient, store: Store, fake: FakeGoogleCalendar, connected: dict[str, Any], queue: RecordingQueue
 ) -> None:
     connection_id = connected["id"]
-    fake.add_event(SECONDARY, _event(1, 12))
-    assert _busy(client) == []
+    fake.add_event(SECONDARY, google_event(1, 12))
+    assert busy_times(client) == []
     assert _watched(store, connection_id) == [ACCOUNT]
 
     # Adding the team calendar: imported, and watched, on the next sync.
     answer = _patch(client, connection_id, {"busyCalendars": [ACCOUNT, SECONDARY]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["busyCalendars"] == [ACCOUNT, SECONDARY]
-    assert sync_connection(store, connection_id).status == "active"
-    assert len(_busy(client)) == 1
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
+    assert len(busy_times(client)) == 1
     assert _watched(store, connection_id) == [ACCOUNT, SECONDARY] == _fake_watched(fake)
     assert renew_channels(store, queue) == 0  # in step now
 
     # Removing it: its busy time goes at once; the next sync stops its channel, and brings nothing back.
     assert _patch(client, connection_id, {"busyCalendars": [ACCOUNT]}).status_code == 200
-    assert _busy(client) == []
-    assert sync_connection(store, connection_id).status == "active"
-    assert _busy(client) == []
+    assert busy_times(client) == []
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
+    assert busy_times(client) == []
     assert _watched(store, connection_id) == [ACCOUNT] == _fake_watched(fake)
 
 
@@ -109,7 +117,7 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     assert created.status_code == 201, created.text
     booking_id = created.json()["id"]
     assert client.post(f"/v1/bookings/{booking_id}/confirm", headers=auth(EXPERT)).status_code == 200
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
     event_id = event_id_for_booking(booking_id)
     assert fake.event(ACCOUNT, event_id)["status"] == "confirmed"  # type: ignore[index]
 
@@ -118,7 +126,7 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     answer = _patch(client, connection_id, {"destinationCalendar": HOME})
     assert answer.status_code == 200, answer.text
     assert answer.json()["destinationCalendar"] == HOME and answer.json()["busyCalendars"] == [ACCOUNT]
-    outcome = sync_connection(store, connection_id)
+    outcome = wiring.sync_connection(store, connection_id, Settings())
     assert outcome.status == "active" and outcome.backfilled == 1
     assert fake.event(ACCOUNT, event_id)["status"] == "cancelled"  # type: ignore[index]
     with fake.lock:
@@ -126,6 +134,6 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     assert len(mine) == 1 and mine[0]["status"] == "confirmed"
     ref = calendar_sync.get_event_ref(store, booking_id, connection_id)
     assert ref is not None and ref.calendar_id == HOME and ref.ref == event_id
-    assert sync_connection(store, connection_id).backfilled == 0
+    assert wiring.sync_connection(store, connection_id, Settings()).backfilled == 0
     with store.read() as conn:  # calbook's own event is never imported as busy time
         assert conn.execute(select(busy_blocks)).first() is None

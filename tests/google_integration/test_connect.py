@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
@@ -12,44 +11,28 @@ from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, oauth_states
 from connectors.google.webhook import hash_channel_token
-from tests.api.conftest import assert_problem, auth
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import (
+from tests.support.api import assert_problem, auth
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import (
     ACCOUNT,
     EXPERT,
     PUBLIC_BASE,
     RecordingQueue,
     _query,
+    busy_times,
     channels,
     connect,
     fake_channel,
+    google_event,
     stored_credentials,
 )
-from tests.google_integration.oauth_server import FakeGoogleOAuth
-
-
-def _busy(client: TestClient) -> list[dict[str, str]]:
-    start = utcnow().date()
-    response = client.get(
-        f"/v1/experts/{EXPERT}/busy",
-        params={"from": f"{start}T00:00:00Z", "to": f"{start + timedelta(days=7)}T00:00:00Z"},
-        headers=auth("someone"),
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["items"]  # type: ignore[no-any-return]
-
-
-def _event(day_offset: int, hour: int) -> dict[str, Any]:
-    start = (utcnow() + timedelta(days=day_offset)).replace(hour=hour, minute=0, second=0, microsecond=0)
-    end = start + timedelta(hours=1)
-    return {"summary": "Dentist", "start": {"dateTime": start.isoformat().replace("+00:00", "Z")},
-            "end": {"dateTime": end.isoformat().replace("+00:00", "Z")}}
+from tests.support.google_oauth import FakeGoogleOAuth
 
 
 def test_connect_end_to_end(
     client: TestClient, oauth: FakeGoogleOAuth, fake: FakeGoogleCalendar, queue: RecordingQueue, store: Store
 ) -> None:
-    fake.add_event(ACCOUNT, _event(1, 12))
+    fake.add_event(ACCOUNT, google_event(1, 12))
 
     response = client.post("/v1/calendar-connections/google/authorize", headers=auth(EXPERT))
     assert response.status_code == 200, response.text
@@ -83,7 +66,7 @@ def test_connect_end_to_end(
 
     assert sorted(queue.queued) == [("sync", body["id"]), ("watch", body["id"])]
     assert sorted(queue.run()) == [("sync", body["id"], "active"), ("watch", body["id"], "active")]
-    assert len(_busy(client)) == 1
+    assert len(busy_times(client)) == 1
     (channel,) = channels(store, body["id"], live=True)
     google_side = fake_channel(fake, channel["id"])
     assert google_side["address"] == f"{PUBLIC_BASE}/v1/webhooks/google"
@@ -160,7 +143,7 @@ def test_authorize_needs_a_signed_in_expert(client: TestClient) -> None:
 def test_authorize_without_a_google_client_is_not_found(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A server with no Google OAuth client has no Google connections: a 404 problem, never a 5xx."""
     from api.app import create_app
-    from tests.api.conftest import make_settings
+    from tests.support.api import make_settings
 
     settings = make_settings(tmp_path, google_client_id=None, google_client_secret=None)
     with TestClient(create_app(store, settings)) as plain:
@@ -175,7 +158,7 @@ def test_a_flow_started_from_the_schedule_page_comes_back_to_it(
     """The pages (docs/web.md) start the consent with a form post; the callback redirects back with the outcome."""
     import re
 
-    from tests.api.conftest import token
+    from tests.support.api import token
 
     # The public base URL is HTTPS, so the session cookie is Secure: the browser is on HTTPS too.
     client = TestClient(client.app, base_url=PUBLIC_BASE)

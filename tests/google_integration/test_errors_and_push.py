@@ -10,25 +10,27 @@ from sqlalchemy import delete, select
 
 from booking_engine.store.db import Store
 from booking_engine.store.tables import booking_calendar_events, busy_blocks
+from config.settings import Settings
+from config.task_sender import CeleryTaskQueue
 from connectors.google.events import event_id_for_booking
-from tests.api.conftest import USER, auth, booking_body
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import (
+from tests.support.api import USER, auth, booking_body
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import (
     ACCOUNT,
     EXPERT,
     RecordingQueue,
+    busy_times,
     channels,
     connect,
     expire_access_token,
     fake_channel,
+    google_event,
     notify,
     outbox_types,
 )
-from tests.google_integration.oauth_server import FakeGoogleOAuth
-from tests.google_integration.test_connect import _busy, _event
-from worker import runtime
+from tests.support.google_oauth import FakeGoogleOAuth
+from worker import wiring
 from worker.calendar import push
-from worker.outbox import drain
 from worker.tasks.google import google_sync
 
 
@@ -41,7 +43,9 @@ def channel(connected: dict[str, Any], store: Store, fake: FakeGoogleCalendar) -
 @pytest.fixture
 def worker_store(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
     """Celery tasks run eagerly (``apply``) on the test's store."""
-    monkeypatch.setattr(runtime, "_store", store)
+    settings = Settings()
+    idle = CeleryTaskQueue(settings.resolved_broker_url(), enabled=False)
+    wiring.use(wiring.Worker(settings, store, idle, wiring.outbox_handlers(settings)))
     return store
 
 
@@ -49,7 +53,7 @@ def test_rate_limits_are_retried_inside_the_call(
     client: TestClient, channel: dict[str, Any], fake: FakeGoogleCalendar, queue: RecordingQueue,
     sleeps: list[float],
 ) -> None:
-    fake.add_event(ACCOUNT, _event(2, 9))
+    fake.add_event(ACCOUNT, google_event(2, 9))
     fake.fail_next(1, 429, "rateLimitExceeded")
     fake.fail_next(1, 403, "userRateLimitExceeded")
     fake.fail_next(1, 503, "backendError")
@@ -59,7 +63,7 @@ def test_rate_limits_are_retried_inside_the_call(
 
     assert result[2] == "active"
     assert len(sleeps) == 3
-    assert len(_busy(client)) == 1
+    assert len(busy_times(client)) == 1
 
 
 def test_a_longer_outage_is_retried_by_the_task(
@@ -67,7 +71,7 @@ def test_a_longer_outage_is_retried_by_the_task(
     worker_store: Store, sleeps: list[float],
 ) -> None:
     """The provider gives up after five tries; Celery's autoretry takes over (eagerly here)."""
-    fake.add_event(ACCOUNT, _event(2, 9))
+    fake.add_event(ACCOUNT, google_event(2, 9))
     fake.fail_next(7, 429, "rateLimitExceeded")
 
     result = google_sync.apply(args=[connected["id"]])
@@ -75,7 +79,7 @@ def test_a_longer_outage_is_retried_by_the_task(
     assert result.successful(), result.traceback
     assert result.get() == "active"
     assert len(fake.calls("GET", "/events")) >= 8
-    assert len(_busy(client)) == 1
+    assert len(busy_times(client)) == 1
     listed = client.get("/v1/calendar-connections", headers=auth(EXPERT)).json()["items"]
     assert listed[0]["status"] == "active" and listed[0]["lastError"] is None
 
@@ -101,7 +105,7 @@ def test_invalid_grant_needs_reauth_end_to_end(
     # Later notifications on the stopped channel do nothing; the outbox handler is harmless.
     notify(client, channel, channel["token"])
     assert queue.queued == []
-    drain(store, budget_seconds=10)
+    wiring.drain_outbox(store, Settings(), budget_seconds=10)
     # Reconnecting brings the same connection back, watched again.
     assert connect(client, oauth)["id"] == connected["id"]
     queue.run()
@@ -118,11 +122,11 @@ def test_duplicate_push_deliveries_give_one_event(
     booking_id = created.json()["id"]
     assert client.post(f"/v1/bookings/{booking_id}/confirm", headers=auth(EXPERT)).status_code == 200
 
-    assert push.push_booking(store, booking_id) == 1
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
     with store.write() as conn:  # a worker died after writing the event, before saving its ref
         conn.execute(delete(booking_calendar_events))
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=Settings()) == 1
 
     event_id = event_id_for_booking(booking_id)
     with fake.lock:

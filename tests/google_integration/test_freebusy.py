@@ -15,16 +15,16 @@ from sqlalchemy import func, select
 from booking_engine.store.db import Store
 from booking_engine.store.tables import bookings, busy_blocks
 from config.settings import Settings
-from tests.api.conftest import USER, assert_problem, at, auth, booking_body, day_ahead
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import (
+from tests.support.api import USER, assert_problem, at, auth, booking_body, day_ahead
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import (
     ACCOUNT,
     EXPERT,
     expire_access_token,
     outbox_types,
     stored_credentials,
 )
-from tests.google_integration.oauth_server import FakeGoogleOAuth
+from tests.support.google_oauth import FakeGoogleOAuth
 
 
 @pytest.fixture

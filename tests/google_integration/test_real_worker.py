@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from booking_engine.clock import utcnow
-from tests.google_integration.conftest import ACCOUNT
-from tests.google_integration.live import live_google, wait_until
+from tests.support.google_integration import ACCOUNT
+from tests.support.google_live import live_google, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def test_notification_reaches_busy_times_through_a_worker(
 ) -> None:
     if broker == "redis":
         db_url, broker_url = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_broker")
-        from tests.conftest import truncate_all
+        from tests.support.db import truncate_all
 
         truncate_all(request.getfixturevalue("pg_store"))
     else:

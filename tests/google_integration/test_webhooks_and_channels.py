@@ -12,20 +12,22 @@ from sqlalchemy import update
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import watch_channels
-from tests.api.conftest import auth
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import (
+from config.settings import Settings
+from tests.support.api import auth
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import (
     ACCOUNT,
     EXPERT,
     RecordingQueue,
+    busy_times,
     channels,
     connect,
     fake_channel,
+    google_event,
     notify,
 )
-from tests.google_integration.oauth_server import FakeGoogleOAuth
-from tests.google_integration.test_connect import _busy, _event
-from worker.outbox import drain
+from tests.support.google_oauth import FakeGoogleOAuth
+from worker import wiring
 from worker.tasks.google import renew_channels
 
 
@@ -39,15 +41,15 @@ def test_good_token_queues_a_sync_that_brings_the_change(
     client: TestClient, channel: dict[str, Any], fake: FakeGoogleCalendar, queue: RecordingQueue,
     connected: dict[str, Any],
 ) -> None:
-    assert _busy(client) == []
-    fake.add_event(ACCOUNT, _event(2, 9))
+    assert busy_times(client) == []
+    fake.add_event(ACCOUNT, google_event(2, 9))
 
     response = notify(client, channel, channel["token"])
 
     assert response.status_code == 200 and response.content == b""
     assert queue.queued == [("sync", connected["id"])]
     queue.run()
-    assert len(_busy(client)) == 1
+    assert len(busy_times(client)) == 1
 
 
 @pytest.mark.parametrize(
@@ -83,12 +85,12 @@ def test_a_burst_of_notifications_queues_one_sync(
     client: TestClient, channel: dict[str, Any], fake: FakeGoogleCalendar, queue: RecordingQueue
 ) -> None:
     for number in range(10):
-        fake.add_event(ACCOUNT, _event(2, 9 + number % 8))
+        fake.add_event(ACCOUNT, google_event(2, 9 + number % 8))
         assert notify(client, channel, channel["token"], number=number).status_code == 200
 
     assert queue.syncs() == 1
     queue.run()
-    (merged,) = _busy(client)  # back-to-back hours 09:00-17:00: all eight changes arrived
+    (merged,) = busy_times(client)  # back-to-back hours 09:00-17:00: all eight changes arrived
     assert (merged["start"][11:16], merged["end"][11:16]) == ("09:00", "17:00")
     # Once the sync has started, the next change is a new request again.
     notify(client, channel, channel["token"], number=11)
@@ -160,7 +162,7 @@ def test_disconnect_stops_the_channels(
     response = client.delete(f"/v1/calendar-connections/{connected['id']}", headers=auth(EXPERT))
     assert response.status_code == 204
 
-    drain(store, budget_seconds=10)
+    wiring.drain_outbox(store, Settings(), budget_seconds=10)
 
     assert fake.channels == {}
     assert channels(store, connected["id"], live=True) == []

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, oauth_states
-from tests.api.conftest import assert_problem, auth
-from tests.fakes.microsoft_graph import FakeGraph
-from tests.microsoft.conftest import (
+from tests.support.api import assert_problem, auth
+from tests.support.fakes.microsoft_graph import FakeGraph
+from tests.support.microsoft import (
     ACCOUNT,
     EXPERT,
     PUBLIC_BASE,

@@ -16,8 +16,8 @@ from config.settings import Settings
 from connectors.accounts import ProviderAccounts
 from connectors.base import TransientError
 from connectors.factory import open_provider
-from tests.fakes.microsoft_graph import FakeGraph
-from tests.microsoft.conftest import WORK, event
+from tests.support.fakes.microsoft_graph import FakeGraph
+from tests.support.microsoft import WORK, event
 
 
 def _provider(store: Store, settings: Settings, connection_id: str) -> Any:

@@ -9,10 +9,11 @@ from sqlalchemy import delete, select
 
 from booking_engine.store.db import Store
 from booking_engine.store.tables import booking_calendar_events, busy_blocks
+from config.settings import Settings
 from connectors.microsoft.events import BOOKING_PROPERTY_ID
-from tests.api.conftest import USER, at, auth, booking_body, day_ahead
-from tests.fakes.microsoft_graph import FakeGraph
-from tests.microsoft.conftest import EXPERT, WORK, RecordingQueue
+from tests.support.api import USER, at, auth, booking_body, day_ahead
+from tests.support.fakes.microsoft_graph import FakeGraph
+from tests.support.microsoft import EXPERT, WORK, RecordingQueue
 from worker.calendar import push
 
 
@@ -24,9 +25,11 @@ def _confirmed(client: TestClient) -> str:
     return str(booking_id)
 
 
-def test_create_patch_delete(connected: dict[str, Any], client: TestClient, fake: FakeGraph, store: Store) -> None:
+def test_create_patch_delete(
+    settings: Settings, connected: dict[str, Any], client: TestClient, fake: FakeGraph, store: Store,
+) -> None:
     booking_id = _confirmed(client)
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=settings) == 1
     (written,) = fake.events_of(WORK)
     assert written["transactionId"].startswith("calbook-")
     assert written["singleValueExtendedProperties"] == [{"id": BOOKING_PROPERTY_ID, "value": booking_id}]
@@ -37,29 +40,30 @@ def test_create_patch_delete(connected: dict[str, Any], client: TestClient, fake
                         headers=auth(EXPERT))
     assert moved.status_code == 200, moved.text
     fake.log.clear()
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=settings) == 1
     (patched,) = fake.events_of(WORK)
     assert patched["id"] == written["id"] and patched["start"]["dateTime"] == at(day_ahead(2), 11).replace("Z", "")
     assert [m for m, _ in fake.log] == ["PATCH"]
 
     assert client.post(f"/v1/bookings/{booking_id}/cancel", json={"reason": "ill"},
                        headers=auth(EXPERT)).status_code == 200
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=settings) == 1
     assert fake.events_of(WORK) == []
     fake.log.clear()
-    push.push_booking(store, booking_id)  # again: already gone is done (a 404 at most)
+    push.push_booking(store, booking_id, settings=settings)  # again: already gone is done (a 404 at most)
     assert fake.events_of(WORK) == []
 
 
-def test_duplicate_pushes_and_a_lost_answer_give_one_event(
+def test_duplicate_pushes_and_a_lost_answer_give_one_event(settings: Settings,
     connected: dict[str, Any], client: TestClient, fake: FakeGraph, store: Store, queue: RecordingQueue,
 ) -> None:
     booking_id = _confirmed(client)
-    assert push.push_booking(store, booking_id) == 1
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=settings) == 1
+    assert push.push_booking(store, booking_id, settings=settings) == 1
     with store.write() as conn:  # a worker died after Graph created the event, before its ref was saved
         conn.execute(delete(booking_calendar_events))
-    assert push.push_booking(store, booking_id) == 1  # the same transactionId: Graph drops the repeat
+    # The same transactionId: Graph drops the repeat.
+    assert push.push_booking(store, booking_id, settings=settings) == 1
     assert len(fake.events_of(WORK)) == 1
     # Pulling the calendar back does not make calbook's own event an external block.
     queue.sync_changed(connected["id"])
@@ -68,14 +72,14 @@ def test_duplicate_pushes_and_a_lost_answer_give_one_event(
         assert conn.execute(select(busy_blocks)).first() is None
 
 
-def test_an_event_the_expert_deleted_is_created_again(connected: dict[str, Any], client: TestClient,
+def test_an_event_the_expert_deleted_is_created_again(settings: Settings, connected: dict[str, Any], client: TestClient,
                                                       fake: FakeGraph, store: Store) -> None:
     booking_id = _confirmed(client)
-    assert push.push_booking(store, booking_id) == 1
+    assert push.push_booking(store, booking_id, settings=settings) == 1
     (written,) = fake.events_of(WORK)
     fake.remove_event(WORK, written["id"])
     client.post(f"/v1/bookings/{booking_id}/reschedule", json={"newStartTime": at(day_ahead(3), 9)},
                 headers=auth(EXPERT))
-    assert push.push_booking(store, booking_id) == 1  # the patch answers 404: created anew
+    assert push.push_booking(store, booking_id, settings=settings) == 1  # the patch answers 404: created anew
     (again,) = fake.events_of(WORK)
     assert again["start"]["dateTime"] == at(day_ahead(3), 9).replace("Z", "")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.microsoft.live import live_microsoft, one_hour, wait_until
+from tests.support.microsoft_live import live_microsoft, one_hour, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_notification_reaches_busy_times_through_a_worker(
 ) -> None:
     if broker == "redis":
         db_url, broker_url = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_broker")
-        from tests.conftest import truncate_all
+        from tests.support.db import truncate_all
 
         truncate_all(request.getfixturevalue("pg_store"))
     else:

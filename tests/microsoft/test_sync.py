@@ -15,9 +15,9 @@ from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections
 from connectors.microsoft.events import BOOKING_PROPERTY_ID
 from connectors.secrets import encrypt_json
-from tests.api.conftest import auth
-from tests.fakes.microsoft_graph import FakeGraph
-from tests.microsoft.conftest import (
+from tests.support.api import auth
+from tests.support.fakes.microsoft_graph import FakeGraph
+from tests.support.microsoft import (
     ENCRYPTION_KEY,
     EXPERT,
     WEBHOOK,

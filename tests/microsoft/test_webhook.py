@@ -11,10 +11,11 @@ from sqlalchemy import update
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import watch_channels
-from tests.api.conftest import auth
-from tests.fakes.microsoft_graph import FakeGraph
-from tests.microsoft.conftest import EXPERT, WEBHOOK, WORK, RecordingQueue, busy, event, subscriptions
-from worker.outbox import drain
+from config.settings import Settings
+from tests.support.api import auth
+from tests.support.fakes.microsoft_graph import FakeGraph
+from tests.support.microsoft import EXPERT, WEBHOOK, WORK, RecordingQueue, busy, event, subscriptions
+from worker import wiring
 from worker.tasks.microsoft import renew_subscriptions
 
 
@@ -97,33 +98,35 @@ def test_missed_runs_a_delta_sync(connected: dict[str, Any], client: TestClient,
     assert len(busy(client)) == 1
 
 
-def test_renewal_at_half_life_and_404_recreates(connected: dict[str, Any], fake: FakeGraph, queue: RecordingQueue,
-                                                store: Store) -> None:
-    assert renew_subscriptions(store, queue) == 0  # fresh: nothing due
+def test_renewal_at_half_life_and_404_recreates(
+    settings: Settings, connected: dict[str, Any], fake: FakeGraph, queue: RecordingQueue, store: Store,
+) -> None:
+    assert renew_subscriptions(store, queue, settings) == 0  # fresh: nothing due
     sub = _sub(fake)
     with store.write() as conn:  # less than half of its 4,230 minutes left
         conn.execute(update(watch_channels).values(expiration=utcnow() + timedelta(minutes=2000)))
-    assert renew_subscriptions(store, queue) == 1
+    assert renew_subscriptions(store, queue, settings) == 1
     fake.log.clear()
     queue.run()
     assert [m for m, _ in fake.log] == ["PATCH"]
-    assert renew_subscriptions(store, queue) == 0
+    assert renew_subscriptions(store, queue, settings) == 0
 
     with store.write() as conn:
         conn.execute(update(watch_channels).values(expiration=utcnow() + timedelta(minutes=60)))
     with fake.lock:
         fake.subscriptions.clear()  # Graph lost it: the renewal answers 404
-    assert renew_subscriptions(store, queue) == 1
+    assert renew_subscriptions(store, queue, settings) == 1
     queue.run()
     (row,) = subscriptions(store, connected["id"], live=True)
     assert row["id"] != sub["id"] and len(fake.subscriptions) == 1
 
 
-def test_disconnect_deletes_the_subscriptions(connected: dict[str, Any], client: TestClient, fake: FakeGraph,
-                                              store: Store) -> None:
+def test_disconnect_deletes_the_subscriptions(
+    settings: Settings, connected: dict[str, Any], client: TestClient, fake: FakeGraph, store: Store,
+) -> None:
     assert len(fake.subscriptions) == 1
     assert client.delete(f"/v1/calendar-connections/{connected['id']}", headers=auth(EXPERT)).status_code == 204
-    drain(store, budget_seconds=10)
+    wiring.drain_outbox(store, settings, budget_seconds=10)
     assert fake.subscriptions == {}
     assert subscriptions(store, connected["id"], live=True) == []
 

@@ -16,11 +16,12 @@ from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks, calendar_connections, outbox
 from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries
-from tests.api.conftest import EXPERT, USER, day_ahead
-from tests.factories import publish
-from tests.feed_server import serve_feed
-from tests.operations.processes import common_env, processes
-from tests.worker.conftest import wait_until
+from config.settings import Settings
+from tests.support.api import EXPERT, USER, day_ahead
+from tests.support.factories import publish
+from tests.support.feed_server import serve_feed
+from tests.support.processes import common_env, processes
+from tests.support.worker import wait_until
 
 
 def _book(store: Store, hour: int) -> str:
@@ -60,13 +61,10 @@ def _left(store: Store) -> set[str]:
 def test_resend_makes_given_up_handlers_and_failed_deliveries_due_again(
     store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+
     from worker import outbox as worker_outbox
-    from worker.settings import get_worker_settings
 
     monkeypatch.setenv("CALBOOK_WORKER_OUTBOX_MAX_ATTEMPTS", "1")  # one failure and the handler is given up
-    get_worker_settings.cache_clear()
-    saved = {k: list(v) for k, v in worker_outbox.HANDLERS.items()}
-    worker_outbox.HANDLERS.clear()
     calls: list[str] = []
     healthy = False
 
@@ -75,38 +73,33 @@ def test_resend_makes_given_up_handlers_and_failed_deliveries_due_again(
         if not healthy:
             raise RuntimeError("SMTP said no")
 
-    try:
-        worker_outbox.add_handler(["booking.created"], flaky, name="flaky")
-        publish(store, EXPERT, now=utcnow())
-        booking_id = _book(store, 9)
-        event_id = _event_id(store, booking_id)
-        worker_outbox.drain(store)
-        assert _handler_status(store, event_id) == "failed" and _dispatched(store, event_id)
-        _deliveries(store, event_id, [("sub-failed", "failed"), ("sub-ok", "succeeded"), ("sub-gone", "cancelled")])
+    table = {"flaky": worker_outbox.OutboxHandler(("booking.created",), flaky)}
+    publish(store, EXPERT, now=utcnow())
+    booking_id = _book(store, 9)
+    event_id = _event_id(store, booking_id)
+    worker_outbox.drain(store, table, settings=Settings())
+    assert _handler_status(store, event_id) == "failed" and _dispatched(store, event_id)
+    _deliveries(store, event_id, [("sub-failed", "failed"), ("sub-ok", "succeeded"), ("sub-gone", "cancelled")])
 
-        env = common_env(tmp_path / "data", CALBOOK_DATABASE_URL=db_url)
-        with processes(tmp_path) as group:
-            done = group.run(["admin", "resend", event_id], env)
-            assert done.returncode == 0, done.stderr
-            assert done.stdout.strip() == (f"event {event_id}: handlers due again: flaky; "
-                                           "webhook deliveries due again: 1")
-            assert _delivery_statuses(store, event_id) == {"sub-failed": "pending", "sub-ok": "succeeded",
-                                                           "sub-gone": "cancelled"}
-            assert not _dispatched(store, event_id)
-            again = group.run(["admin", "resend", event_id, "--delivered"], env)
-            assert again.returncode == 0 and again.stdout.strip().endswith("webhook deliveries due again: 1")
-            missing = group.run(["admin", "resend", "no-such-event"], env)
-        assert missing.returncode == 1 and "no outbox event no-such-event" in missing.stderr
-        assert _delivery_statuses(store, event_id)["sub-ok"] == "pending"
+    env = common_env(tmp_path / "data", CALBOOK_DATABASE_URL=db_url)
+    with processes(tmp_path) as group:
+        done = group.run(["admin", "resend", event_id], env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == (f"event {event_id}: handlers due again: flaky; "
+                                       "webhook deliveries due again: 1")
+        assert _delivery_statuses(store, event_id) == {"sub-failed": "pending", "sub-ok": "succeeded",
+                                                       "sub-gone": "cancelled"}
+        assert not _dispatched(store, event_id)
+        again = group.run(["admin", "resend", event_id, "--delivered"], env)
+        assert again.returncode == 0 and again.stdout.strip().endswith("webhook deliveries due again: 1")
+        missing = group.run(["admin", "resend", "no-such-event"], env)
+    assert missing.returncode == 1 and "no outbox event no-such-event" in missing.stderr
+    assert _delivery_statuses(store, event_id)["sub-ok"] == "pending"
 
-        healthy = True
-        worker_outbox.drain(store)  # the real dispatch runs the handler again, once
-        assert calls == [event_id, event_id]
-        assert _handler_status(store, event_id) == "done" and _dispatched(store, event_id)
-    finally:
-        worker_outbox.HANDLERS.clear()
-        worker_outbox.HANDLERS.update(saved)
-        get_worker_settings.cache_clear()
+    healthy = True
+    worker_outbox.drain(store, table, settings=Settings())  # the real dispatch runs the handler again, once
+    assert calls == [event_id, event_id]
+    assert _handler_status(store, event_id) == "done" and _dispatched(store, event_id)
 
 
 def _event_id(store: Store, booking_id: str) -> str:

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from booking_engine.store.db import Store
-from tests.api.conftest import make_settings
-from tests.operations.processes import common_env, processes
+from tests.support.api import make_settings
+from tests.support.processes import common_env, processes
 
 
 def test_create_list_revoke(tmp_path: Path) -> None:

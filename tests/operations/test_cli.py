@@ -10,8 +10,8 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.api.conftest import make_settings
-from tests.operations.processes import ROOT, clean_env, common_env, processes
+from tests.support.api import make_settings
+from tests.support.processes import ROOT, clean_env, common_env, processes
 
 
 def test_version_is_the_package_version_everywhere(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import IN_CI
-from tests.operations.processes import common_env, processes, wait_until_up
-from tests.worker.conftest import free_port
+from tests.support.db import IN_CI
+from tests.support.processes import common_env, processes, wait_until_up
+from tests.support.worker import free_port
 
 pytestmark = pytest.mark.slow
 

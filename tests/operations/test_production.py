@@ -27,8 +27,8 @@ from sqlalchemy import select
 
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
-from tests.conftest import truncate_all
-from tests.operations.processes import (
+from tests.support.db import truncate_all
+from tests.support.processes import (
     Proc,
     Processes,
     common_env,
@@ -36,7 +36,7 @@ from tests.operations.processes import (
     publish_and_book,
     wait_until_up,
 )
-from tests.worker.conftest import free_port, wait_until
+from tests.support.worker import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

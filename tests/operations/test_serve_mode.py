@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.operations.processes import (
+from tests.support.processes import (
     FAST_TICKS,
     Proc,
     Processes,
@@ -29,7 +29,7 @@ from tests.operations.processes import (
     publish_and_book,
     wait_until_up,
 )
-from tests.worker.conftest import free_port, wait_until
+from tests.support.worker import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

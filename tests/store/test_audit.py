@@ -18,8 +18,8 @@ from booking_engine.model import Booking, BookingStatus, new_id
 from booking_engine.services import bookings as booking_service
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import bookings as booking_rows
-from tests.factories import NOW
-from tests.worker.scenario import book, next_slot, parties
+from tests.support.factories import NOW
+from tests.support.scenario import book, next_slot, parties
 
 
 def _seeded_pairs(store: Store, *seeded: Booking) -> list[tuple[str, str]]:

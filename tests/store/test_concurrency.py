@@ -19,7 +19,7 @@ from booking_engine.services import availability as av
 from booking_engine.services import bookings as bk
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import bookings as booking_rows
-from tests.factories import NOW, publish, settings_body
+from tests.support.factories import NOW, publish, settings_body
 
 TEN = datetime(2030, 3, 5, 10, 0, tzinfo=UTC)
 
@@ -58,7 +58,7 @@ def test_32_threads_only_buffer_overlap_exactly_one_wins(store: Store) -> None:
 
 def test_exclusion_constraint_itself_refuses_a_conflicting_row(pg_store: Store) -> None:
     """The database, not only the read-check, refuses an overlapping write (PostgreSQL)."""
-    from tests.conftest import truncate_all
+    from tests.support.db import truncate_all
 
     store = pg_store
     truncate_all(store)
@@ -88,7 +88,7 @@ def _process_worker(url: str, index: int, barrier: multiprocessing.synchronize.B
 
 
 def test_4_processes_8_threads_each_same_slot_on_postgresql(pg_url: str, pg_store: Store) -> None:
-    from tests.conftest import truncate_all
+    from tests.support.db import truncate_all
 
     truncate_all(pg_store)
     publish(pg_store)

@@ -23,8 +23,8 @@ from booking_engine.services.bookings import place_booking
 from booking_engine.store.db import Store
 from booking_engine.store.tables import bookings as bookings_table
 from booking_engine.store.tables import users as users_table
-from tests.conftest import truncate_all
-from tests.factories import NOW, publish
+from tests.support.db import truncate_all
+from tests.support.factories import NOW, publish
 
 TEN = datetime(2030, 3, 5, 10, 0, tzinfo=UTC)
 TWO_PM = datetime(2030, 3, 5, 14, 0, tzinfo=UTC)

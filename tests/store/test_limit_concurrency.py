@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from booking_engine.errors import BookingLimitReached
 from booking_engine.services import bookings as bk
 from booking_engine.store.db import Store
-from tests.factories import NOW, publish
+from tests.support.factories import NOW, publish
 
 
 def _attempt(store: Store, barrier: threading.Barrier, user: str, start: datetime) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from booking_engine.store.migrate import downgrade, upgrade
 from booking_engine.store.schema import metadata
-from tests.conftest import PG_ADMIN_URL
+from tests.support.db import PG_ADMIN_URL
 
 
 def _fresh_pg() -> tuple[str, str]:
@@ -68,7 +68,7 @@ def test_in_memory_sqlite_store_works() -> None:
     """``sqlite://`` gives one shared in-memory database (handy for tools and quick experiments)."""
     from booking_engine.services import availability as av
     from booking_engine.store.db import Store
-    from tests.factories import publish
+    from tests.support.factories import publish
 
     store = Store.from_url("sqlite://")
     with store.engine.begin() as conn:

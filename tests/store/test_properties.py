@@ -12,8 +12,8 @@ from booking_engine.errors import BookingError
 from booking_engine.model import AvailabilitySettings
 from booking_engine.services import bookings as bk
 from booking_engine.store.db import Store
-from tests.conftest import truncate_all
-from tests.factories import NOW, WEEKDAYS, publish, settings_body
+from tests.support.db import truncate_all
+from tests.support.factories import NOW, WEEKDAYS, publish, settings_body
 
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"]
 

@@ -25,7 +25,7 @@ from booking_engine.services import users
 from booking_engine.store.repositories import users as user_rows
 from booking_engine.store.repositories._common import count_rows
 from booking_engine.store.tables import availability_settings, bookings, busy_blocks, outbox
-from tests.factories import NOW, publish, settings_body
+from tests.support.factories import NOW, publish, settings_body
 
 TUE = date(2030, 3, 5)
 

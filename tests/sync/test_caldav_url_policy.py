@@ -24,14 +24,14 @@ from booking_engine.model import AvailabilitySettings
 from booking_engine.services import bookings, connections
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections
-from config.settings import reset_settings_cache
-from tests.api.conftest import assert_problem, auth, make_settings
-from tests.caldav.servers import PASSWORD, USERNAME, Fault, FaultProxy
-from tests.caldav.servers.internal import SECRET_BODY, SECRET_STATUS, InternalService, Tarpit
-from tests.sync.conftest import EXPERT, USER, connect, day
-from tests.worker.conftest import ENCRYPTION_KEY
+from config.settings import Settings
+from tests.support.api import assert_problem, auth, make_settings
+from tests.support.caldav_servers import PASSWORD, USERNAME, Fault, FaultProxy
+from tests.support.caldav_servers.internal import SECRET_BODY, SECRET_STATUS, InternalService, Tarpit
+from tests.support.sync import EXPERT, USER, connect, day
+from tests.support.worker import ENCRYPTION_KEY
+from worker import wiring
 from worker.calendar.push import push_booking
-from worker.calendar.sync import sync_connection
 
 CALDAV = "/v1/calendar-connections/caldav"
 
@@ -125,9 +125,7 @@ def test_connect_gives_up_at_the_verification_deadline(
 def strict_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The worker's settings: only 127.0.0.1 may be called."""
     monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "127.0.0.1")
-    reset_settings_cache()
     yield
-    reset_settings_cache()
 
 
 def moved_inside(monkeypatch: pytest.MonkeyPatch, name: str, address: str) -> None:
@@ -151,14 +149,14 @@ def test_the_worker_checks_the_stored_urls_again_at_every_sync_and_push(
     calendar = calendar_url.replace("127.0.0.1", "dav.moved.test")
     connection_id = connect(store, calendar)
     try:
-        assert sync_connection(store, connection_id).status == "error"
+        assert wiring.sync_connection(store, connection_id, Settings()).status == "error"
         connection = connections.get_connection(store, EXPERT, connection_id)
         assert "private or local network" in (connection.last_error or "")
         clean(connection.last_error or "")
 
         booking = bookings.confirm_booking(
             store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
-        push_booking(store, booking.id)  # the booking's iCalendar body goes nowhere
+        push_booking(store, booking.id, settings=Settings())  # the booking's iCalendar body goes nowhere
         assert trap.hits == [] and proxy.seen == []
         clean(connections.get_connection(store, EXPERT, connection_id).last_error or "")
     finally:
@@ -170,9 +168,9 @@ def test_the_worker_refuses_a_redirect_to_an_internal_address(
     strict_worker: None,
 ) -> None:
     connection_id = connect(store, calendar_url)
-    assert sync_connection(store, connection_id).status == "active"
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
     proxy.faults.append(Fault("PROPFIND", 307, headers={"Location": internal.url}))
-    assert sync_connection(store, connection_id, force_reconcile=True).status == "error"
+    assert wiring.sync_connection(store, connection_id, Settings(), force_reconcile=True).status == "error"
     last_error = connections.get_connection(store, EXPERT, connection_id).last_error or ""
     assert "another host" in last_error and internal.hits == []
     clean(last_error)

@@ -24,13 +24,13 @@ from booking_engine.services import bookings, calendar_sync
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections
 from config.settings import Settings
-from tests.api.conftest import assert_problem, auth, make_settings
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import PASSWORD, USERNAME, FaultProxy
-from tests.sync.conftest import EXPERT, USER, blocks, day, event_text
-from tests.worker.conftest import ENCRYPTION_KEY
+from tests.support.api import assert_problem, auth, make_settings
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import PASSWORD, USERNAME, FaultProxy
+from tests.support.sync import EXPERT, USER, blocks, day, event_text
+from tests.support.worker import ENCRYPTION_KEY
+from worker import wiring
 from worker.calendar.push import push_booking
-from worker.calendar.sync import sync_connection
 
 BASE = "/v1/calendar-connections"
 STRANGER = "stranger-1"
@@ -120,7 +120,7 @@ def test_unknown_or_read_only_calendars_change_nothing(
     client: TestClient, store: Store, expert: object, proxy: FaultProxy, two: dict[str, str]
 ) -> None:
     created = _connect(client, proxy, busyCalendars=[two["work_url"]], destinationCalendar=two["work_url"])
-    sync_connection(store, created["id"])
+    wiring.sync_connection(store, created["id"], Settings())
     for body, field in (
         ({"busyCalendars": [two["work_url"], proxy.url.rstrip("/") + f"/{USERNAME}/nothing/"]}, "busyCalendars"),
         ({"destinationCalendar": proxy.url.rstrip("/") + f"/{USERNAME}/nothing/"}, "destinationCalendar"),
@@ -153,7 +153,7 @@ def test_busy_calendars_follow_the_choice(
     client: TestClient, store: Store, expert: object, proxy: FaultProxy, two: dict[str, str]
 ) -> None:
     created = _connect(client, proxy, busyCalendars=[two["work_url"], two["home_url"]])
-    sync_connection(store, created["id"])
+    wiring.sync_connection(store, created["id"], Settings())
     both = [{"start": z(day(1, 9)), "end": z(day(1, 10))}, {"start": z(day(1, 11)), "end": z(day(1, 12))}]
     assert _busy(client) == both
 
@@ -164,14 +164,14 @@ def test_busy_calendars_follow_the_choice(
     assert _busy(client) == both[:1]
     assert calendar_sync.get_cursor(store, created["id"], two["home_url"]) is None
     assert _sync_requested(store, created["id"])
-    assert sync_connection(store, created["id"]).status == "active"
+    assert wiring.sync_connection(store, created["id"], Settings()).status == "active"
     assert _busy(client) == both[:1]
     assert not _sync_requested(store, created["id"])
 
     # Home only: work's time goes, home's comes back with the next sync.
     assert _patch(client, created["id"], {"busyCalendars": [two["home_url"]]}).status_code == 200
     assert _busy(client) == []
-    sync_connection(store, created["id"])
+    wiring.sync_connection(store, created["id"], Settings())
     assert _busy(client) == both[1:]
 
     # The same choice again changes nothing and asks for no sync.
@@ -199,10 +199,10 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     client: TestClient, store: Store, expert: object, direct: Direct, proxy: FaultProxy, two: dict[str, str]
 ) -> None:
     created = _connect(client, proxy, busyCalendars=[two["work_url"]], destinationCalendar=two["work_url"])
-    sync_connection(store, created["id"])
+    wiring.sync_connection(store, created["id"], Settings())
     booking = bookings.confirm_booking(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(2, 10), 60, "video_call").id)
-    assert push_booking(store, booking.id) == 1
+    assert push_booking(store, booking.id, settings=Settings()) == 1
     uid = f"{booking.id}@calbook"
     assert uid in _events(direct, two["work"])
 
@@ -210,24 +210,24 @@ def test_a_new_destination_gets_the_upcoming_bookings(
     assert answer.status_code == 200, answer.text
     assert answer.json()["destinationCalendar"] == two["home_url"]
     assert answer.json()["busyCalendars"] == [two["work_url"]]  # left out: unchanged
-    outcome = sync_connection(store, created["id"])
+    outcome = wiring.sync_connection(store, created["id"], Settings())
     assert outcome.status == "active" and outcome.backfilled == 1
     assert uid not in _events(direct, two["work"])
     assert list(_events(direct, two["home"])).count(uid) == 1
     ref = calendar_sync.get_event_ref(store, booking.id, created["id"])
     assert ref is not None and ref.calendar_id == two["home_url"]
-    assert sync_connection(store, created["id"]).backfilled == 0  # moved once
+    assert wiring.sync_connection(store, created["id"], Settings()).backfilled == 0  # moved once
     assert uid not in [external for external, _, _ in blocks(store, created["id"])]
 
     # No destination: nothing new is written, what was written stays, a cancellation still removes it.
     assert _patch(client, created["id"], {"destinationCalendar": None}).json()["destinationCalendar"] is None
     other = bookings.confirm_booking(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(3, 10), 60, "video_call").id)
-    assert push_booking(store, other.id) == 0
-    assert sync_connection(store, created["id"]).backfilled == 0
+    assert push_booking(store, other.id, settings=Settings()) == 0
+    assert wiring.sync_connection(store, created["id"], Settings()).backfilled == 0
     assert set(_events(direct, two["home"])) == {uid, "h"}
     bookings.cancel_booking(store, USER, booking.id, "plans changed")
-    assert push_booking(store, booking.id) == 1
+    assert push_booking(store, booking.id, settings=Settings()) == 1
     assert set(_events(direct, two["home"])) == {"h"}
 
 

@@ -21,13 +21,13 @@ from api.app import create_app
 from booking_engine.services import connections
 from booking_engine.store.db import Store
 from config.settings import Settings
-from tests.api.conftest import assert_problem, auth, make_settings
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import PASSWORD, USERNAME, Fault, FaultProxy, free_port
-from tests.caldav.test_ics_feed import FeedState, feed, feed_server  # noqa: F401
-from tests.sync.conftest import EXPERT, blocks, day, event_text
-from tests.worker.conftest import ENCRYPTION_KEY
-from worker.calendar.sync import sync_connection
+from tests.support.api import assert_problem, auth, make_settings
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import PASSWORD, USERNAME, Fault, FaultProxy, free_port
+from tests.support.feed_server import FeedState, feed
+from tests.support.sync import EXPERT, blocks, day, event_text
+from tests.support.worker import ENCRYPTION_KEY
+from worker import wiring
 
 STRANGER = "stranger-1"
 BASE = "/v1/calendar-connections"
@@ -121,7 +121,7 @@ def test_connect_sync_list_disconnect(
     # POST .../sync: 202, and the worker's task (run here in process) imports the busy time.
     response = call("POST", f"{BASE}/{chosen['id']}/sync")
     assert response.status_code == 202
-    assert sync_connection(store, chosen["id"]).status == "active"
+    assert wiring.sync_connection(store, chosen["id"], Settings()).status == "active"
     assert [(s, e) for _, s, e in blocks(store, chosen["id"])] == [(day(1, 13), day(1, 14))]
     busy = call("GET", f"/v1/experts/{EXPERT}/busy", params={
         "from": day(1).isoformat(), "to": day(2).isoformat()}).json()
@@ -146,7 +146,7 @@ def test_busy_shows_imported_time(
     direct.put(calendar_path + "a.ics", event_text("a", day(1, 13), day(1, 14)))
     created = call("POST", f"{BASE}/caldav", json=caldav_body(calendar_url)).json()
     assert created["busyCalendars"] == [calendar_url] and created["destinationCalendar"] == calendar_url
-    sync_connection(store, created["id"])
+    wiring.sync_connection(store, created["id"], Settings())
     busy = call("GET", f"/v1/experts/{EXPERT}/busy", params={"from": day(1).isoformat(), "to": day(2).isoformat()})
     assert busy.status_code == 200, busy.text
     assert busy.json() == {"items": [{"start": z(day(1, 13)), "end": z(day(1, 14))}]}
@@ -229,7 +229,7 @@ def test_ics_feed(
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["provider"] == "ics" and created["destinationCalendar"] is None
-    assert sync_connection(store, created["id"]).status == "active"
+    assert wiring.sync_connection(store, created["id"], Settings()).status == "active"
     assert [(s, e) for _, s, e in blocks(store, created["id"])] == [(day(1, 9), day(1, 10))]
     call("GET", BASE)
     call.assert_no_secret("private-abc123")

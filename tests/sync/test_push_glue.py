@@ -15,14 +15,25 @@ from booking_engine.services import bookings, calendar_sync, connections
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, outbox
 from booking_engine.store.worker_tables import outbox_handler_runs
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import Fault, FaultProxy
-from tests.sync.conftest import EXPERT, USER, blocks, connect, day, outbox_types
+from config.settings import Settings
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import Fault, FaultProxy
+from tests.support.sync import EXPERT, USER, blocks, connect, day, outbox_types
 from worker import outbox as outbox_module
+from worker import wiring
 from worker.calendar.push import push_booking
-from worker.calendar.sync import sync_connection
-from worker.outbox import OutboxEvent, handle
-from worker.tasks.sync import push_to_calendars
+from worker.outbox import OutboxEvent
+
+
+def push_to_calendars(store: Store, event: OutboxEvent) -> None:
+    """The worker table's calendar-push handler."""
+    wiring.outbox_handlers(Settings())["calendar-push"].run(store, event)
+
+
+def handle(store: Store, event: OutboxEvent) -> outbox_module.Outcome:
+    """One event through the worker's own handler table, as the dispatch task runs it."""
+    settings = Settings()
+    return outbox_module.handle(store, event, wiring.outbox_handlers(settings), settings=settings)
 
 
 def _events(direct: Direct, calendar_path: str) -> dict[str, icalendar.Event]:
@@ -50,7 +61,7 @@ def test_confirm_reschedule_cancel_moves_one_event(
 ) -> None:
     connection_id = connect(store, calendar_url)
     booking = bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call", topic="Taxes")
-    assert push_booking(store, booking.id) == 0  # pending: nothing written
+    assert push_booking(store, booking.id, settings=Settings()) == 0  # pending: nothing written
     assert _events(direct, calendar_path) == {}
 
     bookings.confirm_booking(store, EXPERT, booking.id)
@@ -74,7 +85,7 @@ def test_confirm_reschedule_cancel_moves_one_event(
     assert int(events[uid]["SEQUENCE"]) > first_sequence
 
     # calbook's own event never comes back as busy time.
-    sync_connection(store, connection_id)
+    wiring.sync_connection(store, connection_id, Settings())
     assert blocks(store, connection_id) == []
 
     bookings.cancel_booking(store, USER, booking.id, "plans changed")
@@ -94,12 +105,12 @@ def test_users_reschedule_removes_the_event_until_confirmed_again(
     connect(store, calendar_url)
     booking = bookings.confirm_booking(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
-    push_booking(store, booking.id)
+    push_booking(store, booking.id, settings=Settings())
     bookings.reschedule_booking(store, USER, booking.id, day(1, 13))  # back to pending
-    push_booking(store, booking.id)
+    push_booking(store, booking.id, settings=Settings())
     assert _events(direct, calendar_path) == {}
     bookings.confirm_booking(store, EXPERT, booking.id)
-    push_booking(store, booking.id)
+    push_booking(store, booking.id, settings=Settings())
     events = _events(direct, calendar_path)
     assert [e.decoded("DTSTART") for e in events.values()] == [day(1, 13)]
 
@@ -110,10 +121,10 @@ def test_event_deleted_by_the_expert_is_written_again(
     connect(store, calendar_url)
     booking = bookings.confirm_booking(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
-    push_booking(store, booking.id)
+    push_booking(store, booking.id, settings=Settings())
     direct.delete(calendar_path + f"{booking.id}.ics")
     bookings.reschedule_booking(store, EXPERT, booking.id, day(1, 14))
-    push_booking(store, booking.id)
+    push_booking(store, booking.id, settings=Settings())
     assert [e.decoded("DTSTART") for e in _events(direct, calendar_path).values()] == [day(1, 14)]
 
 
@@ -149,14 +160,14 @@ def test_outbox_drain_runs_the_push(
     connect(store, calendar_url)
     booking = bookings.confirm_booking(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
-    outbox_module.drain(store, budget_seconds=10)
+    wiring.drain_outbox(store, Settings(), budget_seconds=10)
     assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
     with store.write() as conn:  # redelivery of everything, as after a lost acknowledgement
         conn.execute(update(outbox).values(dispatched_at=None, claimed_until=None))
         from booking_engine.store.worker_tables import outbox_handler_runs
 
         conn.execute(outbox_handler_runs.delete())
-    outbox_module.drain(store, budget_seconds=10)
+    wiring.drain_outbox(store, Settings(), budget_seconds=10)
     assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
 
 
@@ -170,7 +181,7 @@ def test_no_push_for_ics_or_connections_without_destination(
                                      "destinationCalendar": None}))
     booking = bookings.confirm_booking(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
-    assert push_booking(store, booking.id) == 0
+    assert push_booking(store, booking.id, settings=Settings()) == 0
     assert _events(direct, calendar_path) == {}
 
 
@@ -186,10 +197,10 @@ def test_sync_writes_events_missed_while_the_connection_needed_reauth(
 
     # The expert fixes the connection (here: the status); the next sync writes the missing event.
     connections.set_status(store, connection_id, "active")
-    outcome = sync_connection(store, connection_id)
+    outcome = wiring.sync_connection(store, connection_id, Settings())
     assert outcome.backfilled == 1
     assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
-    assert sync_connection(store, connection_id).backfilled == 0  # recorded: not written twice
+    assert wiring.sync_connection(store, connection_id, Settings()).backfilled == 0  # recorded: not written twice
     assert blocks(store, connection_id) == []  # and still never imported as busy time
 
 
@@ -215,10 +226,10 @@ def test_a_refused_event_is_recorded_on_the_booking_and_the_connection_stays_act
     recorded = calendar_sync.get_push_error(store, booking.id, connection_id)
     assert recorded is not None and "valid-calendar-data" in recorded["error"]
     assert "connection.reauth_required" not in outbox_types(store)
-    assert sync_connection(store, connection_id).status == "active"  # and syncing goes on
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"  # and syncing goes on
 
     proxy.faults.clear()
-    sync_connection(store, connection_id, force_reconcile=True)  # the sync's backfill tries again
+    wiring.sync_connection(store, connection_id, Settings(), force_reconcile=True)  # the sync's backfill tries again
     assert list(_events(direct, calendar_path)) == [f"{booking.id}@calbook"]
     assert calendar_sync.get_push_error(store, booking.id, connection_id) is None
 
@@ -231,15 +242,15 @@ def test_an_event_the_expert_moved_stays_there_through_reschedule_sync_and_cance
     connection_id = connect(store, calendar_url)
     booking = bookings.confirm_booking(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
-    push_booking(store, booking.id)
+    push_booking(store, booking.id, settings=Settings())
     other = direct.make_calendar(f"private-{booking.id[:8]}")
     _, body = direct.get(calendar_path + f"{booking.id}.ics")
     direct.delete(calendar_path + f"{booking.id}.ics")
     direct.put(other + "moved.ics", body)
 
     bookings.reschedule_booking(store, EXPERT, booking.id, day(1, 14))
-    push_booking(store, booking.id)
-    sync_connection(store, connection_id)  # its backfill must not move the event back
+    push_booking(store, booking.id, settings=Settings())
+    wiring.sync_connection(store, connection_id, Settings())  # its backfill must not move the event back
 
     assert _events(direct, calendar_path) == {}
     (moved,) = _events(direct, other).values()
@@ -247,5 +258,5 @@ def test_an_event_the_expert_moved_stays_there_through_reschedule_sync_and_cance
     assert connections.get_connection(store, EXPERT, connection_id).status == "active"
 
     bookings.cancel_booking(store, EXPERT, booking.id, "cannot make it")
-    push_booking(store, booking.id)
+    push_booking(store, booking.id, settings=Settings())
     assert _events(direct, other) == {} and _events(direct, calendar_path) == {}

@@ -18,11 +18,12 @@ from booking_engine.model import AvailabilitySettings
 from booking_engine.services import bookings, calendar_sync, connections
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, calendar_sync_state
+from config.settings import Settings
 from connectors.base import TransientError
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import Fault, FaultProxy, free_port
-from tests.sync.conftest import EXPERT, USER, blocks, connect, day, event_text, outbox_types, spans
-from worker.calendar.sync import sync_connection
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import Fault, FaultProxy, free_port
+from tests.support.sync import EXPERT, USER, blocks, connect, day, event_text, outbox_types, spans
+from worker import wiring
 
 
 def _status(store: Store, connection_id: str) -> tuple[str, str | None]:
@@ -40,7 +41,7 @@ def test_first_sync_imports_busy_time_and_saves_the_cursor(
     direct.put(calendar_path + "free.ics", event_text("free", day(3, 9), day(3, 10), "TRANSP:TRANSPARENT"))
     connection_id = connect(store, calendar_url)
 
-    outcome = sync_connection(store, connection_id)
+    outcome = wiring.sync_connection(store, connection_id, Settings())
 
     assert outcome.status == "active" and outcome.calendars == 1
     assert spans(store, connection_id) == [(day(1, 13), day(1, 14)), (day(2, 9), day(2, 10, 30))]
@@ -59,13 +60,13 @@ def test_incremental_sync_fetches_only_the_change(
     for i in range(20):
         direct.put(calendar_path + f"e{i}.ics", event_text(f"e{i}", day(1 + i, 9), day(1 + i, 10)))
     connection_id = connect(store, calendar_url)
-    assert sync_connection(store, connection_id).status == "active"
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
     assert len(blocks(store, connection_id)) == 20
 
     direct.put(calendar_path + "e3.ics", event_text("e3", day(4, 15), day(4, 16)))
     direct.delete(calendar_path + "e5.ics")
     proxy.seen.clear()
-    assert sync_connection(store, connection_id).status == "active"
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
 
     # The ctag (it moved), one sync-collection REPORT and one multiget of the single changed object.
     reports = [s for s in proxy.seen if s.method == "REPORT"]
@@ -83,13 +84,13 @@ def test_invalid_sync_token_resyncs_to_the_same_state(
 ) -> None:
     direct.put(calendar_path + "a.ics", event_text("a", day(1, 13), day(1, 14)))
     connection_id = connect(store, calendar_url)
-    sync_connection(store, connection_id)
+    wiring.sync_connection(store, connection_id, Settings())
     before = spans(store, connection_id)
     with store.write() as conn:  # the server forgot our token
         conn.execute(calendar_sync_state.update().values(
             cursor={**calendar_sync.get_cursor(store, connection_id, calendar_url), "sync_token": "http://x/gone"}))
     direct.put(calendar_path + "b.ics", event_text("b", day(2, 13), day(2, 14)))
-    assert sync_connection(store, connection_id).status == "active"
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
     assert spans(store, connection_id) == [*before, (day(2, 13), day(2, 14))]
 
 
@@ -108,11 +109,13 @@ def test_one_sync_per_connection_at_a_time(
 
     proxy.response_hook = hold
     results: list[str] = []
-    first = threading.Thread(target=lambda: results.append(sync_connection(store, connection_id).status))
+    settings = Settings()
+    first = threading.Thread(
+        target=lambda: results.append(wiring.sync_connection(store, connection_id, settings).status))
     first.start()
     try:
         assert inside.wait(30), "the first sync never reached the server"
-        assert sync_connection(store, connection_id).status == "locked"
+        assert wiring.sync_connection(store, connection_id, Settings()).status == "locked"
     finally:
         release.set()
         proxy.response_hook = None
@@ -120,7 +123,7 @@ def test_one_sync_per_connection_at_a_time(
     assert results == ["active"]
     assert spans(store, connection_id) == [(day(1, 13), day(1, 14))]
     # The lease is released: the next sync runs.
-    assert sync_connection(store, connection_id).status == "active"
+    assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
 
 
 @pytest.mark.parametrize(("status", "expected", "raises"), [
@@ -132,28 +135,28 @@ def test_server_failures_set_the_status_and_keep_the_blocks(
 ) -> None:
     direct.put(calendar_path + "a.ics", event_text("a", day(1, 13), day(1, 14)))
     connection_id = connect(store, calendar_url)
-    sync_connection(store, connection_id)
+    wiring.sync_connection(store, connection_id, Settings())
     before = spans(store, connection_id)
     direct.put(calendar_path + "b.ics", event_text("b", day(2, 13), day(2, 14)))
     proxy.faults.append(Fault("REPORT", status, headers={"WWW-Authenticate": 'Basic realm="r"'}))
 
     if raises:  # transient: the task retries it with backoff
         with pytest.raises(TransientError):
-            sync_connection(store, connection_id)
+            wiring.sync_connection(store, connection_id, Settings())
     else:
-        assert sync_connection(store, connection_id).status == expected
+        assert wiring.sync_connection(store, connection_id, Settings()).status == expected
     got_status, error = _status(store, connection_id)
     assert got_status == expected and error and "s3cret" not in error
     assert spans(store, connection_id) == before
     if expected == "reauth_required":
         assert outbox_types(store).count("connection.reauth_required") == 1
-        assert sync_connection(store, connection_id).status == "skipped"  # waits for the expert
+        assert wiring.sync_connection(store, connection_id, Settings()).status == "skipped"  # waits for the expert
         assert connection_id not in connections.due_for_sync(store, timedelta(0))
     else:
         proxy.faults.clear()  # the retry succeeds and picks up what changed meanwhile
         later = utcnow() + timedelta(minutes=6)  # if the task's retries run out, the periodic sync retries
         assert connection_id in connections.due_for_sync(store, timedelta(minutes=5), now=later)
-        assert sync_connection(store, connection_id).status == "active"
+        assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
         assert _status(store, connection_id) == ("active", None)
         assert spans(store, connection_id) == [*before, (day(2, 13), day(2, 14))]
 
@@ -166,10 +169,10 @@ def test_server_down_is_transient_and_keeps_the_blocks(
     url = own.url.rstrip("/") + calendar_path
     direct.put(calendar_path + "a.ics", event_text("a", day(1, 13), day(1, 14)))
     connection_id = connect(store, url)
-    sync_connection(store, connection_id)
+    wiring.sync_connection(store, connection_id, Settings())
     own.stop()
     with pytest.raises(TransientError):
-        sync_connection(store, connection_id)
+        wiring.sync_connection(store, connection_id, Settings())
     status, error = _status(store, connection_id)
     assert status == "error" and error.startswith("temporary")
     assert spans(store, connection_id) == [(day(1, 13), day(1, 14))]
@@ -183,12 +186,12 @@ def test_sync_flags_bookings_that_now_conflict(
     bookings.confirm_booking(store, EXPERT, booking.id)
     other = bookings.create_booking(store, USER, EXPERT, day(1, 14), 60, "video_call")
     connection_id = connect(store, calendar_url)
-    sync_connection(store, connection_id)
+    wiring.sync_connection(store, connection_id, Settings())
     assert "booking.conflict" not in outbox_types(store)
 
     direct.put(calendar_path + "clash.ics", event_text("clash", day(1, 10, 30), day(1, 11, 30)))
     direct.put(calendar_path + "near.ics", event_text("near", day(1, 15, 20), day(1, 16)))  # past the buffer
-    outcome = sync_connection(store, connection_id)
+    outcome = wiring.sync_connection(store, connection_id, Settings())
 
     assert outcome.flagged == [booking.id]
     assert bookings.get_booking(store, EXPERT, booking.id).has_conflict is True
@@ -196,11 +199,11 @@ def test_sync_flags_bookings_that_now_conflict(
     assert bookings.get_booking(store, EXPERT, other.id).has_conflict is False
     assert outbox_types(store).count("booking.conflict") == 1
     direct.put(calendar_path + "near.ics", event_text("near", day(1, 15, 10), day(1, 16)))  # inside the 15 min buffer
-    assert sync_connection(store, connection_id).flagged == [other.id]
+    assert wiring.sync_connection(store, connection_id, Settings()).flagged == [other.id]
     # A later sync does not notify again; once the clash goes, the flag goes quietly.
-    assert sync_connection(store, connection_id).flagged == []
+    assert wiring.sync_connection(store, connection_id, Settings()).flagged == []
     direct.delete(calendar_path + "clash.ics")
-    sync_connection(store, connection_id)
+    wiring.sync_connection(store, connection_id, Settings())
     assert bookings.get_booking(store, EXPERT, booking.id).has_conflict is False
     assert outbox_types(store).count("booking.conflict") == 2
 
@@ -210,9 +213,9 @@ def test_disconnect_drops_blocks_at_once_and_sync_stops(
 ) -> None:
     direct.put(calendar_path + "a.ics", event_text("a", day(1, 13), day(1, 14)))
     connection_id = connect(store, calendar_url)
-    sync_connection(store, connection_id)
+    wiring.sync_connection(store, connection_id, Settings())
     connections.disconnect(store, EXPERT, connection_id)
     assert blocks(store) == []
-    assert sync_connection(store, connection_id).status in ("skipped", "locked")
+    assert wiring.sync_connection(store, connection_id, Settings()).status in ("skipped", "locked")
     assert blocks(store) == []
     assert connection_id not in connections.due_for_sync(store, timedelta(0))

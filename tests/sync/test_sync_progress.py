@@ -25,13 +25,13 @@ from booking_engine.services import connections, sync_progress
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections
 from booking_engine.sync_progress import SyncPhase
+from config.settings import Settings
 from connectors.secrets import encrypt_json
-from tests.api.conftest import EXPERT, auth, make_settings
-from tests.feed_server import serve_feed
-from tests.sync.conftest import event_text
-from tests.worker.conftest import ENCRYPTION_KEY, wait_until
-from worker.calendar.sync import sync_connection
-from worker.settings import get_worker_settings
+from tests.support.api import EXPERT, auth, make_settings
+from tests.support.feed_server import serve_feed
+from tests.support.sync import event_text
+from tests.support.worker import ENCRYPTION_KEY, wait_until
+from worker import wiring
 
 
 @pytest.fixture
@@ -55,7 +55,6 @@ def test_a_running_sync_shows_its_progress_and_is_counted(
 ) -> None:
     feed_url, release = slow_feed
     monkeypatch.setenv("CALBOOK_WORKER_SYNC_PROGRESS_LOG_SECONDS", "0")  # log every step
-    get_worker_settings.cache_clear()
     created = connections.create_connection(
         store, EXPERT, EXPERT, "ics", account="127.0.0.1/team.ics", busy_calendars=[], destination_calendar=None,
         credentials=encrypt_json({"url": feed_url}, ENCRYPTION_KEY), extra_config={"url": feed_url},
@@ -70,7 +69,9 @@ def test_a_running_sync_shows_its_progress_and_is_counted(
             return answer.json()  # type: ignore[no-any-return]
 
         assert read()["syncProgress"] is None
-        worker = threading.Thread(target=lambda: done.update(outcome=sync_connection(store, created.id)))
+        settings = Settings()
+        worker = threading.Thread(
+            target=lambda: done.update(outcome=wiring.sync_connection(store, created.id, settings)))
         worker.start()
         try:
             running = wait_until(lambda: (read()["syncProgress"] or {}).get("phase") == "fetching" and read(), 30,
@@ -89,7 +90,6 @@ def test_a_running_sync_shows_its_progress_and_is_counted(
     assert all(r.connection_id == created.id and r.provider == "ics" for r in lines)
     assert _counted("ics", "active") == synced_before + 1
     assert (REGISTRY.get_sample_value("calbook_calendar_sync_duration_seconds_count", {"provider": "ics"}) or 0) >= 1
-    get_worker_settings.cache_clear()
 
 
 def test_progress_counts_items_per_calendar_and_a_dead_sync_shows_none(store: Store, tmp_path: Path) -> None:

@@ -11,11 +11,19 @@ from booking_engine.model import AvailabilitySettings
 from booking_engine.services import connections
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, outbox
+from config.settings import Settings
 from connectors.base import AuthError, PermanentError, TransientError
-from tests.sync.conftest import EXPERT, connect
-from worker.calendar.sync import sync_connection as run_sync
-from worker.outbox import handle
+from tests.support.sync import EXPERT, connect
+from worker import outbox as outbox_module
+from worker import wiring
+from worker.outbox import OutboxEvent
 from worker.tasks import sync as sync_tasks
+
+
+def handle(store: Store, event: OutboxEvent) -> outbox_module.Outcome:
+    """One event through the worker's own handler table, as the dispatch task runs it."""
+    settings = Settings()
+    return outbox_module.handle(store, event, wiring.outbox_handlers(settings), settings=settings)
 
 
 def test_due_connections_are_queued_with_jitter(
@@ -23,7 +31,7 @@ def test_due_connections_are_queued_with_jitter(
 ) -> None:
     fresh = connect(store, calendar_url)
     synced = connect(store, calendar_url)
-    run_sync(store, synced)
+    wiring.sync_connection(store, synced, Settings())
     waiting = connect(store, calendar_url)
     connections.set_status(store, waiting, "reauth_required", "401")
     queued: list[tuple[str, float]] = []
@@ -45,9 +53,7 @@ def test_due_connections_are_queued_with_jitter(
 
 
 def test_periodic_sync_is_on_the_beat_schedule() -> None:
-    from worker.schedule import beat_schedule
-
-    entry = beat_schedule()["calendar-sync"]
+    entry = wiring.beat_schedule(Settings())["calendar-sync"]
     assert entry["task"] == "calbook.sync.due_connections" and entry["schedule"] == 300
 
 
@@ -66,7 +72,7 @@ def test_disconnect_cleanup_forgets_the_credentials(
     connections.disconnect(store, EXPERT, connection_id)
     with store.read() as conn:
         row = conn.execute(select(outbox).where(outbox.c.event_type == "connection.disconnected")).mappings().one()
-    from worker.outbox import OutboxEvent
+
 
     handle(store, OutboxEvent(row["id"], row["event_id"], row["event_type"], row["aggregate_id"],
                               dict(row["payload"]), row["created_at"], row["attempts"]))

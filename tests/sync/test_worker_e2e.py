@@ -23,13 +23,13 @@ from api.app import create_app
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections, outbox
 from booking_engine.store.worker_tables import outbox_handler_runs
-from tests.api.conftest import auth, make_settings
-from tests.caldav.conftest import Direct
-from tests.caldav.servers import Fault, FaultProxy
-from tests.conftest import truncate_all
-from tests.factories import publish
-from tests.sync.conftest import EXPERT, USER, blocks, day, event_text
-from tests.worker.conftest import ENCRYPTION_KEY, WorkerProcess, start_worker, wait_until  # noqa: F401
+from tests.support.api import auth, make_settings
+from tests.support.caldav import Direct
+from tests.support.caldav_servers import Fault, FaultProxy
+from tests.support.db import truncate_all
+from tests.support.factories import publish
+from tests.support.sync import EXPERT, USER, blocks, day, event_text
+from tests.support.worker import ENCRYPTION_KEY, WorkerProcess, wait_until
 
 pytestmark = pytest.mark.slow
 BASE = "/v1/calendar-connections"

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.caldav.conftest import Direct
-from tests.caldav.servers.radicale import RadicaleServer
-from tests.web.conftest import Server, bookable_day, screenshot, sign_in, wait_for
+from tests.support.caldav import Direct
+from tests.support.caldav_servers.radicale import RadicaleServer
+from tests.support.web import Server, bookable_day, screenshot, sign_in, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,13 @@ from icalendar import Calendar
 from sqlalchemy import select, update
 
 from booking_engine.services import booking_requests, bookings, users
+from booking_engine.services import reminders as reminder_service
 from booking_engine.store.db import Store
 from booking_engine.store.tables import users as users_table
 from booking_engine.store.worker_tables import notification_log
-from tests.factories import NOW
-from tests.worker.conftest import Mailbox
-from tests.worker.scenario import (
+from config.settings import Settings
+from tests.support.factories import NOW
+from tests.support.scenario import (
     EXPERT,
     EXPERT_EMAIL,
     USER,
@@ -24,7 +25,8 @@ from tests.worker.scenario import (
     parties,
     redispatch_everything,
 )
-from worker import jobs, outbox
+from tests.support.worker import Mailbox
+from worker import outbox, wiring
 
 
 def _invite(msg: EmailMessage) -> Calendar | None:
@@ -44,13 +46,13 @@ def test_lifecycle_mails_with_invites(store: Store, use_smtp: Mailbox) -> None:
     parties(store)
     start = next_slot(1, 10)
     booking = book(store, start)
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     bookings.confirm_booking(store, EXPERT, booking.id, now=NOW)
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     moved = bookings.reschedule_booking(store, EXPERT, booking.id, next_slot(2, 11), now=NOW)
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     bookings.cancel_booking(store, USER, booking.id, "ill", now=NOW)
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
 
     mails = use_smtp.snapshot()
     summary = [(rcpt, msg["Subject"].split(":")[0]) for rcpt, msg in mails]
@@ -82,11 +84,11 @@ def test_lifecycle_mails_with_invites(store: Store, use_smtp: Mailbox) -> None:
 def test_redispatched_events_send_no_second_mail(store: Store, use_smtp: Mailbox) -> None:
     parties(store)
     book(store, next_slot(1, 10), confirm=True)
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     first = len(use_smtp.snapshot())
     assert first == 2  # expert: new booking; user: confirmation
     redispatch_everything(store)
-    assert outbox.drain(store).dispatched == 2
+    assert wiring.drain_outbox(store, Settings()).dispatched == 2
     assert len(use_smtp.snapshot()) == first
     with store.read() as conn:
         statuses = [r[0] for r in conn.execute(select(notification_log.c.status))]
@@ -101,8 +103,8 @@ def test_requests_decline_and_reminders_reach_the_right_party(store: Store, use_
     bookings.decline_booking(store, EXPERT, declined.id, "no time", now=NOW)
     start = next_slot(1, 10)
     book(store, start, confirm=True)
-    jobs.send_reminders(store, now=start - timedelta(minutes=45))
-    outbox.drain(store)
+    reminder_service.send_due_reminders(store, now=start - timedelta(minutes=45))
+    wiring.drain_outbox(store, Settings())
     summary = [(rcpt[0], msg["Subject"]) for rcpt, msg in use_smtp.snapshot()]
     assert (EXPERT_EMAIL, "New booking request from Ulla User") in summary
     assert (USER_EMAIL, "Eddie Expert declined your booking request") in summary
@@ -118,20 +120,20 @@ def test_party_without_address_is_skipped(store: Store, use_smtp: Mailbox) -> No
     bookings.create_booking(store, "user-2", EXPERT, next_slot(1, 10), 60, "video_call", now=NOW)
     booking = bookings.list_bookings(store, "user-2", as_role="user")[0][0]
     bookings.confirm_booking(store, EXPERT, booking.id, now=NOW)
-    assert outbox.drain(store).dispatched == 2
+    assert wiring.drain_outbox(store, Settings()).dispatched == 2
     assert [rcpt for rcpt, _ in use_smtp.snapshot()] == [[EXPERT_EMAIL]]
 
 
 def test_no_smtp_url_means_no_mail_and_no_error(store: Store) -> None:
     parties(store)
     book(store, next_slot(1, 10), confirm=True)
-    assert outbox.drain(store).dispatched == 2
+    assert wiring.drain_outbox(store, Settings()).dispatched == 2
 
 
 def test_line_breaks_in_a_topic_are_flattened_in_the_subject(store: Store, use_smtp: Mailbox) -> None:
     parties(store)
     book(store, next_slot(1, 10), topic="Tax advice\r\nfor 2029\u2028and after")
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     [(rcpt, msg)] = use_smtp.snapshot()
     assert rcpt == [EXPERT_EMAIL]
     assert msg["Subject"].startswith("New booking: Tax advice for 2029 and after, ")
@@ -148,7 +150,7 @@ def test_a_mail_that_cannot_be_built_fails_for_that_recipient_only(store: Store,
         conn.execute(update(users_table).where(users_table.c.id == EXPERT).values(display_name="Eddie\nExpert"))
     booking = book(store, next_slot(1, 10), confirm=True)
     bookings.cancel_booking(store, USER, booking.id, "ill", now=NOW)
-    result = outbox.drain(store)
+    result = wiring.drain_outbox(store, Settings())
     assert (result.dispatched, result.failed) == (3, 0)
     assert outbox.pending_count(store) == 0
     sent = [(rcpt, msg["Subject"].split(":")[0], str(msg["To"])) for rcpt, msg in use_smtp.snapshot()]
@@ -159,5 +161,5 @@ def test_a_mail_that_cannot_be_built_fails_for_that_recipient_only(store: Store,
     assert logged == [("booking.cancelled", EXPERT, "sent"), ("booking.cancelled", USER, "invalid"),
                       ("booking.confirmed", USER, "invalid"), ("booking.created", EXPERT, "sent")]
     redispatch_everything(store)
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     assert len(use_smtp.snapshot()) == 2  # "invalid" is final: never retried, never sent twice

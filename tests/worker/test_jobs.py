@@ -9,12 +9,12 @@ import time_machine
 from sqlalchemy import select, text
 
 from booking_engine.services import booking_requests, reminders
+from booking_engine.services import bookings as booking_service
 from booking_engine.store.db import Store
 from booking_engine.store.repositories import reminders as reminder_rows
 from booking_engine.store.tables import bookings, outbox
-from tests.factories import NOW
-from tests.worker.scenario import EXPERT, USER, book, next_slot, outbox_types, parties
-from worker import jobs
+from tests.support.factories import NOW
+from tests.support.scenario import EXPERT, USER, book, next_slot, outbox_types, parties
 
 
 def _payloads(store: Store, event_type: str) -> list[dict]:
@@ -29,12 +29,12 @@ def test_reminder_once_per_party_one_hour_before(store: Store) -> None:
     confirmed = book(store, start, confirm=True)
     book(store, next_slot(1, 12))  # pending: never reminded
     with time_machine.travel(start - timedelta(hours=1, minutes=1), tick=False):
-        assert jobs.send_reminders(store) == 0
+        assert reminders.send_due_reminders(store) == 0
     with time_machine.travel(start - timedelta(minutes=50), tick=False):
-        assert jobs.send_reminders(store) == 1
-        assert jobs.send_reminders(store) == 0  # a second run finds nothing
+        assert reminders.send_due_reminders(store) == 1
+        assert reminders.send_due_reminders(store) == 0  # a second run finds nothing
     with time_machine.travel(start - timedelta(minutes=35), tick=False):
-        assert jobs.send_reminders(store) == 0  # nor does a later one
+        assert reminders.send_due_reminders(store) == 0  # nor does a later one
     [payload] = _payloads(store, "booking.reminder")
     assert payload["booking"]["id"] == confirmed.id
     assert payload["parties"] == ["user", "expert"]
@@ -58,10 +58,10 @@ def test_starting_announced_once_at_the_start(store: Store) -> None:
     start = next_slot(1, 10)
     booking = book(store, start, confirm=True)
     with time_machine.travel(start - timedelta(seconds=1), tick=False):
-        assert jobs.announce_starting(store) == 0
+        assert reminders.announce_starting_bookings(store) == 0
     with time_machine.travel(start + timedelta(seconds=30), tick=False):
-        assert jobs.announce_starting(store) == 1
-        assert jobs.announce_starting(store) == 0
+        assert reminders.announce_starting_bookings(store) == 1
+        assert reminders.announce_starting_bookings(store) == 0
     assert [p["booking"]["id"] for p in _payloads(store, "booking.starting")] == [booking.id]
 
 
@@ -78,15 +78,15 @@ def test_completion_and_expiry_follow_the_clock(store: Store) -> None:
     pending = book(store, next_slot(1, 13))
     request = booking_requests.create_request(store, USER, EXPERT, 60, "video_call", [next_slot(2, 10)], now=NOW)
     with time_machine.travel(confirmed.end - timedelta(minutes=1), tick=False):
-        assert jobs.complete_due(store) == 0
+        assert booking_service.complete_due_bookings(store) == 0
     with time_machine.travel(confirmed.end + timedelta(minutes=1), tick=False):
-        assert jobs.complete_due(store) == 1
-        assert jobs.expire_unconfirmed(store) == 0
+        assert booking_service.complete_due_bookings(store) == 1
+        assert booking_service.expire_unconfirmed_bookings(store) == 0
     with time_machine.travel(pending.start + timedelta(minutes=1), tick=False):
-        assert jobs.expire_unconfirmed(store) == 1
-        assert jobs.expire_unconfirmed(store) == 0
+        assert booking_service.expire_unconfirmed_bookings(store) == 1
+        assert booking_service.expire_unconfirmed_bookings(store) == 0
     with time_machine.travel(request.expires_at + timedelta(seconds=1), tick=False):
-        assert jobs.expire_requests(store) == 1
+        assert booking_requests.expire_requests(store) == 1
     types = outbox_types(store)
     assert types.count("booking.completed") == 1
     assert types.count("booking_request.expired") == 1
@@ -97,7 +97,7 @@ def test_completion_and_expiry_follow_the_clock(store: Store) -> None:
 def test_audit_finds_no_conflicts_in_a_clean_store(store: Store) -> None:
     parties(store)
     book(store, next_slot(1, 10), confirm=True)
-    assert jobs.audit(store) == []
+    assert booking_service.audit_conflicts(store) == []
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

@@ -18,9 +18,9 @@ from booking_engine.services import bookings, service_keys
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
 from booking_engine.store.worker_tables import webhook_deliveries
-from tests.conftest import truncate_all
-from tests.worker.conftest import Receiver, WorkerProcess, wait_until
-from tests.worker.scenario import EXPERT, USER, parties, redispatch_everything, subscribe
+from tests.support.db import truncate_all
+from tests.support.scenario import EXPERT, USER, parties, redispatch_everything, subscribe
+from tests.support.worker import Receiver, WorkerProcess, wait_until
 
 pytestmark = pytest.mark.slow
 WATCHED = ["booking.paid", "booking.payment_expired", "booking.refund_due"]

@@ -20,11 +20,11 @@ from booking_engine.services import bookings
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
 from booking_engine.store.worker_tables import webhook_deliveries
-from tests.conftest import truncate_all
-from tests.factories import NOW
-from tests.worker.conftest import Receiver, WorkerProcess, free_port, wait_until
-from tests.worker.redis_server import PrivateRedis
-from tests.worker.scenario import EXPERT, USER, book, next_slot, parties, subscribe
+from tests.support.db import truncate_all
+from tests.support.factories import NOW
+from tests.support.redis_server import PrivateRedis
+from tests.support.scenario import EXPERT, USER, book, next_slot, parties, subscribe
+from tests.support.worker import Receiver, WorkerProcess, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,14 @@ from booking_engine.store.worker_tables import (
     webhook_deliveries,
     webhook_delivery_attempts,
 )
-from tests.factories import NOW
-from tests.worker.conftest import Receiver
-from tests.worker.scenario import EXPERT, book, next_slot, parties, subscribe
-from worker import outbox as ob
-from worker import retention
+from config.settings import Settings
+from tests.support.factories import NOW
+from tests.support.scenario import EXPERT, book, next_slot, parties, subscribe
+from tests.support.worker import Receiver
+from worker import retention, wiring
 from worker.notifications import webhooks
+
+KEEP = timedelta(days=30)  # CALBOOK_WORKER_RETENTION_DAYS
 
 
 def _count(store: Store, table, *where) -> int:  # type: ignore[no-untyped-def]
@@ -32,24 +34,24 @@ def test_prune_keeps_recent_and_pending_rows(store: Store, receiver: Receiver) -
     receiver.secret = subscribe(store, EXPERT, receiver.url)
     with time_machine.travel(NOW, tick=False):
         book(store, next_slot(1, 10), confirm=True)
-        ob.drain(store)
-        assert webhooks.deliver_due(store) == 2
+        wiring.drain_outbox(store, Settings())
+        assert webhooks.deliver_due(store, settings=Settings()) == 2
     with time_machine.travel(NOW + timedelta(days=20), tick=False):
         book(store, next_slot(22, 10))  # newer and never dispatched: must survive any prune
     assert _count(store, outbox) == 3 and _count(store, webhook_deliveries) == 2
 
     # Within the window nothing goes.
-    assert retention.as_dict(retention.prune(store, now=NOW + timedelta(days=29))) == {
+    assert retention.as_dict(retention.prune(store, KEEP, now=NOW + timedelta(days=29))) == {
         "outbox": 0, "deliveries": 0, "notifications": 0}
 
-    result = retention.prune(store, now=NOW + timedelta(days=31))
+    result = retention.prune(store, KEEP, now=NOW + timedelta(days=31))
     assert (result.outbox, result.deliveries) == (2, 2)
     assert _count(store, outbox) == 1
     assert _count(store, outbox, outbox.c.dispatched_at.is_(None)) == 1
     assert _count(store, outbox_handler_runs) == 0
     assert _count(store, webhook_deliveries) == 0 and _count(store, webhook_delivery_attempts) == 0
     # Idempotent: a second run finds nothing more.
-    assert retention.prune(store, now=NOW + timedelta(days=31)).outbox == 0
+    assert retention.prune(store, KEEP, now=NOW + timedelta(days=31)).outbox == 0
 
 
 def test_pending_delivery_is_never_pruned(store: Store) -> None:
@@ -57,9 +59,9 @@ def test_pending_delivery_is_never_pruned(store: Store) -> None:
     subscribe(store, EXPERT, "http://127.0.0.1:9/never")
     with time_machine.travel(NOW, tick=False):
         book(store, next_slot(1, 10))
-        ob.drain(store)
+        wiring.drain_outbox(store, Settings())
     assert _count(store, webhook_deliveries, webhook_deliveries.c.status == "pending") == 1
-    retention.prune(store, now=NOW + timedelta(days=400))
+    retention.prune(store, KEEP, now=NOW + timedelta(days=400))
     assert _count(store, webhook_deliveries) == 1
 
 
@@ -75,5 +77,5 @@ def test_old_email_idempotency_keys_go(store: Store) -> None:
     ]
     with store.write() as conn:
         conn.execute(insert(notification_log), rows)
-    assert retention.prune(store, now=NOW + timedelta(days=45)).notifications == 1  # only the one of day 0
+    assert retention.prune(store, KEEP, now=NOW + timedelta(days=45)).notifications == 1  # only the one of day 0
     assert _count(store, notification_log) == 2

@@ -29,9 +29,9 @@ from booking_engine.store.db import Store
 from booking_engine.store.migrate import upgrade
 from booking_engine.store.schema import metadata
 from booking_engine.store.tables import busy_blocks
-from tests.api.conftest import EXPERT, SECRET, auth
-from tests.factories import publish
-from tests.worker.conftest import ROOT, WorkerProcess, free_port, wait_until
+from tests.support.api import EXPERT, SECRET, auth
+from tests.support.factories import publish
+from tests.support.worker import ROOT, WorkerProcess, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
 from booking_engine.store.worker_tables import webhook_deliveries, webhook_delivery_attempts
-from tests.factories import NOW
-from tests.worker.conftest import Receiver
-from tests.worker.scenario import EXPERT, USER, book, next_slot, parties, redispatch_everything, subscribe
-from worker import outbox
+from config.settings import Settings
+from tests.support.factories import NOW
+from tests.support.scenario import EXPERT, USER, book, next_slot, parties, redispatch_everything, subscribe
+from tests.support.worker import Receiver
+from worker import outbox, wiring
 from worker.notifications import webhooks
 
 
@@ -42,8 +43,8 @@ def test_owners_subscriptions_get_signed_events_once(store: Store, receiver: Rec
     subscribe(store, "stranger", receiver.url)  # not a party: hears nothing
     subscribe(store, USER, receiver.url + "?user", ["booking.cancelled"])  # the user wants cancellations only
     booking = book(store, next_slot(1, 10), confirm=True)
-    outbox.drain(store)
-    assert webhooks.deliver_due(store) == 2
+    wiring.drain_outbox(store, Settings())
+    assert webhooks.deliver_due(store, settings=Settings()) == 2
     got = receiver.snapshot()
     assert [r.body["type"] for r in got] == ["booking.created", "booking.confirmed"]
     assert all(r.signature_ok and r.status == 200 for r in got)
@@ -52,8 +53,8 @@ def test_owners_subscriptions_get_signed_events_once(store: Store, receiver: Rec
     assert got[0].event_id == got[0].body["id"]
     # A redelivered outbox event adds no delivery, and a delivered one is never sent again.
     redispatch_everything(store)
-    outbox.drain(store)
-    assert webhooks.deliver_due(store) == 0
+    wiring.drain_outbox(store, Settings())
+    assert webhooks.deliver_due(store, settings=Settings()) == 0
     assert len(receiver.snapshot()) == 2
     assert [d["status"] for d in _deliveries(store)] == ["succeeded", "succeeded"]
 
@@ -63,11 +64,11 @@ def test_server_errors_are_retried_with_backoff_until_one_success(store: Store, 
     receiver.secret = subscribe(store, EXPERT, receiver.url, ["booking.created"])
     receiver.fail_first = 3
     book(store, next_slot(1, 10))
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     moment = utcnow()
     for step in range(10):
         with time_machine.travel(moment + timedelta(minutes=step), tick=False):
-            webhooks.deliver_due(store)
+            webhooks.deliver_due(store, settings=Settings())
     assert [r.status for r in receiver.snapshot()] == [500, 500, 500, 200]
     assert len({r.event_id for r in receiver.snapshot()}) == 1
     [delivery] = _deliveries(store)
@@ -83,10 +84,10 @@ def test_a_failed_attempt_waits_for_its_backoff(store: Store, receiver: Receiver
     receiver.secret = subscribe(store, EXPERT, receiver.url, ["booking.created"])
     receiver.fail_first = 1
     book(store, next_slot(1, 10))
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     with time_machine.travel(utcnow(), tick=False):
-        assert webhooks.deliver_due(store) == 1
-        assert webhooks.deliver_due(store) == 0  # not due yet: no hammering
+        assert webhooks.deliver_due(store, settings=Settings()) == 1
+        assert webhooks.deliver_due(store, settings=Settings()) == 0  # not due yet: no hammering
         [delivery] = _deliveries(store)
         assert delivery["next_attempt_at"] > utcnow()
 
@@ -96,12 +97,12 @@ def test_retries_stop_after_the_window(store: Store) -> None:
     # Nothing listens on this port: every attempt is a connection error.
     subscribe(store, EXPERT, "http://127.0.0.1:9/hook", ["booking.created"])
     book(store, next_slot(1, 10))
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     start = utcnow()
     statuses = []
     for hour in range(0, 30):
         with time_machine.travel(start + timedelta(hours=hour), tick=False):
-            webhooks.deliver_due(store, client=httpx.Client(timeout=1))
+            webhooks.deliver_due(store, client=httpx.Client(timeout=1), settings=Settings())
             statuses.append(_deliveries(store)[0]["status"])
     assert statuses[0] == "pending"
     assert statuses[-1] == "failed"
@@ -109,7 +110,7 @@ def test_retries_stop_after_the_window(store: Store) -> None:
 
 
 def test_retry_delay_grows_and_is_capped() -> None:
-    delays = [webhooks.retry_delay(n) for n in range(1, 30)]
+    delays = [webhooks.retry_delay(n, Settings().worker.webhook_retry()) for n in range(1, 30)]
     assert 0.1 <= delays[0] <= 0.2
     assert delays[5] > delays[0]
     assert max(delays) <= 3600
@@ -121,10 +122,10 @@ def test_deleted_subscription_cancels_delivery(store: Store, receiver: Receiver)
     parties(store)
     receiver.secret = subscribe(store, EXPERT, receiver.url, ["booking.created"])
     book(store, next_slot(1, 10))
-    outbox.drain(store)
+    wiring.drain_outbox(store, Settings())
     [sub] = webhook_subscriptions.list_subscriptions(store, EXPERT)
     webhook_subscriptions.delete_subscription(store, EXPERT, sub["id"])
-    webhooks.deliver_due(store)
+    webhooks.deliver_due(store, settings=Settings())
     assert receiver.snapshot() == []
     assert _deliveries(store)[0]["status"] == "cancelled"
 
@@ -144,7 +145,7 @@ def test_a_url_that_now_resolves_to_a_private_address_is_not_sent(
     again, sends nothing, and ends the delivery ``failed`` with the reason, without retries."""
     import socket
 
-    from config.settings import reset_settings_cache
+    from config.settings import Settings
 
     real = socket.getaddrinfo
     port = int(receiver.url.rsplit(":", 1)[1].split("/", 1)[0])
@@ -155,12 +156,11 @@ def test_a_url_that_now_resolves_to_a_private_address_is_not_sent(
 
     monkeypatch.setattr(socket, "getaddrinfo", rebound)
     monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "false")
-    reset_settings_cache()
     parties(store)
     receiver.secret = subscribe(store, EXPERT, f"http://hooks.example.com:{port}/hook", ["booking.created"])
     book(store, next_slot(1, 10))
-    outbox.drain(store)
-    assert webhooks.deliver_due(store) == 1
+    wiring.drain_outbox(store, Settings())
+    assert webhooks.deliver_due(store, settings=Settings()) == 1
     assert receiver.snapshot() == []
     [delivery] = _deliveries(store)
     assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("failed", 1, None)
@@ -170,27 +170,24 @@ def test_a_url_that_now_resolves_to_a_private_address_is_not_sent(
                                               webhook_delivery_attempts.c.error)).all()
     assert code is None and error == delivery["last_error"]
     with time_machine.travel(utcnow() + timedelta(hours=1), tick=False):
-        assert webhooks.deliver_due(store) == 0  # permanent for this delivery: no retries
+        assert webhooks.deliver_due(store, settings=Settings()) == 0  # permanent for this delivery: no retries
 
     # A self-hoster who allows private URLs gets the same delivery of the next event.
     monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "true")
-    reset_settings_cache()
     book(store, next_slot(2, 10))
-    outbox.drain(store)
-    assert webhooks.deliver_due(store) == 1
+    wiring.drain_outbox(store, Settings())
+    assert webhooks.deliver_due(store, settings=Settings()) == 1
     assert [r.status for r in receiver.snapshot()] == [200]
 
 
 def test_a_host_that_stops_resolving_is_retried(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """No answer from DNS may be an outage, not a verdict: a network error, retried with backoff."""
-    from config.settings import reset_settings_cache
 
     monkeypatch.setenv("CALBOOK_ALLOW_PRIVATE_URLS", "false")
-    reset_settings_cache()
     parties(store)
     subscribe(store, EXPERT, "https://calbook-test.invalid/hook", ["booking.created"])
     book(store, next_slot(1, 10))
-    outbox.drain(store)
-    assert webhooks.deliver_due(store) == 1
+    wiring.drain_outbox(store, Settings())
+    assert webhooks.deliver_due(store, settings=Settings()) == 1
     [delivery] = _deliveries(store)
     assert delivery["status"] == "pending" and "does not resolve" in delivery["last_error"]

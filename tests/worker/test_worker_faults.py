@@ -24,9 +24,9 @@ from sqlalchemy import select
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
 from booking_engine.store.worker_tables import notification_log, outbox_handler_runs, webhook_deliveries
-from tests.conftest import truncate_all
-from tests.worker.conftest import Mailbox, Receiver, WorkerProcess, free_port, wait_until
-from tests.worker.scenario import EXPERT, book, next_slot, parties, subscribe
+from tests.support.db import truncate_all
+from tests.support.scenario import EXPERT, book, next_slot, parties, subscribe
+from tests.support.worker import Mailbox, Receiver, WorkerProcess, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
 from booking_engine.store.worker_tables import webhook_deliveries
-from tests.conftest import truncate_all
-from tests.worker.conftest import Mailbox, Receiver, WorkerProcess, wait_until
-from tests.worker.scenario import EXPERT, EXPERT_EMAIL, USER_EMAIL, book, next_slot, parties, subscribe
+from tests.support.db import truncate_all
+from tests.support.scenario import EXPERT, EXPERT_EMAIL, USER_EMAIL, book, next_slot, parties, subscribe
+from tests.support.worker import Mailbox, Receiver, WorkerProcess, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from booking_engine.connections import CalendarConnection, ConnectionStatus, Pro
 from booking_engine.services import connections as connection_service
 from booking_engine.services import google_channels
 from booking_engine.store.db import Store
-from config.settings import get_settings
+from config.settings import Settings
 from connectors.base import AuthError, CalendarProvider, ConnectorError, WatchChannels
 from connectors.google.webhook import hash_channel_token, webhook_address
 from worker.calendar.providers import provider_for
@@ -54,7 +54,9 @@ class WatchOutcome:
     stopped: int = 0
 
 
-def ensure_watches(store: Store, connection_id: str, now: datetime | None = None) -> WatchOutcome:
+def ensure_watches(
+    store: Store, connection_id: str, *, settings: Settings, now: datetime | None = None,
+) -> WatchOutcome:
     """Every busy calendar of an active connection gets a live channel lasting beyond a day.
 
     New channels are opened before the old ones are stopped (a change in between is then
@@ -66,12 +68,11 @@ def ensure_watches(store: Store, connection_id: str, now: datetime | None = None
     connection = connection_service.load_for_sync(store, connection_id)
     if connection is None or not _watched(connection):
         return WatchOutcome("skipped")
-    settings = get_settings()
     calendars = connection.busy_calendars
     live = google_channels.live_channels(store, connection_id)
     fresh = {c.calendar_id for c in live if c.expiration > moment + RENEW_WITHIN}
     outcome = WatchOutcome("active")
-    provider = provider_for(store, connection)
+    provider = provider_for(store, connection, settings=settings)
     channels = _channels(provider)
     try:
         for calendar_id in calendars:
@@ -93,7 +94,7 @@ def ensure_watches(store: Store, connection_id: str, now: datetime | None = None
                 outcome.stopped += 1
                 log.info("google channel stopped", extra={"connection_id": connection_id, "channel_id": old.id})
     except AuthError as exc:
-        mark_reauth_required(store, connection_id, str(exc))
+        mark_reauth_required(store, connection_id, str(exc), settings=settings)
         return WatchOutcome("reauth_required", outcome.opened, outcome.stopped)
     finally:
         provider.close()
@@ -110,7 +111,7 @@ def watches_out_of_step(store: Store, connection: CalendarConnection) -> bool:
     return bool(watched) and watched != set(connection.busy_calendars)
 
 
-def reconcile_watches(store: Store, connection_id: str) -> WatchOutcome | None:
+def reconcile_watches(store: Store, connection_id: str, *, settings: Settings) -> WatchOutcome | None:
     """After a sync: when the busy calendars changed, open and stop channels to match now.
 
     Failures are logged, never raised: the sync itself succeeded, and the hourly renewal
@@ -122,14 +123,14 @@ def reconcile_watches(store: Store, connection_id: str) -> WatchOutcome | None:
     if not watches_out_of_step(store, connection):
         return None
     try:
-        return ensure_watches(store, connection_id)
+        return ensure_watches(store, connection_id, settings=settings)
     except ConnectorError as exc:
         log.warning("google channels not reconciled; the renewal retries",
                     extra={"connection_id": connection_id, "error": type(exc).__name__})
         return None
 
 
-def stop_channels(store: Store, connection_id: str, *, call_google: bool = True) -> int:
+def stop_channels(store: Store, connection_id: str, *, settings: Settings, call_google: bool = True) -> int:
     """Stop every live channel of the connection; returns how many were stopped.
 
     At Google first (404: already gone), then in the store. When Google refuses our
@@ -143,7 +144,7 @@ def stop_channels(store: Store, connection_id: str, *, call_google: bool = True)
     if call_google:
         connection = connection_service.load_for_sync(store, connection_id)
         if connection is not None and connection.credentials:
-            provider = provider_for(store, connection)
+            provider = provider_for(store, connection, settings=settings)
     try:
         for channel in live:
             if provider is not None:
@@ -162,9 +163,9 @@ def stop_channels(store: Store, connection_id: str, *, call_google: bool = True)
     return len(live)
 
 
-def mark_reauth_required(store: Store, connection_id: str, error: str) -> None:
+def mark_reauth_required(store: Store, connection_id: str, error: str, *, settings: Settings) -> None:
     """``invalid_grant``: the expert must reconnect. ``set_status`` emits
     ``connection.reauth_required``; the channels are stopped (locally: Google refuses us)."""
     connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, error)
-    stop_channels(store, connection_id, call_google=False)
+    stop_channels(store, connection_id, settings=settings, call_google=False)
     log.warning("google connection needs re-authorisation", extra={"connection_id": connection_id})

@@ -20,7 +20,7 @@ from booking_engine.connections import CalendarConnection, ConnectionStatus, Pro
 from booking_engine.services import connections as connection_service
 from booking_engine.services import google_channels, microsoft_subscriptions
 from booking_engine.store.db import Store
-from config.settings import get_settings
+from config.settings import Settings
 from connectors.base import AuthError, CalendarProvider, ConnectorError
 from connectors.microsoft.graph import GraphRejected
 from worker.calendar.providers import provider_for
@@ -30,17 +30,17 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/v1/webhooks/microsoft"
 
 
-def webhook_address() -> str:
-    return get_settings().public_base_url.rstrip("/") + WEBHOOK_PATH
+def webhook_address(settings: Settings) -> str:
+    return settings.public_base_url.rstrip("/") + WEBHOOK_PATH
 
 
-def lifetime() -> timedelta:
-    return timedelta(minutes=get_settings().microsoft_subscription_minutes)
+def lifetime(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.microsoft_subscription_minutes)
 
 
-def renew_before(now: datetime) -> datetime:
+def renew_before(now: datetime, settings: Settings) -> datetime:
     """A subscription is renewed once less than half its lifetime is left."""
-    return now + lifetime() / 2
+    return now + lifetime(settings) / 2
 
 
 def is_microsoft(store: Store, connection_id: str) -> bool:
@@ -60,7 +60,9 @@ class SubscriptionOutcome:
     deleted: int = 0
 
 
-def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None = None) -> SubscriptionOutcome:
+def ensure_subscriptions(
+    store: Store, connection_id: str, *, settings: Settings, now: datetime | None = None,
+) -> SubscriptionOutcome:
     moment = now or utcnow()
     connection = connection_service.load_for_sync(store, connection_id)
     if connection is None or not _watched(connection):
@@ -68,7 +70,7 @@ def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None 
     busy = connection.busy_calendars
     live = google_channels.live_channels(store, connection_id)
     outcome = SubscriptionOutcome("active")
-    provider = provider_for(store, connection)
+    provider = provider_for(store, connection, settings=settings)
     channels = provider.renewable_channels()
     if channels is None:  # renewal in place is Graph's own (decision 0021)
         provider.close()
@@ -81,11 +83,11 @@ def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None 
                 google_channels.mark_stopped(store, sub.id, now=moment)
                 outcome.deleted += 1
                 continue
-            if sub.expiration > renew_before(moment):
+            if sub.expiration > renew_before(moment, settings):
                 covered.add(sub.calendar_id)
                 continue
             try:
-                expiration = channels.renew(sub.id, lifetime())
+                expiration = channels.renew(sub.id, lifetime(settings))
             except GraphRejected as exc:
                 if exc.status != 404:
                     raise
@@ -93,30 +95,30 @@ def ensure_subscriptions(store: Store, connection_id: str, now: datetime | None 
                          extra={"connection_id": connection_id, "subscription_id": sub.id})
                 google_channels.mark_stopped(store, sub.id, now=moment)
                 continue
-            microsoft_subscriptions.set_expiration(store, sub.id, expiration or moment + lifetime())
+            microsoft_subscriptions.set_expiration(store, sub.id, expiration or moment + lifetime(settings))
             covered.add(sub.calendar_id)
             outcome.renewed += 1
         for calendar_id in busy:
             if calendar_id in covered:
                 continue
-            channel = channels.watch(calendar_id, webhook_address(), lifetime())
+            channel = channels.watch(calendar_id, webhook_address(settings), lifetime(settings))
             google_channels.record_channel(
                 store, connection_id, channel.id, calendar_id, channel.resource_id,
                 microsoft_subscriptions.hash_client_state(channel.token),
-                channel.expiration or moment + lifetime(), now=moment,
+                channel.expiration or moment + lifetime(settings), now=moment,
             )
             outcome.created += 1
             log.info("microsoft subscription created", extra={"connection_id": connection_id,
                                                              "subscription_id": channel.id})
     except AuthError as exc:
-        mark_reauth_required(store, connection_id, str(exc))
+        mark_reauth_required(store, connection_id, str(exc), settings)
         return SubscriptionOutcome("reauth_required", outcome.created, outcome.renewed, outcome.deleted)
     finally:
         provider.close()
     return outcome
 
 
-def stop_subscriptions(store: Store, connection_id: str, *, call_graph: bool = True) -> int:
+def stop_subscriptions(store: Store, connection_id: str, *, settings: Settings, call_graph: bool = True) -> int:
     live = google_channels.live_channels(store, connection_id)
     if not live:
         return 0
@@ -124,7 +126,7 @@ def stop_subscriptions(store: Store, connection_id: str, *, call_graph: bool = T
     if call_graph:
         connection = connection_service.load_for_sync(store, connection_id)
         if connection is not None and connection.credentials:
-            provider = provider_for(store, connection)
+            provider = provider_for(store, connection, settings=settings)
     channels = provider.watch_channels() if provider is not None else None
     try:
         for sub in live:
@@ -147,7 +149,7 @@ def stop_subscriptions(store: Store, connection_id: str, *, call_graph: bool = T
     return len(live)
 
 
-def mark_reauth_required(store: Store, connection_id: str, error: str) -> None:
+def mark_reauth_required(store: Store, connection_id: str, error: str, settings: Settings) -> None:
     connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, error)
-    stop_subscriptions(store, connection_id, call_graph=False)
+    stop_subscriptions(store, connection_id, settings=settings, call_graph=False)
     log.warning("microsoft connection needs re-authorisation", extra={"connection_id": connection_id})

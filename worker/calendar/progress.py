@@ -13,17 +13,16 @@ import time
 from booking_engine.services import sync_progress
 from booking_engine.store.db import Store
 from booking_engine.sync_progress import SyncPhase
-from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
 
 class ProgressTracker:
-    def __init__(self, store: Store, connection_id: str, provider: str) -> None:
+    def __init__(self, store: Store, connection_id: str, provider: str, log_every_seconds: float) -> None:
         self.store = store
         self.connection_id = connection_id
         self.provider = provider
-        self.every = get_worker_settings().sync_progress_log_seconds
+        self.every = log_every_seconds
         self.started = self.last_log = time.monotonic()
         sync_progress.begin(store, connection_id)
 

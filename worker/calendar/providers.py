@@ -1,5 +1,5 @@
 """The provider of a stored connection, for the worker: ``connectors.factory.open_provider`` with the
-worker's settings, the expert's time zone, and refreshed credentials saved back at once.
+settings handed in, the expert's time zone, and refreshed credentials saved back at once.
 
 One instance per task (httplib2 is not thread-safe); use it as a context manager.
 """
@@ -10,7 +10,7 @@ from booking_engine.connections import CalendarConnection
 from booking_engine.services import connections as connection_service
 from booking_engine.services.availability import get_availability
 from booking_engine.store.db import Store
-from config.settings import get_settings
+from config.settings import Settings
 from connectors.base import CalendarProvider
 from connectors.factory import open_provider
 
@@ -19,11 +19,11 @@ def expert_timezone(store: Store, expert_id: str) -> str:
     return get_availability(store, expert_id).timezone
 
 
-def provider_for(store: Store, connection: CalendarConnection) -> CalendarProvider:
+def provider_for(store: Store, connection: CalendarConnection, *, settings: Settings) -> CalendarProvider:
     """Raises ``PermanentError`` when no provider can be built (unknown kind, unreadable credentials)."""
 
     def save(credentials: str) -> None:
         connection_service.save_credentials(store, connection.id, credentials)
 
-    return open_provider(connection, get_settings(), expert_timezone(store, connection.expert_id),
+    return open_provider(connection, settings, expert_timezone(store, connection.expert_id),
                          on_credentials_refreshed=save)

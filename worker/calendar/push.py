@@ -31,6 +31,7 @@ from booking_engine.model import Booking, BookingStatus
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
+from config.settings import Settings
 from connectors.base import AuthError, BookingEvent, ConnectorError, EventRef, EventRejected, PermanentError
 from worker.calendar.providers import provider_for
 
@@ -49,7 +50,7 @@ def booking_event(booking: Booking) -> BookingEvent:
     )
 
 
-def push_booking(store: Store, booking_id: str) -> int:
+def push_booking(store: Store, booking_id: str, *, settings: Settings) -> int:
     """Bring every destination calendar in line with the booking; returns calendars touched."""
     state = calendar_sync.booking_for_push(store, booking_id)
     if state is None:
@@ -63,7 +64,7 @@ def push_booking(store: Store, booking_id: str) -> int:
         if not target.writable:
             continue
         try:
-            touched += _push_one(store, booking, connection_id, target.destination)
+            touched += _push_one(store, booking, connection_id, target.destination, settings)
         except AuthError as exc:
             connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, str(exc))
         except EventRejected as exc:
@@ -74,7 +75,7 @@ def push_booking(store: Store, booking_id: str) -> int:
     return touched
 
 
-def _push_one(store: Store, booking: Booking, connection_id: str, destination: str | None) -> int:
+def _push_one(store: Store, booking: Booking, connection_id: str, destination: str | None, settings: Settings) -> int:
     stored = calendar_sync.get_event_ref(store, booking.id, connection_id)
     existing = EventRef(stored.calendar_id, stored.ref, stored.etag) if stored else None
     confirmed = booking.status == BookingStatus.CONFIRMED
@@ -85,7 +86,7 @@ def _push_one(store: Store, booking: Booking, connection_id: str, destination: s
     connection = connection_service.load_for_sync(store, connection_id)
     if connection is None:
         return 0
-    with provider_for(store, connection) as provider:
+    with provider_for(store, connection, settings=settings) as provider:
         if confirmed and destination is not None:
             if existing is not None and existing.calendar_id != destination:
                 # The expert picked another destination: the event moves (a missing one is fine).
@@ -111,12 +112,12 @@ def _rejected(store: Store, booking_id: str, connection_id: str, exc: EventRejec
         "booking_id": booking_id, "connection_id": connection_id, "error": str(exc)})
 
 
-def handle_push_event(store: Store, payload: dict[str, Any], aggregate_id: str) -> None:
+def handle_push_event(store: Store, payload: dict[str, Any], aggregate_id: str, *, settings: Settings) -> None:
     booking = payload.get("booking") or {}
-    push_booking(store, booking.get("id") or aggregate_id)
+    push_booking(store, booking.get("id") or aggregate_id, settings=settings)
 
 
-def backfill(store: Store, connection_id: str) -> int:
+def backfill(store: Store, connection_id: str, *, settings: Settings) -> int:
     """Write the events that a destination calendar is missing, after a successful sync.
 
     A push can be skipped for good while a connection is ``reauth_required`` (its outbox
@@ -136,7 +137,7 @@ def backfill(store: Store, connection_id: str) -> int:
     for booking in calendar_sync.unpushed_bookings(store, connection.expert_id, connection_id,
                                                    destination=destination):
         try:
-            written += _push_one(store, booking, connection_id, destination)
+            written += _push_one(store, booking, connection_id, destination, settings)
         except EventRejected as exc:
             _rejected(store, booking.id, connection_id, exc)  # that one booking; the others still go
         except ConnectorError as exc:

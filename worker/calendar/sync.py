@@ -11,17 +11,18 @@ and timed by provider and result (``worker.metrics``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from booking_engine.clock import utcnow
-from booking_engine.connections import ConnectionStatus, Provider
+from booking_engine.connections import CalendarConnection, ConnectionStatus
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
 from booking_engine.sync_progress import SyncPhase
-from config.settings import get_settings
+from config.settings import Settings
 from connectors.base import AuthError, PermanentError, PullResult, TransientError
 from worker.calendar import push
 from worker.calendar.progress import ProgressTracker
@@ -48,7 +49,14 @@ def _blocks(result: PullResult) -> dict[str, list[tuple[Any, Any]]]:
     return {key: [(iv.start, iv.end) for iv in intervals] for key, intervals in result.upserts.items()}
 
 
-def sync_connection(store: Store, connection_id: str, force_reconcile: bool = False) -> SyncOutcome:
+AfterSync = Callable[[Store, CalendarConnection, Settings], object]
+"""What a provider does after a successful sync (Google: reconcile its watch channels); ``worker.wiring``."""
+
+
+def sync_connection(
+    store: Store, connection_id: str, *, settings: Settings, after_sync: AfterSync | None = None,
+    force_reconcile: bool = False,
+) -> SyncOutcome:
     """Pull every busy calendar of the connection; raise ``TransientError`` for a retry."""
     now = utcnow()
     if not connection_service.acquire_sync_lease(store, connection_id, SYNC_LEASE, now=now):
@@ -61,15 +69,16 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
         connection = connection_service.load_for_sync(store, connection_id)
         if connection is None or not connection.syncable:
             return SyncOutcome("skipped")
-        tracker = ProgressTracker(store, connection_id, connection.provider)
+        tracker = ProgressTracker(store, connection_id, connection.provider,
+                                  settings.worker.sync_progress_log_seconds)
         last = connection.last_reconciled_at
         reconcile = force_reconcile or last is None or now - last >= RECONCILE_EVERY
         outcome = SyncOutcome("active")
         timezone = expert_timezone(store, connection.expert_id)
-        with provider_for(store, connection) as provider:
+        with provider_for(store, connection, settings=settings) as provider:
             reconciler = provider.reconciler()
             calendars = connection.busy_calendars or [c.id for c in provider.list_calendars()]
-            horizon = now + timedelta(days=get_settings().sync_horizon_days)
+            horizon = now + timedelta(days=settings.sync_horizon_days)
             window_start = now - timedelta(days=1)
             for index, calendar_id in enumerate(calendars):
                 tracker.step(SyncPhase.FETCHING, index, len(calendars), outcome.blocks)
@@ -107,11 +116,9 @@ def sync_connection(store: Store, connection_id: str, force_reconcile: bool = Fa
         connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
     connection_service.set_status(store, connection_id, ConnectionStatus.ACTIVE)
     outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
-    outcome.backfilled = push.backfill(store, connection_id)
-    if connection.provider == Provider.GOOGLE:
-        from worker.calendar.google import reconcile_watches
-
-        reconcile_watches(store, connection_id)  # the expert may have changed the busy calendars
+    outcome.backfilled = push.backfill(store, connection_id, settings=settings)
+    if after_sync is not None:
+        after_sync(store, connection, settings)
     log.info("calendar sync done", extra={"connection_id": connection_id, "calendars": outcome.calendars,
                                            "blocks": outcome.blocks, "flagged": len(outcome.flagged)})
     return outcome

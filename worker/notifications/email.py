@@ -45,12 +45,11 @@ from booking_engine.store.db import Store
 from booking_engine.store.repositories import bookings as booking_rows
 from booking_engine.store.repositories import users as user_rows
 from booking_engine.timeutil import zone
-from config.settings import get_settings
+from config.settings import Settings
 from worker.metrics import count_email
 from worker.notifications import ical
 from worker.notifications.log import already_logged, record
 from worker.outbox import OutboxEvent
-from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +233,7 @@ def _invite_method(event: OutboxEvent, booking: Booking | None) -> str | None:
     return None
 
 
-def plan(store: Store, event: OutboxEvent) -> list[Mail | Unbuildable]:
+def plan(store: Store, event: OutboxEvent, *, mail_from: str) -> list[Mail | Unbuildable]:
     """The e-mails an event should produce, built from the current database state."""
     booking: Booking | None = None
     if event.event_type.startswith("booking."):
@@ -258,7 +257,7 @@ def plan(store: Store, event: OutboxEvent) -> list[Mail | Unbuildable]:
         title = one_line(booking.topic or "") or "Consultation"
         try:
             invite = ical.booking_invite(
-                booking, method, organizer=get_settings().mail_from, attendees=attendees,
+                booking, method, organizer=mail_from, attendees=attendees,
                 summary=one_line(f"{title}: {names['user']} with {names['expert']}"),
                 description=f"calbook booking {booking.id} ({booking.type})", now=utcnow(),
             )
@@ -303,10 +302,9 @@ def build_message(mail: Mail, sender: str, event: OutboxEvent) -> EmailMessage:
 
 
 @contextmanager
-def smtp_connection(url: str) -> Iterator[smtplib.SMTP]:
+def smtp_connection(url: str, timeout: float) -> Iterator[smtplib.SMTP]:
     """``smtp://[user:pass@]host[:port]``, ``smtp+starttls://...`` or ``smtps://...``."""
     parts = urlsplit(url)
-    timeout = get_worker_settings().smtp_timeout_seconds
     host = parts.hostname or "127.0.0.1"
     client: smtplib.SMTP
     if parts.scheme == "smtps":
@@ -354,14 +352,13 @@ def _invalid(store: Store, key: str, fields: dict[str, Any], reason: str) -> Non
     log.warning("e-mail could not be built, not retried", extra={**fields, "error": reason[:300]})
 
 
-def send_event_emails(store: Store, event: OutboxEvent) -> None:
+def send_event_emails(store: Store, event: OutboxEvent, *, settings: Settings) -> None:
     """Outbox handler: the e-mails of one event, each at most once per idempotency key."""
-    settings = get_settings()
     if not settings.smtp_url:
         log.debug("SMTP not configured, e-mail skipped", extra={"event_id": event.event_id})
         return
     todo: list[tuple[str, Mail, EmailMessage]] = []
-    for mail in plan(store, event):
+    for mail in plan(store, event, mail_from=settings.mail_from):
         key = f"email:{event.event_id}:{mail.recipient.user_id}"
         if already_logged(store, key):
             continue
@@ -375,7 +372,7 @@ def send_event_emails(store: Store, event: OutboxEvent) -> None:
             _invalid(store, key, fields, f"{type(exc).__name__}: {exc}")
     if not todo:
         return
-    with smtp_connection(settings.smtp_url) as client:
+    with smtp_connection(settings.smtp_url, settings.worker.smtp_timeout_seconds) as client:
         for key, mail, message in todo:
             log_fields = _log_fields(event, mail.recipient)
             try:

@@ -31,7 +31,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,14 +44,14 @@ from booking_engine.services.webhook_subscriptions import subscriptions_for_even
 from booking_engine.store.db import Store
 from booking_engine.store.tables import webhook_subscriptions
 from booking_engine.store.worker_tables import webhook_deliveries, webhook_delivery_attempts
-from config.settings import get_settings
+from config.retry import RetryPolicy
+from config.settings import Settings
 from connectors.secrets import CredentialsUnreadable, decrypt_json
 from connectors.url_policy import UnresolvableURL, UnsafeURL, check_public_url
 from worker.db import insert_ignore, skip_locked
 from worker.identity import current_worker_id
 from worker.metrics import count_webhook_attempt
 from worker.outbox import OutboxEvent, stale_worker_ids
-from worker.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +143,9 @@ class Delivery:
     created_at: datetime
 
 
-def claim_due(store: Store, limit: int, lease: timedelta, now: datetime | None = None) -> list[Delivery]:
+def claim_due(
+    store: Store, limit: int, lease: timedelta, *, settings: Settings, now: datetime | None = None,
+) -> list[Delivery]:
     moment = now or utcnow()
     with store.write() as conn:
         stmt = (
@@ -153,7 +154,7 @@ def claim_due(store: Store, limit: int, lease: timedelta, now: datetime | None =
                 _PENDING,
                 webhook_deliveries.c.next_attempt_at <= moment,
                 or_(webhook_deliveries.c.claimed_until.is_(None), webhook_deliveries.c.claimed_until <= moment,
-                    webhook_deliveries.c.claimed_by.in_(stale_worker_ids(moment))),
+                    webhook_deliveries.c.claimed_by.in_(stale_worker_ids(moment, settings))),
             )
             .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
             .limit(limit)
@@ -174,7 +175,7 @@ def claim_due(store: Store, limit: int, lease: timedelta, now: datetime | None =
     ]
 
 
-def _secret(store: Store, subscription_id: str) -> str | None:
+def _secret(store: Store, subscription_id: str, key: str) -> str | None:
     """The decrypted signing secret, or None when the subscription is gone or inactive."""
     with store.read() as conn:
         row = conn.execute(
@@ -183,14 +184,12 @@ def _secret(store: Store, subscription_id: str) -> str | None:
         ).first()
     if row is None or not row[1]:
         return None
-    return str(decrypt_json(row[0], get_settings().resolved_encryption_key())["secret"])
+    return str(decrypt_json(row[0], key)["secret"])
 
 
-def retry_delay(attempts: int) -> float:
-    """Exponential backoff with jitter: base * 2^(attempts-1), capped, times 0.5..1."""
-    knobs = get_worker_settings()
-    delay = min(knobs.webhook_retry_base_seconds * 2 ** max(attempts - 1, 0), knobs.webhook_retry_max_seconds)
-    return delay * random.uniform(0.5, 1.0)
+def retry_delay(attempts: int, policy: RetryPolicy) -> float:
+    """After ``attempts`` failed attempts: the policy's delay (``WorkerSection.webhook_retry``)."""
+    return policy.delay(attempts - 1)
 
 
 def _finish(store: Store, d: Delivery, values: dict[str, Any], code: int | None, error: str | None,
@@ -203,19 +202,22 @@ def _finish(store: Store, d: Delivery, values: dict[str, Any], code: int | None,
         ))
 
 
-def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, str | None] | None = None) -> str:
+def attempt(
+    store: Store, d: Delivery, client: httpx.Client, *, settings: Settings,
+    secrets: dict[str, str | None] | None = None,
+) -> str:
     """POST one delivery and record the outcome; returns the delivery's new status.
 
     ``secrets`` caches decrypted secrets for the length of one ``deliver_due`` run only.
     """
-    knobs = get_worker_settings()
+    knobs = settings.worker
     fields = {"event_id": d.event_id, "event_type": d.event_type, "subscription_id": d.subscription_id,
               "delivery_id": d.id, "attempt": d.attempts}
     started = utcnow()
     cache = secrets if secrets is not None else {}
     if d.subscription_id not in cache:
         try:
-            cache[d.subscription_id] = _secret(store, d.subscription_id)
+            cache[d.subscription_id] = _secret(store, d.subscription_id, settings.resolved_encryption_key())
         except CredentialsUnreadable:
             cache[d.subscription_id] = None
     secret = cache[d.subscription_id]
@@ -236,7 +238,7 @@ def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, 
     code: int | None = None
     error: str | None = None
     try:
-        check_public_url(d.url, get_settings().allow_private_urls)
+        check_public_url(d.url, settings.allow_private_urls)
         response = client.post(d.url, content=body, headers=headers)
         code = response.status_code
         if not 200 <= code < 300:
@@ -260,7 +262,7 @@ def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, 
                            "last_status_code": code, "last_error": None}, code, None, started, elapsed_ms)
         log.info("webhook delivered", extra={**fields, "status_code": code})
         return "succeeded"
-    next_at = now + timedelta(seconds=retry_delay(d.attempts))
+    next_at = now + timedelta(seconds=retry_delay(d.attempts, knobs.webhook_retry()))
     if next_at > d.created_at + timedelta(hours=knobs.webhook_retry_window_hours):
         _finish(store, d, {"status": "failed", "claimed_until": None, "claimed_by": None, "last_status_code": code,
                            "last_error": error}, code, error, started, elapsed_ms)
@@ -272,9 +274,11 @@ def attempt(store: Store, d: Delivery, client: httpx.Client, secrets: dict[str, 
     return "pending"
 
 
-def deliver_due(store: Store, budget_seconds: float = 20.0, client: httpx.Client | None = None) -> int:
+def deliver_due(
+    store: Store, *, settings: Settings, budget_seconds: float = 20.0, client: httpx.Client | None = None,
+) -> int:
     """Deliver due rows until none is due or the budget is spent; returns attempts made."""
-    knobs = get_worker_settings()
+    knobs = settings.worker
     lease = timedelta(seconds=knobs.webhook_lease_seconds)
     stop = time.monotonic() + budget_seconds
     own = client is None
@@ -283,11 +287,11 @@ def deliver_due(store: Store, budget_seconds: float = 20.0, client: httpx.Client
     secrets: dict[str, str | None] = {}
     try:
         while time.monotonic() < stop:
-            batch = claim_due(store, knobs.webhook_batch, lease)
+            batch = claim_due(store, knobs.webhook_batch, lease, settings=settings)
             if not batch:
                 break
             for d in batch:
-                count_webhook_attempt(attempt(store, d, http, secrets))
+                count_webhook_attempt(attempt(store, d, http, settings=settings, secrets=secrets))
                 made += 1
     finally:
         if own:

@@ -1,17 +1,8 @@
-"""Every Celery task of calbook; importing this package registers them and the default handlers.
+"""Every Celery task of calbook (``worker.app`` imports this package, which is how Celery knows them).
 
-Tasks are thin: they take no ORM objects (most take no arguments at all), load fresh state
-through a service or the outbox, and are idempotent, so ``acks_late`` redeliveries and
-duplicate beat ticks are harmless.
+Tasks are thin: they take no ORM objects (most take no arguments at all), take the process's
+resources from ``worker.wiring.current()``, call a service or a worker function with them, and
+are idempotent, so ``acks_late`` redeliveries and duplicate beat ticks are harmless.
 """
 
-from worker import handlers  # noqa: F401  (registers the default outbox handlers)
-from worker.tasks import (  # noqa: F401
-    audit,
-    google,  # noqa: F401  (Google watch channels, webhook-triggered sync)
-    jobs,
-    microsoft,  # noqa: F401  (Microsoft subscription renewal and reauth hook)
-    outbox,
-    sync,  # noqa: E402,F401  (calendar sync tasks and push handlers)
-    webhooks,
-)
+from worker.tasks import audit, google, jobs, microsoft, outbox, sync, webhooks  # noqa: F401

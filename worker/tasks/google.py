@@ -1,11 +1,15 @@
-"""Google tasks: webhook-triggered sync, watch and hourly channel renewal, cleanup hooks.
+"""Google tasks: webhook-triggered sync, watch and hourly channel renewal.
 
 * ``calbook.google.sync`` - an incremental sync queued by a push notification. When another
   sync holds the connection's lease, it retries shortly instead of dropping the change (the
   running sync may have read the calendar before the change happened).
-* ``calbook.google.watch`` - open or renew the channels of one connection.
+* ``calbook.google.watch`` - open or renew the change notifications of one connection (its
+  provider's ``watch`` row in ``worker.wiring.PROVIDERS``: Google channels, Microsoft subscriptions).
 * ``calbook.google.renew_channels`` - hourly: queue ``watch`` for every connection with a
   channel expiring within a day or without any channel.
+
+Stopping the channels on ``connection.reauth_required`` and on disconnect is the Google row of
+``worker.wiring.PROVIDERS``.
 
 Transient errors (429, 5xx, rate-limit 403, network) retry with exponential backoff and
 jitter, after the provider's own short retries; ``invalid_grant`` is never retried: the
@@ -15,7 +19,6 @@ connection goes to ``reauth_required``, its channels stop, and the expert is not
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import shared_task
 
@@ -24,13 +27,11 @@ from booking_engine.connections import ConnectionStatus
 from booking_engine.ports import TaskQueue
 from booking_engine.services import google_channels
 from booking_engine.store.db import Store
+from config.settings import Settings
 from config.task_sender import SYNC_CHANGED, WATCH
-from connectors.base import TransientError
+from worker import wiring
 from worker.calendar import google as google_worker
-from worker.calendar.sync import sync_connection as run_sync
-from worker.outbox import OutboxEvent, register_handler
-from worker.runtime import get_store, get_tasks
-from worker.tasks.retry import TRANSIENT_ERRORS
+from worker.tasks.retry import CALENDAR_RETRY_OPTIONS, RETRY_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -38,49 +39,35 @@ RENEW_TASK = "calbook.google.renew_channels"
 LOCKED_RETRY_SECONDS = 2
 LOCKED_RETRIES = 30
 
-_RETRYING: dict[str, Any] = {
-    "autoretry_for": (TransientError, *TRANSIENT_ERRORS),
-    "retry_backoff": 2,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": 8,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-}
 
-
-def sync_after_notification(store: Store, connection_id: str) -> str:
+def sync_after_notification(store: Store, connection_id: str, *, settings: Settings, queue: TaskQueue) -> str:
     """Run the incremental sync; stop the channels when the grant turned out to be revoked."""
-    outcome = run_sync(store, connection_id)
+    outcome = wiring.sync_connection(store, connection_id, settings)
     if outcome.status == ConnectionStatus.REAUTH_REQUIRED:
-        google_worker.stop_channels(store, connection_id, call_google=False)
+        google_worker.stop_channels(store, connection_id, settings=settings, call_google=False)
     if outcome.flagged:
-        get_tasks().drain_outbox()
+        queue.drain_outbox()
     return outcome.status
 
 
-@shared_task(name=SYNC_CHANGED, bind=True, **_RETRYING)
+@shared_task(name=SYNC_CHANGED, bind=True, **CALENDAR_RETRY_OPTIONS)
 def google_sync(self, connection_id: str) -> str:  # type: ignore[no-untyped-def]
-    status = sync_after_notification(get_store(), connection_id)
+    worker = wiring.current()
+    status = sync_after_notification(worker.store, connection_id, settings=worker.settings, queue=worker.tasks)
     if status == "locked" and self.request.retries < LOCKED_RETRIES:
         # Another sync is running; it may have read the calendar before this change.
         raise self.retry(countdown=LOCKED_RETRY_SECONDS, max_retries=LOCKED_RETRIES)
     return status
 
 
-@shared_task(name=WATCH, **_RETRYING)
+@shared_task(name=WATCH, **CALENDAR_RETRY_OPTIONS)
 def google_watch(connection_id: str) -> str:
-    from worker.calendar import microsoft as microsoft_worker  # Microsoft subscriptions share this task
-
-    if microsoft_worker.is_microsoft(get_store(), connection_id):
-        ms = microsoft_worker.ensure_subscriptions(get_store(), connection_id)
-        if ms.status == ConnectionStatus.REAUTH_REQUIRED:
-            get_tasks().drain_outbox()
-        return ms.status
-    outcome = google_worker.ensure_watches(get_store(), connection_id)
-    if outcome.status == ConnectionStatus.REAUTH_REQUIRED:
-        get_tasks().drain_outbox()
-    return outcome.status
+    """Any provider's watch step (Google channels, Microsoft subscriptions: ``wiring.PROVIDERS``)."""
+    worker = wiring.current()
+    status = wiring.watch_connection(worker.store, connection_id, worker.settings)
+    if status == ConnectionStatus.REAUTH_REQUIRED:
+        worker.tasks.drain_outbox()
+    return status
 
 
 def renew_channels(store: Store, queue: TaskQueue) -> int:
@@ -93,14 +80,7 @@ def renew_channels(store: Store, queue: TaskQueue) -> int:
     return len(due)
 
 
-@shared_task(name=RENEW_TASK, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=3, acks_late=True)
+@shared_task(name=RENEW_TASK, **RETRY_OPTIONS)
 def google_renew_channels() -> int:
-    return renew_channels(get_store(), get_tasks())
-
-
-@register_handler("connection.reauth_required", name="google-reauth-channels")
-def stop_channels_on_reauth(store: Store, event: OutboxEvent) -> None:
-    """Whichever path hit ``invalid_grant`` (sync, push, watch), its channels stop here too."""
-    if event.payload.get("provider") == "google":
-        google_worker.stop_channels(store, event.payload["connectionId"], call_google=False)
-
+    worker = wiring.current()
+    return renew_channels(worker.store, worker.tasks)

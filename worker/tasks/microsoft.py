@@ -1,10 +1,9 @@
-"""Microsoft tasks: the hourly subscription renewal, and the outbox hook that stops subscriptions
-when a connection needs re-consent.
+"""Microsoft tasks: the hourly subscription renewal.
 
 The webhook-triggered sync is the shared ``calbook.google.sync`` task (a generic incremental
 sync that waits for a running one), and opening subscriptions is the shared watch task
-(``calbook.google.watch``), which hands Microsoft connections to
-``worker.calendar.microsoft.ensure_subscriptions``.
+(``calbook.google.watch``), which runs the Microsoft row of ``worker.wiring.PROVIDERS``; that
+row also stops the subscriptions on disconnect and on ``connection.reauth_required``.
 """
 
 from __future__ import annotations
@@ -17,19 +16,19 @@ from booking_engine.clock import utcnow
 from booking_engine.ports import TaskQueue
 from booking_engine.services import microsoft_subscriptions
 from booking_engine.store.db import Store
+from config.settings import Settings
+from worker import wiring
 from worker.calendar import microsoft as microsoft_worker
-from worker.outbox import OutboxEvent, register_handler
-from worker.runtime import get_store, get_tasks
-from worker.tasks.retry import TRANSIENT_ERRORS
+from worker.tasks.retry import RETRY_OPTIONS
 
 log = logging.getLogger(__name__)
 
 RENEW_TASK = "calbook.microsoft.renew_subscriptions"
 
 
-def renew_subscriptions(store: Store, queue: TaskQueue) -> int:
+def renew_subscriptions(store: Store, queue: TaskQueue, settings: Settings) -> int:
     """Queue a watch for each Microsoft connection whose subscriptions are past half-life (or missing)."""
-    due = microsoft_subscriptions.connections_to_renew(store, microsoft_worker.renew_before(utcnow()))
+    due = microsoft_subscriptions.connections_to_renew(store, microsoft_worker.renew_before(utcnow(), settings))
     for connection_id in due:
         queue.watch(connection_id)
     if due:
@@ -37,13 +36,7 @@ def renew_subscriptions(store: Store, queue: TaskQueue) -> int:
     return len(due)
 
 
-@shared_task(name=RENEW_TASK, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=3, acks_late=True)
+@shared_task(name=RENEW_TASK, **RETRY_OPTIONS)
 def microsoft_renew_subscriptions() -> int:
-    return renew_subscriptions(get_store(), get_tasks())
-
-
-@register_handler("connection.reauth_required", name="microsoft-reauth-subscriptions")
-def stop_subscriptions_on_reauth(store: Store, event: OutboxEvent) -> None:
-    """Whichever path hit ``invalid_grant`` (sync, push, renewal), its subscriptions stop here too."""
-    if event.payload.get("provider") == "microsoft":
-        microsoft_worker.stop_subscriptions(store, event.payload["connectionId"], call_graph=False)
+    worker = wiring.current()
+    return renew_subscriptions(worker.store, worker.tasks, worker.settings)

@@ -14,9 +14,9 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from config.settings import get_settings
+    from config.settings import Settings
 
-    return get_settings().resolved_database_url()
+    return Settings().resolved_database_url()
 
 
 def run_migrations_offline() -> None:

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.caldav.servers.base import Account, CalDAVServer, Features, ServerUnavailable, free_port
+from tests.support.caldav_servers.base import Account, CalDAVServer, Features, ServerUnavailable, free_port
 
 CYRUS_BIN = Path("/usr/lib/cyrus/bin")
 REALM = "localhost"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -35,3 +36,24 @@ def serve_feed(body: bytes, hold: threading.Event | None = None) -> Iterator[str
             hold.set()
         server.shutdown()
         server.server_close()
+
+
+def feed(*events: str) -> bytes:
+    inner = "".join(
+        e.split("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n", 1)[1].rsplit("END:VCALENDAR", 1)[
+            0
+        ]
+        for e in events
+    )
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//feed//EN\r\n{inner}END:VCALENDAR\r\n".encode()
+
+
+@dataclass
+class FeedState:
+    body: bytes = b""
+    etag: str | None = '"v1"'
+    last_modified: str | None = "Mon, 03 Mar 2025 10:00:00 GMT"
+    status: int = 200
+    delay: float = 0.0
+    redirect: str | None = None
+    requests: list[dict[str, str]] = field(default_factory=list)

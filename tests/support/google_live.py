@@ -23,12 +23,12 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
-from config.settings import Settings, reset_settings_cache
-from tests.api.conftest import auth
-from tests.factories import publish
-from tests.fakes.google_calendar import FakeGoogleCalendar
-from tests.google_integration.conftest import ACCOUNT, EXPERT, channels, connect, fake_channel, google_env
-from tests.google_integration.oauth_server import FakeGoogleOAuth
+from config.settings import Settings
+from tests.support.api import auth
+from tests.support.factories import publish
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.google_integration import ACCOUNT, EXPERT, channels, connect, fake_channel, google_env
+from tests.support.google_oauth import FakeGoogleOAuth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,7 +107,6 @@ def live_google(db_url: str, broker_url: str, data_dir: Path, concurrency: int =
     env = {**google_env(fake, oauth, data_dir), "CALBOOK_DATABASE_URL": db_url, "CALBOOK_BROKER_URL": broker_url}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
-    reset_settings_cache()
     store = Store.from_url(db_url)
     proc: subprocess.Popen[bytes] | None = None
     log_path = data_dir / "worker.log"
@@ -138,4 +137,3 @@ def live_google(db_url: str, broker_url: str, data_dir: Path, concurrency: int =
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        reset_settings_cache()

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
-from tests.api.conftest import EXPERT, SECRET, USER, auth, booking_body, day_ahead
-from tests.factories import settings_body
-from tests.worker.conftest import wait_until
+from tests.support.api import EXPERT, SECRET, USER, auth, booking_body, day_ahead
+from tests.support.factories import settings_body
+from tests.support.worker import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 _INSTALLED = Path(sys.executable).with_name("calbook")

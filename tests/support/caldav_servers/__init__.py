@@ -4,7 +4,7 @@ Nothing of calbook is mocked: the provider talks HTTP to Radicale, Cyrus, DAViCa
 (``SERVERS``), usually through ``FaultProxy``, which counts requests and can inject failures.
 """
 
-from tests.caldav.servers.base import (
+from tests.support.caldav_servers.base import (
     PASSWORD,
     USERNAME,
     Account,
@@ -13,11 +13,11 @@ from tests.caldav.servers.base import (
     ServerUnavailable,
     free_port,
 )
-from tests.caldav.servers.cyrus import CyrusServer
-from tests.caldav.servers.davical import DAViCalServer
-from tests.caldav.servers.proxy import Fault, FaultProxy, Seen
-from tests.caldav.servers.radicale import RadicaleServer
-from tests.caldav.servers.sabredav import SabreDAVServer
+from tests.support.caldav_servers.cyrus import CyrusServer
+from tests.support.caldav_servers.davical import DAViCalServer
+from tests.support.caldav_servers.proxy import Fault, FaultProxy, Seen
+from tests.support.caldav_servers.radicale import RadicaleServer
+from tests.support.caldav_servers.sabredav import SabreDAVServer
 
 SERVERS: dict[str, type[CalDAVServer]] = {
     "radicale": RadicaleServer,

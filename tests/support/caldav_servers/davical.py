@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.caldav.servers.base import Account, CalDAVServer, Features, ServerUnavailable
+from tests.support.caldav_servers.base import Account, CalDAVServer, Features, ServerUnavailable
 
 DAVICAL = Path("/usr/share/davical")
 PG_URL = os.environ.get("CALBOOK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

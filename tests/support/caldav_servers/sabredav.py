@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.caldav.servers.base import Account, CalDAVServer, Features, ServerUnavailable
+from tests.support.caldav_servers.base import Account, CalDAVServer, Features, ServerUnavailable
 
 SABRE = Path("/usr/share/php/Sabre/autoload.php")
 SCHEMA = Path("/usr/share/doc/php-sabre-dav/examples/sql")

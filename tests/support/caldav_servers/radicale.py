@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 
-from tests.caldav.servers.base import Account, CalDAVServer, Features
+from tests.support.caldav_servers.base import Account, CalDAVServer, Features
 
 
 class RadicaleServer(CalDAVServer):

@@ -11,9 +11,9 @@ from booking_engine.model import Booking
 from booking_engine.services import bookings, users, webhook_subscriptions
 from booking_engine.store.db import Store
 from booking_engine.store.tables import outbox
-from config.settings import get_settings
+from config.settings import Settings
 from connectors.secrets import encrypt_json
-from tests.factories import NOW, publish
+from tests.support.factories import NOW, publish
 
 USER = "user-1"
 EXPERT = "expert-1"
@@ -38,7 +38,7 @@ def book(
 
 def subscribe(store: Store, owner: str, url: str, events: list[str] | None = None) -> str:
     """A subscription whose secret the test knows; returns the secret."""
-    key = get_settings().resolved_encryption_key()
+    key = Settings().resolved_encryption_key()
     created = webhook_subscriptions.create_subscription(
         store, owner, url, events or ["*"], encrypt=lambda s: encrypt_json({"secret": s}, key)
     )

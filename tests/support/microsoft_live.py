@@ -26,12 +26,12 @@ import uvicorn
 from api.app import create_app
 from booking_engine.clock import utcnow
 from booking_engine.store.db import Store
-from config.settings import Settings, reset_settings_cache
-from tests.api.conftest import auth
-from tests.factories import publish
-from tests.fakes.microsoft_graph import FakeGraph
-from tests.google_integration.live import _stop, wait_until
-from tests.microsoft.conftest import (
+from config.settings import Settings
+from tests.support.api import auth
+from tests.support.factories import publish
+from tests.support.fakes.microsoft_graph import FakeGraph
+from tests.support.google_live import _stop, wait_until
+from tests.support.microsoft import (
     ACCOUNT,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -92,7 +92,6 @@ def live_microsoft(db_url: str, broker_url: str, data_dir: Path, concurrency: in
            "CALBOOK_PUBLIC_BASE_URL": base}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
-    reset_settings_cache()
     store = Store.from_url(db_url)
     proc: subprocess.Popen[bytes] | None = None
     server: uvicorn.Server | None = None
@@ -138,7 +137,6 @@ def live_microsoft(db_url: str, broker_url: str, data_dir: Path, concurrency: in
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        reset_settings_cache()
 
 
 def one_hour(days: int, hour: int) -> dict[str, Any]:

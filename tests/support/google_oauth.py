@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.google_calendar import FakeGoogleCalendar
+from tests.support.fakes.google_calendar import FakeGoogleCalendar
 
 SCOPES_GRANTED = (
     "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/calendar.events "
