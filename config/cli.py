@@ -119,6 +119,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         stop_child,
     )
 
+    # The embedded broker and beat's schedule live in the data directory even when the database
+    # and both secrets are elsewhere.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     _migrate(settings)
     settings.resolved_jwt_secret()  # generated (and announced) once here, not by each process
     settings.resolved_encryption_key()

@@ -87,3 +87,37 @@ def test_serve_answers_and_its_worker_stops_with_it(tmp_path: Path, how: signal.
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_on_postgresql_creates_the_data_directory_it_still_needs(tmp_path: Path, pg_url: str) -> None:
+    """The database is elsewhere and both secrets are given, yet the embedded broker and beat's
+    schedule still live in the data directory: serve creates it rather than failing to start."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALBOOK_")}
+    env.update({
+        "CALBOOK_DATA_DIR": str(tmp_path / "not-yet" / "var"),
+        "CALBOOK_DATABASE_URL": pg_url,
+        "CALBOOK_JWT_SECRET": "serve-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "CALBOOK_ENCRYPTION_KEY": "p1dQ3x0C7b8m1r9uJ2sLkWqYzT4vN6aH5eFgRcXoBiM=",
+    })
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "config.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return serve.poll() is not None  # exited: stop waiting, the assertion below says so
+
+        assert _wait(ready, 90) and serve.poll() is None, "calbook serve did not start with a missing data directory"
+        assert (tmp_path / "not-yet" / "var" / "broker.sqlite").exists()
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=30)
+        for pid in _children(serve.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -42,9 +42,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         database_url = request.getfixturevalue("pg_url")
         truncate_all(request.getfixturevalue("pg_store"))
         extra["CALBOOK_DATABASE_URL"] = database_url
-    # Made here: `calbook serve` on PostgreSQL with the secrets given never creates the data
-    # directory, yet its embedded broker lives there (reported to the lead).
-    (directory / "data").mkdir()
     env = common_env(directory / "data", **extra)
     with processes(directory) as group:
         proc = group.start("serve", ["serve", "--host", "127.0.0.1", "--port", str(port)], env)
