@@ -23,7 +23,7 @@ ACCOUNT = [HOLIDAYS, WORK, HOME]
 def test_active_and_error_connections_sync_the_others_do_not() -> None:
     assert [s for s in ConnectionStatus if is_syncable(s)] == [ConnectionStatus.ACTIVE, ConnectionStatus.ERROR]
     assert not is_syncable("reauth_required") and not is_syncable("disconnected")
-    assert {str(p) for p in Provider} == {"google", "caldav", "ics"}
+    assert {str(p) for p in Provider} == {"google", "microsoft", "caldav", "ics"}
 
 
 def test_a_trailing_slash_does_not_make_another_calendar() -> None:
