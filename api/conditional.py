@@ -30,7 +30,8 @@ from booking_engine.store.db import Store
 from booking_engine.store.repositories.expert_versions import get_version
 
 _MINUTE = timedelta(minutes=1)
-ETAG_HEADER = {"ETag": {"description": "Names this answer; send it back in If-None-Match", "schema": {"type": "string"}}}
+ETAG_HEADER = {"ETag": {"description": "Names this answer; send it back in If-None-Match",
+                        "schema": {"type": "string"}}}
 
 
 def answer_time(now: datetime | None = None) -> datetime:

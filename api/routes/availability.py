@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 
 from api.auth import CurrentUser, require_self
+from api.conditional import none_match, not_modified
 from api.deps import StoreDep
 from api.openapi import problem_responses
-from api.conditional import none_match, not_modified
 from api.preconditions import etag, expected_version
 from api.routes.params import ExpertId
 from api.schemas.availability import AvailabilitySettings, AvailabilitySettingsIn

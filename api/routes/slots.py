@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 
 from api import conditional
-
 from api.auth import CurrentUser
 from api.deps import StoreDep
 from api.openapi import problem_responses
