@@ -42,12 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from api.auth import mint_token  # noqa: E402
 from booking_engine.services import availability  # noqa: E402
 from booking_engine.store.db import Store  # noqa: E402
-from booking_engine.store.migrate import upgrade  # noqa: E402
 from config.settings import Settings  # noqa: E402
 
 ADMIN_URL = os.environ.get("CALBOOK_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -126,7 +125,6 @@ async def drive(port: int, requests: Iterator[bytes], seconds: float, connection
 
 
 def seed(url: str) -> list[str]:
-    upgrade(url)
     store = Store.from_url(url)
     experts = [f"bench-expert-{i}" for i in range(EXPERTS)]
     body = {
@@ -144,28 +142,82 @@ def seed(url: str) -> list[str]:
     return experts
 
 
-def start_server(url: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CALBOOK_DATABASE_URL": url, "CALBOOK_JWT_SECRET": SECRET,
-           "CALBOOK_DATA_DIR": str(data_dir), "CALBOOK_LOG_LEVEL": "WARNING"}
-    calbook = Path(sys.executable).with_name("calbook")
-    command = [str(calbook)] if calbook.exists() else [sys.executable, "-m", "config.cli"]
-    process = subprocess.Popen([*command, "api", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                               cwd=ROOT, env=env)
+def wait_healthy(process: subprocess.Popen[bytes], url: str, what: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("calbook api exited during start-up")
+            raise SystemExit(f"{what} exited during start-up")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
     process.kill()
-    raise SystemExit("calbook api did not start within 60 s")
+    raise SystemExit(f"{what} did not start within 60 s")
 
 
-def run(seconds: float, connections: int) -> list[Result]:
+def start_server(url: str, port: int, data_dir: Path, code: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CALBOOK_DATABASE_URL": url, "CALBOOK_JWT_SECRET": SECRET,
+           "CALBOOK_DATA_DIR": str(data_dir), "CALBOOK_LOG_LEVEL": "WARNING", "PYTHONPATH": str(code)}
+    process = subprocess.Popen([sys.executable, "-m", "config.cli", "api", "--host", "127.0.0.1", "--port",
+                                str(port), "--workers", "2"], cwd=code, env=env)
+    wait_healthy(process, f"http://127.0.0.1:{port}/healthz", "calbook api")
+    return process
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def measure_ceiling(seconds: float, connections: int, size: int) -> Result:
+    """A bare FastAPI app on uvicorn, two workers, answering ``size`` fixed bytes: the framework's ceiling."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--app-dir", str(ROOT / "bench"), "--host",
+         "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning", "--no-access-log"],
+        env={**os.environ, "CEILING_BYTES": str(size)})
+    try:
+        wait_healthy(process, f"http://127.0.0.1:{port}/ceiling", "ceiling app")
+        request = http_request("GET", "/ceiling", "none")
+        asyncio.run(drive(port, itertools.repeat(request), 2, connections, Result("warm-up")))
+        result = Result("bare FastAPI (ceiling)")
+        asyncio.run(drive(port, itertools.repeat(request), seconds, connections, result))
+        return result
+    finally:
+        stop(process)
+
+
+def pgbench(url: str, seconds: float, connections: int) -> float | None:
+    """Transactions per second of bench/booking_transaction.pgbench on the benchmark's database."""
+    binary = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    if binary is None:
+        return None
+    parsed = make_url(url)
+    out = subprocess.run(
+        [str(binary), "-n", "-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432), "-U",
+         parsed.username or "postgres", "-c", str(connections), "-j", "2", "-T", str(max(1, int(seconds))),
+         "-f", str(ROOT / "bench" / "booking_transaction.pgbench"), parsed.database or ""],
+        capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("tps ="):
+            return float(line.split()[2])
+    return None
+
+
+def migrate(url: str, code: Path) -> None:
+    """Migrate with the code under test (main's for a before-measurement)."""
+    subprocess.run([sys.executable, "-c", "import sys; from booking_engine.store.migrate import upgrade; "
+                    "upgrade(sys.argv[1])", url], cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, check=True)
+
+
+def run(seconds: float, connections: int, code: Path) -> tuple[list[Result], float | None]:
     name = f"calbook_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -174,19 +226,41 @@ def run(seconds: float, connections: int) -> list[Result]:
     data_dir = Path(tempfile.mkdtemp(prefix="calbook-bench-"))
     process: subprocess.Popen[bytes] | None = None
     try:
+        migrate(url, code)
         experts = seed(url)
         port = free_port()
-        process = start_server(url, port, data_dir)
+        process = start_server(url, port, data_dir, code)
         settings = Settings(jwt_secret=SECRET, data_dir=data_dir)
         reader_token = mint_token("bench-reader", settings)
-        tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
-        slots_request = http_request("GET", f"/v1/experts/{experts[0]}/slots?date={tomorrow}&duration=60",
-                                     reader_token)
+        tomorrow_day = (datetime.now(UTC) + timedelta(days=1)).date()
+        tomorrow = tomorrow_day.isoformat()
+        slots_path = f"/v1/experts/{experts[0]}/slots?date={tomorrow}&duration=60"
+        slots_request = http_request("GET", slots_path, reader_token)
+        size = len(httpx.get(f"http://127.0.0.1:{port}{slots_path}",
+                             headers={"Authorization": f"Bearer {reader_token}"}).content)
+        ceiling = measure_ceiling(seconds, connections, size)
+
+        def timed(label: str, request: bytes) -> Result:
+            result = Result(label)
+            asyncio.run(drive(port, itertools.repeat(request), seconds, connections, result))
+            return result
 
         # Warm up: connections, worker imports, database pools.
         asyncio.run(drive(port, itertools.repeat(slots_request), 2, connections, Result("warm-up")))
-        slots = Result("GET .../slots")
-        asyncio.run(drive(port, itertools.repeat(slots_request), seconds, connections, slots))
+        results = [ceiling, timed("GET .../slots", slots_request)]
+        month = tomorrow_day.strftime("%Y-%m")
+        results.append(timed("GET .../calendar (month)",
+                             http_request("GET", f"/v1/experts/{experts[0]}/calendar?month={month}", reader_token)))
+        tag = httpx.get(f"http://127.0.0.1:{port}{slots_path}",
+                        headers={"Authorization": f"Bearer {reader_token}"}).headers.get("etag")
+        if tag:
+            conditional = http_request("GET", slots_path, reader_token).replace(
+                b"\r\n\r\n", f"\r\nIf-None-Match: {tag}\r\n\r\n".encode(), 1)
+            results.append(timed("GET .../slots (304)", conditional))
+        frm = f"{tomorrow}T00:00:00Z"
+        to = (tomorrow_day + timedelta(days=7)).isoformat() + "T00:00:00Z"
+        results.append(timed("GET .../busy",
+                             http_request("GET", f"/v1/experts/{experts[0]}/busy?from={frm}&to={to}", reader_token)))
 
         first_day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
         tokens = [mint_token(f"bench-user-{i}", settings) for i in range(50)]
@@ -202,14 +276,12 @@ def run(seconds: float, connections: int) -> list[Result]:
 
         created = Result("POST /v1/bookings")
         asyncio.run(drive(port, bookings(), seconds, connections, created))
-        return [slots, created]
+        results.append(created)
+        stop(process)
+        process = None
+        return results, pgbench(url, seconds, connections)
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(process)
         with admin.connect() as conn:
             conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -217,17 +289,29 @@ def run(seconds: float, connections: int) -> list[Result]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def rate(result: Result) -> float:
+    return len(result.latencies) / result.seconds if result.seconds else 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per endpoint")
     parser.add_argument("--connections", type=int, default=12, help="concurrent keep-alive connections")
+    parser.add_argument("--code", type=Path, default=ROOT,
+                        help="the checkout whose server to measure (e.g. /work/main for a before-measurement)")
     args = parser.parse_args()
-    results = run(args.seconds, args.connections)
-    print(f"calbook api --workers 2 on PostgreSQL; {args.connections} connections, {args.seconds:.0f} s each")
+    load = os.getloadavg()
+    results, tps = run(args.seconds, args.connections, args.code.resolve())
+    print(f"calbook api --workers 2 on PostgreSQL ({args.code}); {args.connections} connections, "
+          f"{args.seconds:.0f} s each; load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+          f"after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    ceiling = rate(results[0])
     for result in results:
-        print(result.report())
-    slots, created = results
-    ok = all(status < 500 for status in [*slots.statuses, *created.statuses])
+        print(f"{result.report()}   ratio of ceiling {rate(result) / ceiling if ceiling else 0:.3f}")
+    if tps:
+        print(f"pgbench booking_transaction.pgbench: {tps:.1f} tps; POST /v1/bookings at "
+              f"{rate(results[-1]) / tps:.3f} of it")
+    ok = all(status < 500 for result in results for status in result.statuses)
     return 0 if ok else 1
 
 

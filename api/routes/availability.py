@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 
 from api.auth import CurrentUser, require_self
+from api.conditional import none_match, not_modified
 from api.deps import StoreDep
 from api.openapi import problem_responses
 from api.preconditions import etag, expected_version
@@ -25,11 +26,21 @@ _ETAG_HEADER = {"ETag": {"description": "The settings' version, quoted", "schema
 @router.get(
     "", response_model=AvailabilitySettings, responses={200: {"headers": _ETAG_HEADER}, **problem_responses(404)}
 )
-def get_availability(expert_id: ExpertId, user: CurrentUser, store: StoreDep, response: Response) -> dict[str, Any]:
+def get_availability(
+    expert_id: ExpertId, user: CurrentUser, store: StoreDep, response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Any:
     """An expert nobody knows (no profile, no settings) is 404; one who never published reads
-    the closed defaults at version 0, and so does the expert about themselves."""
+    the closed defaults at version 0, and so does the expert about themselves.
+
+    ``If-None-Match`` with the current version is 304 (api/conditional.py), except at version
+    0: the defaults follow the profile's timezone, which the settings version does not count.
+    """
     settings = availability.get_availability(store, expert_id, asked_by=user.user_id)
-    response.headers["ETag"] = etag(settings.version)
+    tag = etag(settings.version)
+    if settings.version > 0 and none_match(if_none_match, tag):
+        return not_modified(tag)
+    response.headers["ETag"] = tag
     return settings.as_dict()
 
 

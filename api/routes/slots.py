@@ -10,8 +10,9 @@ import json
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
+from api import conditional
 from api.auth import CurrentUser
 from api.deps import StoreDep
 from api.openapi import problem_responses
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/v1/experts/{expert_id}", tags=["availability"],
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-@router.get("/slots", response_model=SlotList)
+@router.get("/slots", response_model=SlotList, responses={200: {"headers": conditional.ETAG_HEADER}, 304: {}})
 def get_slots(
     expert_id: ExpertId,
     user: CurrentUser,
@@ -35,14 +36,20 @@ def get_slots(
     date: Annotated[Day, Query(description="A local date in `tz`")],
     duration: Annotated[int, Query(description="Minutes: a multiple of 15 within the expert's limits")],
     tz: Timezone = None,
+    if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The hottest read of the API: answered as ready JSON bytes.
+    """The hottest read of the API: answered as ready JSON bytes, or 304 (api/conditional.py).
 
     ``response_model`` still documents the shape (and schemathesis checks it), but the
     per-request model validation and re-encoding of a few dozen slots is skipped: the
     payload is built here from typed values and cannot drift from ``SlotList``.
     """
-    found = availability.get_slots(store, expert_id, date, duration, tz, asked_by=user.user_id)
+    moment = conditional.answer_time()
+    version = conditional.read_version(store, expert_id)
+    tag = None if version is None else conditional.make_etag(version, "slots", expert_id, date, duration, tz, moment)
+    if tag is not None and conditional.none_match(if_none_match, tag):
+        return conditional.not_modified(tag)
+    found = availability.get_slots(store, expert_id, date, duration, tz, now=moment, asked_by=user.user_id)
     viewer = zone(found.viewer_tz)
     payload = {
         "date": date.isoformat(),
@@ -60,33 +67,54 @@ def get_slots(
             for s in found.slots
         ],
     }
-    return Response(json.dumps(payload, separators=(",", ":")).encode(), media_type="application/json")
+    headers = {} if tag is None else {"ETag": tag}
+    return Response(json.dumps(payload, separators=(",", ":")).encode(), media_type="application/json",
+                    headers=headers)
 
 
-@router.get("/calendar", response_model=MonthCalendar)
+@router.get("/calendar", response_model=MonthCalendar, responses={200: {"headers": conditional.ETAG_HEADER}, 304: {}})
 def get_calendar(
     expert_id: ExpertId,
     user: CurrentUser,
     store: StoreDep,
     month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")],
     tz: Timezone = None,
-) -> dict[str, Any]:
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Any:
     match = _MONTH.match(month)
     assert match is not None  # the pattern above
     year, number = int(match.group(1)), int(match.group(2))
     if not MIN_YEAR <= year <= MAX_YEAR:
         raise ValidationError(f"month must lie between the years {MIN_YEAR} and {MAX_YEAR}", field="month")
-    days = availability.get_month(store, expert_id, year, number, tz, asked_by=user.user_id)
-    return {"month": month, "days": [{"date": d.isoformat(), "status": s} for d, s in days]}
+    moment = conditional.answer_time()
+    version = conditional.read_version(store, expert_id)
+    tag = None if version is None else conditional.make_etag(version, "calendar", expert_id, month, tz, moment)
+    if tag is not None and conditional.none_match(if_none_match, tag):
+        return conditional.not_modified(tag)
+    days = availability.get_month(store, expert_id, year, number, tz, now=moment, asked_by=user.user_id)
+    payload = {"month": month, "days": [{"date": d.isoformat(), "status": s} for d, s in days]}
+    headers = {} if tag is None else {"ETag": tag}
+    return Response(json.dumps(payload, separators=(",", ":")).encode(), media_type="application/json",
+                    headers=headers)
 
 
-@router.get("/busy", response_model=BusyList)
+@router.get("/busy", response_model=BusyList, responses={200: {"headers": conditional.ETAG_HEADER}, 304: {}})
 def get_busy(
     expert_id: ExpertId,
     user: CurrentUser,
     store: StoreDep,
     start: Annotated[Instant, Query(alias="from")],
     end: Annotated[Instant, Query(alias="to")],
-) -> dict[str, Any]:
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Busy times do not depend on "now": the tag is the version and the range."""
+    version = conditional.read_version(store, expert_id)
+    tag = None if version is None else conditional.make_etag(
+        version, "busy", expert_id, start.isoformat(), end.isoformat())
+    if tag is not None and conditional.none_match(if_none_match, tag):
+        return conditional.not_modified(tag)
     intervals = availability.get_busy(store, expert_id, start, end, asked_by=user.user_id)
-    return {"items": [{"start": iso_z(s), "end": iso_z(e)} for s, e in intervals]}
+    payload = {"items": [{"start": iso_z(s), "end": iso_z(e)} for s, e in intervals]}
+    headers = {} if tag is None else {"ETag": tag}
+    return Response(json.dumps(payload, separators=(",", ":")).encode(), media_type="application/json",
+                    headers=headers)

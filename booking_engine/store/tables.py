@@ -348,3 +348,14 @@ calendar_feeds = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# One number per expert that every write to what their slots depend on bumps, in the same
+# transaction, by database triggers (migration 0012, booking_engine/store/expert_version_ddl.py;
+# docs/decisions/0019-expert-version-by-trigger.md). It is what the ETags of the read views
+# are made of; it decides nothing about bookings (the exclusion constraint does).
+expert_versions = Table(
+    "expert_versions",
+    metadata,
+    Column("expert_id", ID, primary_key=True),
+    Column("version", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+)
