@@ -6,7 +6,8 @@ Everything the worker runs is in one of these tables, nothing registers itself b
   push, disconnect cleanup, per-provider reauth cleanup), by handler name;
 * ``periodic_tasks(settings)`` - beat's table: every periodic task and how often (docs/worker.md#schedule);
 * ``PROVIDERS`` - per calendar provider, what the worker does around a sync, a disconnect,
-  ``reauth_required`` and the watch of its change notifications; a provider with nothing to do needs no entry, a new one needs one line;
+  ``reauth_required`` and the watch of its change notifications; a provider with nothing to do
+  needs no entry, a new one needs one line;
 * ``after_sync``/``cleanup_connection`` read the provider table.
 
 ``current()`` builds the process's resources (``Worker``: settings, store, task sender) on first

@@ -17,7 +17,7 @@ from api.conditional import answer_time, none_match
 from booking_engine.model import AvailabilitySettings
 from booking_engine.store.db import Store
 from booking_engine.store.tables import busy_blocks
-from tests.api.conftest import EXPERT, USER, at, auth, booking_body, day_ahead
+from tests.support.api import EXPERT, USER, at, auth, booking_body, day_ahead
 
 
 def _slots(client: TestClient, headers: dict[str, str] | None = None, **params: Any) -> Any:

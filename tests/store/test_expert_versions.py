@@ -17,7 +17,7 @@ from booking_engine.services import availability, booking_requests, bookings
 from booking_engine.store.db import Store
 from booking_engine.store.repositories.expert_versions import get_version
 from booking_engine.store.tables import busy_blocks
-from tests.factories import publish
+from tests.support.factories import publish
 
 EXPERT, USER, OTHER = "expert-1", "user-1", "expert-2"
 

@@ -1,6 +1,6 @@
 """A CalDAV sync that writes busy blocks moves the expert's version: the slots' ETag and list change.
 
-Through the real sync path (``worker.calendar.sync.sync_connection`` against Radicale) and
+Through the real sync path (``worker.wiring.sync_connection`` against Radicale) and
 the real app, on SQLite and PostgreSQL: a client holding the slots' ETag from before the
 sync gets the new, booked answer after it, never a 304 (docs/api.md#conditional-requests).
 """
@@ -15,10 +15,10 @@ from api.app import create_app
 from booking_engine.model import AvailabilitySettings
 from booking_engine.store.db import Store
 from booking_engine.store.repositories.expert_versions import get_version
-from tests.api.conftest import auth, make_settings
-from tests.caldav.conftest import Direct
-from tests.sync.conftest import EXPERT, USER, connect, day, event_text
-from worker.calendar.sync import sync_connection
+from tests.support.api import auth, make_settings
+from tests.support.caldav import Direct
+from tests.support.sync import EXPERT, USER, connect, day, event_text
+from worker import wiring
 
 
 def test_sync_busy_blocks_change_the_etag_and_the_slots(
@@ -27,7 +27,8 @@ def test_sync_busy_blocks_change_the_etag_and_the_slots(
 ) -> None:
     connection_id = connect(store, calendar_url)
     query = {"date": day(2).date().isoformat(), "duration": 60}
-    with TestClient(create_app(store, make_settings(tmp_path))) as client:
+    settings = make_settings(tmp_path)
+    with TestClient(create_app(store, settings)) as client:
         url = f"/v1/experts/{EXPERT}/slots"
         before = client.get(url, params=query, headers=auth(USER))
         assert before.status_code == 200
@@ -36,7 +37,7 @@ def test_sync_busy_blocks_change_the_etag_and_the_slots(
             version = get_version(conn, EXPERT)
 
         direct.put(calendar_path + "all-day.ics", event_text("all-day", day(2, 0), day(3, 0)))
-        assert sync_connection(store, connection_id).status == "active"
+        assert wiring.sync_connection(store, connection_id, settings).status == "active"
 
         with store.read() as conn:
             assert (get_version(conn, EXPERT) or 0) > (version or 0)

@@ -4,7 +4,7 @@ Plain ``ALTER TABLE ... ADD COLUMN`` (``op.add_column``), never ``batch_alter_ta
 batch operation recreates the table and drops the triggers and indexes it does not know of.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 21:30:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
