@@ -63,6 +63,8 @@ from bench.scale.probes import (  # noqa: E402
     last_syncs,
     machine_cpu_seconds,
     percentile,
+    redis_bytes,
+    table_sizes,
     worker_syncs,
 )
 from bench.scale.seed import Expert, Fakes, publish, seed  # noqa: E402
@@ -97,6 +99,7 @@ class Run:
     notify_statuses: Counter[str] = field(default_factory=Counter)
     marks: dict[str, dict[str, Any]] = field(default_factory=dict)
     """named snapshots of the counters: 'start', 'cold', 'end'"""
+    redis_peak_bytes: int = 0
     synced: int = 0
     """successful syncs seen in the database: changes of a connection's ``last_synced_at`` between samples
     (two syncs of one connection within one sampling interval count once: a lower bound)"""
@@ -115,7 +118,7 @@ def sample_cpu(meter: CpuMeter, sessions: dict[str, list[int]], engine: Any, dat
 
 
 def sampler(run: Run, stop: threading.Event, engine: Any, database: str, meter: CpuMeter,
-            sessions: dict[str, list[int]], ports: list[int], total: int, every: float) -> None:
+            sessions: dict[str, list[int]], ports: list[int], total: int, every: float, broker: Any) -> None:
     pending: dict[str, list[tuple[str, float]]] = defaultdict(list)
     seen_changes = 0
     next_staleness = 0.0
@@ -154,6 +157,7 @@ def sampler(run: Run, stop: threading.Event, engine: Any, database: str, meter: 
             for _, (provider, at) in synced.items():
                 ages[provider].append(now - at)
             run.staleness.append((now, dict(ages)))
+            run.redis_peak_bytes = max(run.redis_peak_bytes, redis_bytes(broker))
             next_staleness = now + 10
         stop.wait(every)
 
@@ -189,6 +193,18 @@ def mutator(run: Run, stop: threading.Event, fakes: Fakes, experts: list[Expert]
             elif status:
                 run.notify_statuses[f"{expert.provider} {status}"] += 1
             run.changes.append((expert.connection_id, expert.provider, changed_at))
+
+
+def kick(broker: str, experts: list[Expert]) -> None:
+    """Queue each connection's first sync as connecting does (Google and Microsoft: a sync and a watch)."""
+    queue = CeleryTaskQueue(broker)
+    for expert in experts:
+        if expert.provider in ("google", "microsoft"):
+            queue.sync_changed(expert.connection_id)
+            queue.watch(expert.connection_id)
+        else:
+            queue.sync(expert.connection_id)
+    log(f"queued {len(experts)} first syncs (as connecting does)")
 
 
 def pct(values: list[float], q: float, scale: float = 1.0) -> float | None:
@@ -326,6 +342,10 @@ def table(result: dict[str, Any]) -> str:
     add(("bookings", json.dumps(result["bookings"])))
     add(("pushes", json.dumps(result["pushes"])))
     add(("notifications sent by fakes", json.dumps(result["notify_statuses"])))
+    sizes = result["sizes"]
+    add(("sizes", f"database {sizes['postgres_bytes']['database'] / 1e6:.1f} MB ("
+         + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes["postgres_bytes"].items() if k != "database")
+         + f"); Redis peak {sizes['redis_peak_bytes_of_this_run'] / 1e6:.2f} MB"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -341,7 +361,9 @@ def main() -> int:
     parser.add_argument("--slots-per-second", type=float, default=10)
     parser.add_argument("--bookable", type=float, default=0.01, help="share of experts that take bookings")
     parser.add_argument("--bookers", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=4, help="the (sync) worker's --concurrency")
+    parser.add_argument("--concurrency", type=int, default=4, help="the one worker's --concurrency (one queue)")
+    parser.add_argument("--sync-concurrency", type=int, default=8,
+                        help="the sync worker's --concurrency when the queues are separate")
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--queues", choices=["auto", "one"], default="auto",
                         help="auto: separate sync and push/notify workers when `calbook worker --queues` exists")
@@ -407,23 +429,20 @@ def execute(args: argparse.Namespace) -> int:
         settings = Settings(jwt_secret=SECRET, data_dir=workdir / "data")
         engine = create_engine(url, pool_size=2)
         meter = CpuMeter()
-        layout = layout_mod.start(group, env, api_port, args.api_workers, args.concurrency, args.queues)
+        layout = layout_mod.start(group, env, api_port, args.api_workers, args.concurrency, args.queues,
+                                  args.sync_concurrency)
         log(f"started: {layout.description}")
         run = Run(started=time.time())
         sample_cpu(meter, layout.sessions(), engine, database)
         run.marks["start"] = snapshot(meter, engine, database, layout.metrics_ports, run)
+        threads = []
         if args.cold == "kick":
-            queue = CeleryTaskQueue(broker)
-            for expert in experts:
-                if expert.provider in ("google", "microsoft"):
-                    queue.sync_changed(expert.connection_id)
-                    queue.watch(expert.connection_id)
-                else:
-                    queue.sync(expert.connection_id)
-            log(f"queued {len(experts)} first syncs (as connecting does)")
-        threads = [
+            # In a thread of its own: sending 10,000 messages takes minutes here, and the load starts now.
+            threads.append(threading.Thread(target=kick, daemon=True, args=(broker, experts)))
+        threads += [
             threading.Thread(target=sampler, daemon=True, args=(
-                run, stop, engine, database, meter, layout.sessions(), layout.metrics_ports, len(experts), 2.0)),
+                run, stop, engine, database, meter, layout.sessions(), layout.metrics_ports, len(experts), 2.0,
+                redis_client)),
             threading.Thread(target=mutator, daemon=True, args=(
                 run, stop, fakes, experts, args.changes * len(experts) / 1000, api)),
         ]
@@ -520,6 +539,8 @@ def report(args: argparse.Namespace, run: Run, layout: layout_mod.Layout, expert
         "bookings": dict(outcome.booking_statuses),
         "pushes": push_check(fakes, outcome.confirmed, by_id),
         "notify_statuses": dict(run.notify_statuses),
+        "sizes": {"postgres_bytes": table_sizes(engine, engine.url.database),
+                  "redis_peak_bytes_of_this_run": run.redis_peak_bytes},
         "fake_requests": {"caldav": dict(fakes.caldav.counts), "ics": dict(fakes.feeds.counts),
                           "google_watched_calendars": fakes.google.watched(),
                           "microsoft_subscribed_calendars": fakes.microsoft.subscribed()},

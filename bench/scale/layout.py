@@ -46,7 +46,7 @@ class Layout:
 
 
 def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int, concurrency: int,
-          queues: str) -> Layout:
+          queues: str, sync_concurrency: int = 8) -> Layout:
     """Start the API, then the workers and beat; returns once the API answers."""
     api = group.start("api", ["api", "--host", "127.0.0.1", "--port", str(api_port), "--workers", str(api_workers)],
                       env)
@@ -54,8 +54,10 @@ def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int
     options = worker_help(env)
     layout = Layout(api)
     split = "--queues" in options and queues != "one"
-    named = "--hostname" in options
-    plans = ([("sync", "sync", concurrency), ("notify", "push,notify", 2)] if split
+    named = "--name" in options
+    # Split: one worker for calendar syncs (its pool and concurrency as given), one for pushes,
+    # notifications and the periodic jobs, so a sync backlog cannot hold up an e-mail.
+    plans = ([("sync", "sync", sync_concurrency), ("notify", "push,notify,default", 2)] if split
              else [("worker", None, concurrency)])
     for name, serve, slots in plans:
         port = free_port()
@@ -63,11 +65,11 @@ def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int
         if serve is not None:
             args += ["--queues", serve]
         if named:
-            args += ["--hostname", f"bench-{name}@%h"]
+            args += ["--name", f"bench-{name}"]
         layout.workers.append(group.start(name, args, env))
         layout.metrics_ports.append(port)
     layout.sync_processes = 1
-    layout.sync_slots = concurrency
+    layout.sync_slots = plans[0][2]
     layout.beat = group.start("beat", ["beat"], env)
     layout.description = (
         f"api --workers {api_workers}; " + "; ".join(

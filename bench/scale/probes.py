@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -122,3 +123,18 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+
+
+def table_sizes(engine: Engine, database: str) -> dict[str, int]:
+    """Bytes of the database and of its largest tables (indexes and TOAST included)."""
+    with engine.connect() as conn:
+        total = conn.execute(text("SELECT pg_database_size(:d)"), {"d": database}).scalar_one()
+        rows = conn.execute(text(
+            "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables "
+            "ORDER BY 2 DESC LIMIT 8")).all()
+    return {"database": int(total), **{name: int(size) for name, size in rows}}
+
+
+def redis_bytes(client: Any) -> int:
+    """Bytes the broker's keys of this run's Redis database take (``MEMORY USAGE`` of each)."""
+    return sum(int(client.memory_usage(key) or 0) for key in client.scan_iter(count=1000))
