@@ -236,6 +236,8 @@ def window(marks: dict[str, dict[str, Any]], a: str, b: str, layout: layout_mod.
         return None
     first, last = marks[a], marks[b]
     seconds = last["at"] - first["at"]
+    if seconds <= 0:
+        return None  # e.g. the first syncs finished only after the load ended: no steady window
     syncs_by = {k: last["syncs"].get(k, 0) - first["syncs"].get(k, 0) for k in last["syncs"]}
     counted = sum(v for k, v in syncs_by.items() if not k.endswith(("/locked", "/skipped")))
     # The worker metric counts the syncs of ``calbook.sync.connection``; the database sees every
