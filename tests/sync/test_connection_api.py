@@ -104,7 +104,8 @@ def test_connect_sync_list_disconnect(
     assert created["destinationCalendar"] in created["busyCalendars"]
     assert response.headers["Location"] == f"{BASE}/{created['id']}"
     queued = queued_tasks(api_settings)
-    assert [m["headers"]["task"] for m in queued] == ["calbook.sync.dispatch"]  # the dispatcher claims it, then queues its sync
+    # The dispatcher claims it, then queues its sync.
+    assert [m["headers"]["task"] for m in queued] == ["calbook.sync.dispatch"]
     assert created["id"] in json.dumps(queued)
 
     # A calendar URL with a chosen busy set and destination.
