@@ -26,6 +26,12 @@ stopped beating is claimable before it runs out; a long batch renews its lease a
 
 The handlers are a table handed in (``worker.wiring.outbox_handlers``): a name (the key under
 which a finished run is recorded) to the event types it handles (``"*"``: all) and the function.
+
+A handler can have a drain of its own (``separate``; the calendar push, on ``calbook.push``): the
+dispatch hands it off as a pending run, due now, for the whole claimed batch, and does not wait
+for it; ``drain_separate`` claims the due runs of that handler (``SKIP LOCKED``, the run's
+``next_attempt_at`` as its lease) with the same attempts, backoff and give-up. Whichever side
+finishes an event's last handler marks it dispatched.
 """
 
 from __future__ import annotations
