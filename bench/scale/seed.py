@@ -98,7 +98,7 @@ def seed(store: Store, fakes: Fakes, count: int, bookable_share: float, key: str
                 connection_rows.insert_connection(
                     conn, id=connection_id, expert_id=expert_id, provider=provider, status="active",
                     account=account, credentials=credentials, config=config, created_at=moment, updated_at=moment,
-                    sync_requested_at=moment)
+                    sync_requested_at=moment, next_sync_at=moment)  # due at once, as a connect makes it
                 # Every `every`-th block of ten experts is bookable: each provider is represented.
                 bookable = bool(every) and (index // len(MIX)) % every == 0
                 name = account if provider in ("google", "microsoft") else f"u{index}"
