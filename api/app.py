@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.answer_cache import AnswerCache
 from api.auth import TokenVerifier
 from api.body_limit import BodyLimitMiddleware
 from api.connect_limit import ConnectLimiter
@@ -62,6 +63,7 @@ def create_app(
     app.state.store = active_store
     app.state.adapters = build_adapters(settings, tasks=tasks)
     app.state.verifier = TokenVerifier(settings)
+    app.state.answers = AnswerCache(settings.answer_cache_entries)
     app.state.connect_limiter = ConnectLimiter(settings.connect_max_concurrent_per_user,
                                                settings.connect_retry_after_seconds)
     for router in ROUTERS:

@@ -157,9 +157,10 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, what: str) -> None:
     raise SystemExit(f"{what} did not start within 60 s")
 
 
-def start_server(url: str, port: int, data_dir: Path, code: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, data_dir: Path, code: Path, **extra_env: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CALBOOK_DATABASE_URL": url, "CALBOOK_JWT_SECRET": SECRET,
-           "CALBOOK_DATA_DIR": str(data_dir), "CALBOOK_LOG_LEVEL": "WARNING", "PYTHONPATH": str(code)}
+           "CALBOOK_DATA_DIR": str(data_dir), "CALBOOK_LOG_LEVEL": "WARNING", "PYTHONPATH": str(code),
+           **extra_env}
     process = subprocess.Popen([sys.executable, "-m", "config.cli", "api", "--host", "127.0.0.1", "--port",
                                 str(port), "--workers", "2"], cwd=code, env=env)
     wait_healthy(process, f"http://127.0.0.1:{port}/healthz", "calbook api")
@@ -240,9 +241,10 @@ def run(seconds: float, connections: int, code: Path) -> tuple[list[Result], flo
                              headers={"Authorization": f"Bearer {reader_token}"}).content)
         ceiling = measure_ceiling(seconds, connections, size)
 
-        def timed(label: str, request: bytes) -> Result:
+        def timed(label: str, request: bytes | Iterator[bytes]) -> Result:
             result = Result(label)
-            asyncio.run(drive(port, itertools.repeat(request), seconds, connections, result))
+            requests = itertools.repeat(request) if isinstance(request, bytes) else request
+            asyncio.run(drive(port, requests, seconds, connections, result))
             return result
 
         # Warm up: connections, worker imports, database pools.
@@ -261,6 +263,17 @@ def run(seconds: float, connections: int, code: Path) -> tuple[list[Result], flo
         to = (tomorrow_day + timedelta(days=7)).isoformat() + "T00:00:00Z"
         results.append(timed("GET .../busy",
                              http_request("GET", f"/v1/experts/{experts[0]}/busy?from={frm}&to={to}", reader_token)))
+        # Many different questions: every expert, every day of the window, two durations.
+        varied = [http_request("GET", f"/v1/experts/{expert}/slots?date={tomorrow_day + timedelta(days=d)}"
+                               f"&duration={minutes}", reader_token)
+                  for d in range(DAYS - 2) for expert in experts for minutes in (60, 120)]
+        results.append(timed(f"GET .../slots ({len(varied)} keys)", itertools.cycle(varied)))
+        # The computation itself, every time: the same server with the answer cache off.
+        stop(process)
+        port = free_port()
+        process = start_server(url, port, data_dir, code, CALBOOK_ANSWER_CACHE_ENTRIES="0")
+        asyncio.run(drive(port, itertools.repeat(slots_request), 2, connections, Result("warm-up")))
+        results.append(timed("GET .../slots (cache off)", slots_request))
 
         first_day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
         tokens = [mint_token(f"bench-user-{i}", settings) for i in range(50)]
