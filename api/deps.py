@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.answer_cache import AnswerCache
+from api.versions import VersionReads
 from booking_engine.ports import CalendarAccounts, TaskQueue
 from booking_engine.services import connections
 from booking_engine.services.bookings import ExternalCheck
@@ -59,6 +60,10 @@ async def get_answers(request: Request) -> AnswerCache:
     return request.app.state.answers  # type: ignore[no-any-return]
 
 
+async def get_versions(request: Request) -> VersionReads:
+    return request.app.state.versions  # type: ignore[no-any-return]
+
+
 async def get_tasks(request: Request) -> TaskQueue:
     return request.app.state.adapters.tasks  # type: ignore[no-any-return]
 
@@ -82,5 +87,6 @@ StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AccountsDep = Annotated[CalendarAccounts, Depends(get_accounts)]
 AnswersDep = Annotated[AnswerCache, Depends(get_answers)]
+VersionsDep = Annotated[VersionReads, Depends(get_versions)]
 TasksDep = Annotated[TaskQueue, Depends(get_tasks)]
 ExternalCheckDep = Annotated[ExternalCheck | None, Depends(get_external_check)]
