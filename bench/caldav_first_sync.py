@@ -149,10 +149,9 @@ def _event_lines(n: int) -> tuple[str, str]:
         last = day.date() + timedelta(days=1 + (n % 3 if kind == 4 else 0))
         return (f"BEGIN:VEVENT\r\n{uid}DTSTART;VALUE=DATE:{day.date():%Y%m%d}\r\n"
                 f"DTEND;VALUE=DATE:{last:%Y%m%d}\r\nEND:VEVENT\r\n"), ""
-    if kind == 5:
-        return f"BEGIN:VEVENT\r\n{uid}DTSTART:{_utc(start)}\r\nDTEND:{_utc(end)}\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\n", ""
-    if kind == 6:
-        return f"BEGIN:VEVENT\r\n{uid}DTSTART:{_utc(start)}\r\nDTEND:{_utc(end)}\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT\r\n", ""
+    if kind in (5, 6):
+        flag = "STATUS:CANCELLED" if kind == 5 else "TRANSP:TRANSPARENT"
+        return f"BEGIN:VEVENT\r\n{uid}DTSTART:{_utc(start)}\r\nDTEND:{_utc(end)}\r\n{flag}\r\nEND:VEVENT\r\n", ""
     if kind == 7:  # an invitation the owner declined, and one they accepted
         status = "DECLINED" if n % 40 == 7 else "ACCEPTED"
         return (f"BEGIN:VEVENT\r\n{uid}DTSTART;TZID=Europe/Berlin:{_local(start)}\r\n"
@@ -179,7 +178,8 @@ def calendar_objects(count: int) -> list[tuple[str, str]]:
 
 # --- the fake server -----------------------------------------------------------------------
 
-_MS_HEAD = b'<?xml version="1.0" encoding="utf-8"?>\n<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/">'
+_MS_HEAD = (b'<?xml version="1.0" encoding="utf-8"?>\n<d:multistatus xmlns:d="DAV:" '
+            b'xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/">')
 _HREF = re.compile(rb"<(?:\w+:)?href>([^<]+)</(?:\w+:)?href>")
 
 
@@ -309,8 +309,8 @@ def cyrus(objects: list[tuple[str, str]]) -> Iterator[str]:
 
 def _wait_and_warm(url: str, username: str, password: str) -> None:
     """Wait for the server, then sync once so that its caches are built (we measure calbook, not them)."""
-    from connectors.caldav import CalDAVProvider
     from connectors.base import TransientError
+    from connectors.caldav import CalDAVProvider
 
     deadline = time.monotonic() + 60
     while True:
