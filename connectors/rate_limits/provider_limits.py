@@ -73,7 +73,7 @@ class ProviderLimits:
                   person_waits: bool = False) -> RequestGate:
         """Graph requests for one mailbox by one app; requests elsewhere (the token endpoint) pass."""
         s = self.section
-        graph_host = host_of(graph_root)
+        root = graph_root.rstrip("/") + "/"
         mailbox_key = self._key("microsoft:mailbox", app, mailbox)
         plan = RequestPlan(
             (
@@ -84,7 +84,7 @@ class ProviderLimits:
             ),
             Slots(mailbox_key + ":slots", s.microsoft_mailbox_concurrency, s.lease_seconds),
         )
-        return self._gate(lambda url: plan if host_of(url) == graph_host else None, connection_id, person_waits)
+        return self._gate(lambda url: plan if url.startswith(root) else None, connection_id, person_waits)
 
     def _per_host(self, kind: str, rate: Rate, connection_id: str | None, person_waits: bool) -> RequestGate:
         def plan_for(url: str) -> RequestPlan | None:
