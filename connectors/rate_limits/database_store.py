@@ -2,10 +2,12 @@
 any deployment without Redis (``booking_engine.store.repositories.rate_limits``, revision 0015).
 
 Each take, pause, claim or release is one short write transaction of its own on a small engine
-of its own: never a part of the caller's transaction, committed before the request goes out. On
-SQLite that is one more ``BEGIN IMMEDIATE`` per outbound request, which is why Redis is the
-store of a deployment that has it. Concurrency slots are rows too (``rate_limit_leases``), so
-Microsoft's 4 per mailbox hold across the worker processes of ``calbook serve`` as well.
+of its own: never a part of the caller's transaction, committed before the request goes out. A
+granted take is one upsert per bucket and the commit; a refused one is rolled back and the wait
+read afterwards. On SQLite that is one more ``BEGIN IMMEDIATE`` per outbound request, which is
+why Redis is the store of a deployment that has it (bench/rate_limiter.py measures both).
+Concurrency slots are rows too (``rate_limit_leases``), so Microsoft's 4 per mailbox hold across
+the worker processes of ``calbook serve`` as well.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from connectors.rate_limits.limits import MICROS, Bucket, Slots, StoreDown
 from connectors.rate_limits.memory_store import gcra
 
 PRUNE_EVERY = 1000
-"""Takes between two prunes of full buckets and expired leases, per process."""
+"""Operations between two prunes of full buckets and expired leases, per process."""
+REFUSED_AT_LEAST = 0.001
+"""A refused take waits at least this long, even if the bucket filled up meanwhile."""
 
 
 class DatabaseStore:
@@ -32,46 +36,48 @@ class DatabaseStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._takes = 0
+        self._operations = 0
 
     @classmethod
     def from_url(cls, url: str) -> DatabaseStore:
-        return cls(make_engine(url, pool_size=2, max_overflow=4))
+        return cls(make_engine(url, pool_size=2, max_overflow=8))
 
     def take(self, buckets: Sequence[Bucket]) -> float:
-        with self._transaction() as conn:
-            now = repo.now_us(conn)
-            locked = repo.lock_buckets(conn, [b.key for b in buckets])
-            wait, tats = gcra([locked[b.key] for b in buckets], buckets, now)
-            if wait:
-                return wait / MICROS
-            repo.store_tats(conn, {b.key: t for b, t in zip(buckets, tats, strict=True)})
-            self._takes += 1
-            if self._takes % PRUNE_EVERY == 0:
-                repo.prune(conn, now)
-        return 0.0
+        grants = [(b.key, b.rate.interval_us, b.rate.burst) for b in buckets]
+        with self._connection() as conn:
+            with conn.begin() as transaction:
+                if repo.take(conn, grants):
+                    self._maybe_prune(conn)
+                    return 0.0
+                transaction.rollback()
+            with conn.begin():
+                now = repo.now_us(conn)
+                found = repo.states(conn, [b.key for b in buckets])
+            wait, _ = gcra([found[b.key] for b in buckets], buckets, now)
+            return max(wait / MICROS, REFUSED_AT_LEAST)
 
     def pause(self, key: str, seconds: float) -> None:
-        with self._transaction() as conn:
-            repo.pause(conn, key, repo.now_us(conn) + round(seconds * MICROS))
+        with self._connection() as conn, conn.begin():
+            repo.pause(conn, key, round(seconds * MICROS))
 
     def claim(self, slots: Slots, holder: str) -> bool:
-        with self._transaction() as conn:
-            repo.lock_buckets(conn, [slots.key])  # the slots' mutex: one claim of a key at a time
-            now = repo.now_us(conn)
-            if repo.live_leases(conn, slots.key, now) >= slots.limit:
-                return False
-            repo.add_lease(conn, slots.key, holder, now + round(slots.lease_seconds * MICROS))
-        return True
+        with self._connection() as conn, conn.begin():
+            self._maybe_prune(conn)
+            return repo.claim(conn, slots.key, holder, slots.limit, round(slots.lease_seconds * MICROS))
 
     def release(self, slots: Slots, holder: str) -> None:
-        with self._transaction() as conn:
-            repo.drop_lease(conn, slots.key, holder)
+        with self._connection() as conn, conn.begin():
+            repo.release(conn, slots.key, holder)
+
+    def _maybe_prune(self, conn: Connection) -> None:
+        self._operations += 1
+        if self._operations % PRUNE_EVERY == 0:
+            repo.prune(conn, repo.now_us(conn))
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _connection(self) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreDown(f"database: {type(exc).__name__}") from exc

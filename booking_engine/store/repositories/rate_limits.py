@@ -1,63 +1,110 @@
 """Repository of ``rate_limit_buckets`` and ``rate_limit_leases`` (the rate limiter without Redis).
 
-Every function runs inside the caller's write transaction. The rows a check reads are locked
-first (``lock_buckets``: ``SELECT ... FOR UPDATE`` on PostgreSQL, the write lock ``BEGIN
-IMMEDIATE`` already holds on SQLite), so two workers taking from one bucket run one after the
-other; several keys are locked in sorted order, so they cannot deadlock.
+Every function runs inside the caller's write transaction and does its check-and-change in one
+statement where it can: a take is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <room>
+RETURNING`` per bucket, so a row is locked only from that statement to the commit (workers
+contend on a busy bucket's row, and the shorter the lock, the more of them it serves). Several
+buckets are taken in sorted key order, so two takes cannot deadlock.
+
+"Now" is the database's clock on PostgreSQL (``statement_timestamp()``: every worker machine
+agrees on it, and a statement that waited for a lock sees an earlier now, which only ever grants
+less) and this machine's on SQLite, which only one machine can share.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, text, update
+from sqlalchemy import BigInteger, Connection, and_, delete, func, literal_column, select, text
+from sqlalchemy.sql.elements import ColumnElement
 
 from booking_engine.store.rate_limit_tables import rate_limit_buckets as buckets
 from booking_engine.store.rate_limit_tables import rate_limit_leases as leases
 
+_PG_NOW = "(extract(epoch FROM statement_timestamp()) * 1000000)::bigint"
+
 
 def now_us(conn: Connection) -> int:
-    """Microseconds since the epoch by the database's clock on PostgreSQL (every worker machine
-    agrees on it), by this machine's on SQLite (which only one machine can share)."""
+    """Microseconds since the epoch, by the clock of ``now_expression``."""
     if conn.dialect.name == "postgresql":
-        return int(conn.execute(text("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")).scalar_one())
+        return int(conn.execute(text("SELECT " + _PG_NOW)).scalar_one())
     return time.time_ns() // 1000
 
 
-def _insert_missing(conn: Connection, keys: list[str]) -> None:
-    rows = [{"key": key} for key in keys]
+def now_expression(conn: Connection) -> ColumnElement[Any]:
+    """"Now" inside a statement: the database's clock on PostgreSQL, this machine's on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return literal_column(_PG_NOW, BigInteger)
+    return literal_column(str(time.time_ns() // 1000), BigInteger)
+
+
+def _insert(conn: Connection, table: Any) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        conn.execute(pg_insert(buckets).values(rows).on_conflict_do_nothing(index_elements=["key"]))
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        conn.execute(sqlite_insert(buckets).values(rows).on_conflict_do_nothing(index_elements=["key"]))
-
-
-def lock_buckets(conn: Connection, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """Each key's ``(tat, paused_until)``, its row created if need be and locked until commit."""
-    ordered = sorted(set(keys))
-    _insert_missing(conn, ordered)
-    stmt = select(buckets.c.key, buckets.c.tat, buckets.c.paused_until).where(buckets.c.key.in_(ordered))
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.order_by(buckets.c.key).with_for_update()
-    return {row.key: (int(row.tat), int(row.paused_until)) for row in conn.execute(stmt)}
+    return sqlite_insert(table)
 
 
-def store_tats(conn: Connection, tats: dict[str, int]) -> None:
-    """The buckets' new arrival times; once a ``tat`` has passed, its bucket is full again (prunable)."""
-    for key, tat in tats.items():
-        conn.execute(update(buckets).where(buckets.c.key == key).values(tat=tat, expires_at=tat))
+def _later(conn: Connection) -> Any:
+    return func.max if conn.dialect.name == "sqlite" else func.greatest  # SQLite's two-argument max()
 
 
-def pause(conn: Connection, key: str, until: int) -> None:
-    """Nothing is granted for ``key`` before ``until`` (a provider's ``Retry-After``)."""
-    lock_buckets(conn, [key])
-    later = func.max if conn.dialect.name == "sqlite" else func.greatest  # SQLite's two-argument max()
-    conn.execute(update(buckets).where(buckets.c.key == key).values(paused_until=later(buckets.c.paused_until, until)))
+def take(conn: Connection, grants: Sequence[tuple[str, int, int]]) -> bool:
+    """One token from each ``(key, interval_us, burst)`` bucket (GCRA), or ``False`` as soon as one
+    has no room; the caller then rolls back, so a refused take changes no bucket."""
+    now = now_expression(conn)
+    for key, interval, burst in sorted(grants):
+        new_tat = _later(conn)(buckets.c.tat, now) + interval
+        stmt = _insert(conn, buckets).values(key=key, tat=now + interval, paused_until=0, expires_at=now + interval)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"tat": new_tat, "expires_at": new_tat},
+            where=and_(buckets.c.paused_until <= now, new_tat - burst * interval <= now),
+        ).returning(buckets.c.key)
+        if conn.execute(stmt).first() is None:
+            return False
+    return True
+
+
+def states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each key's ``(tat, paused_until)``; ``(0, 0)`` for a key with no row (a full bucket)."""
+    rows = conn.execute(select(buckets.c.key, buckets.c.tat, buckets.c.paused_until).where(buckets.c.key.in_(keys)))
+    found = {row.key: (int(row.tat), int(row.paused_until)) for row in rows}
+    return {key: found.get(key, (0, 0)) for key in keys}
+
+
+def pause(conn: Connection, key: str, seconds_us: int) -> None:
+    """Nothing is granted for ``key`` for ``seconds_us`` from now (a provider's ``Retry-After``)."""
+    now = now_expression(conn)
+    stmt = _insert(conn, buckets).values(key=key, tat=0, paused_until=now + seconds_us, expires_at=0)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["key"],
+        set_={"paused_until": _later(conn)(buckets.c.paused_until, now + seconds_us)},
+    ))
+
+
+def claim(conn: Connection, key: str, holder: str, limit: int, lease_us: int) -> bool:
+    """A lease for ``holder`` if fewer than ``limit`` leases of ``key`` are running.
+
+    The bucket row of ``key`` is the mutex (taken by an upsert, held to the commit), so two
+    claims of one key never both count three and both insert the fourth."""
+    now = now_expression(conn)
+    lock = _insert(conn, buckets).values(key=key, tat=0, paused_until=0, expires_at=now + lease_us)
+    conn.execute(lock.on_conflict_do_update(index_elements=["key"], set_={"expires_at": now + lease_us}))
+    running = select(func.count()).select_from(leases).where(leases.c.key == key, leases.c.expires_at > now)
+    if int(conn.execute(running).scalar_one()) >= limit:
+        return False
+    conn.execute(leases.insert().values(key=key, holder=holder, expires_at=now + lease_us))
+    return True
+
+
+def release(conn: Connection, key: str, holder: str) -> None:
+    conn.execute(delete(leases).where(leases.c.key == key, leases.c.holder == holder))
 
 
 def prune(conn: Connection, now: int) -> int:
@@ -66,16 +113,3 @@ def prune(conn: Connection, now: int) -> int:
     gone += conn.execute(delete(leases).where(leases.c.expires_at < now)).rowcount
     return int(gone or 0)
 
-
-def live_leases(conn: Connection, key: str, now: int) -> int:
-    """Leases of ``key`` still running (the expired ones are dropped first)."""
-    conn.execute(delete(leases).where(leases.c.key == key, leases.c.expires_at <= now))
-    return int(conn.execute(select(func.count()).select_from(leases).where(leases.c.key == key)).scalar_one())
-
-
-def add_lease(conn: Connection, key: str, holder: str, expires_at: int) -> None:
-    conn.execute(leases.insert().values(key=key, holder=holder, expires_at=expires_at))
-
-
-def drop_lease(conn: Connection, key: str, holder: str) -> None:
-    conn.execute(delete(leases).where(leases.c.key == key, leases.c.holder == holder))
