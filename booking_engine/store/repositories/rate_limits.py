@@ -2,9 +2,10 @@
 
 Every function runs inside the caller's write transaction and does its check-and-change in one
 statement where it can: a take is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <room>
-RETURNING`` per bucket, so a row is locked only from that statement to the commit (workers
-contend on a busy bucket's row, and the shorter the lock, the more of them it serves). Several
-buckets are taken in sorted key order, so two takes cannot deadlock.
+RETURNING`` per bucket (the same SQL on both databases but for the clock and ``greatest``), so a
+row is locked only from that statement to the commit: workers contend on a busy bucket's row,
+and the shorter the lock, the more of them it serves. Several buckets are taken in sorted key
+order, so two takes cannot deadlock.
 
 "Now" is the database's clock on PostgreSQL (``statement_timestamp()``: every worker machine
 agrees on it, and a statement that waited for a lock sees an earlier now, which only ever grants
@@ -17,8 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, and_, delete, func, literal_column, select, text
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import BigInteger, Connection, bindparam, delete, func, literal_column, select, text
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from booking_engine.store.rate_limit_tables import rate_limit_buckets as buckets
 from booking_engine.store.rate_limit_tables import rate_limit_leases as leases
@@ -37,7 +38,8 @@ def now_expression(conn: Connection) -> ColumnElement[Any]:
     """"Now" inside a statement: the database's clock on PostgreSQL, this machine's on SQLite."""
     if conn.dialect.name == "postgresql":
         return literal_column(_PG_NOW, BigInteger)
-    return literal_column(str(time.time_ns() // 1000), BigInteger)
+    # A bound value, not a literal: the statement stays the same and SQLAlchemy compiles it once.
+    return bindparam("now_us", time.time_ns() // 1000, type_=BigInteger)
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -54,19 +56,48 @@ def _later(conn: Connection) -> Any:
     return func.max if conn.dialect.name == "sqlite" else func.greatest  # SQLite's two-argument max()
 
 
+def _statements(now: str, later: str) -> dict[str, TextClause]:
+    """The two statements of every outbound request, as SQL text: built once, not per call (building
+    an upsert expression costs more than running it)."""
+    table = "rate_limit_buckets"
+    new_tat = f"{later}({table}.tat, {now}) + :interval"
+    return {
+        "take": text(
+            f'INSERT INTO {table} ("key", tat, paused_until, expires_at) '
+            f"VALUES (:key, {now} + :interval, 0, {now} + :interval) "
+            f'ON CONFLICT ("key") DO UPDATE SET tat = {new_tat}, expires_at = {new_tat} '
+            f"WHERE {table}.paused_until <= {now} AND {new_tat} - :window <= {now} "
+            'RETURNING "key"'
+        ),
+        "lock": text(
+            f'INSERT INTO {table} ("key", tat, paused_until, expires_at) VALUES (:key, 0, 0, {now} + :lease) '
+            f'ON CONFLICT ("key") DO UPDATE SET expires_at = {now} + :lease'
+        ),
+        "running": text(f'SELECT count(*) FROM rate_limit_leases WHERE "key" = :key AND expires_at > {now}'),
+        "lease": text(
+            f'INSERT INTO rate_limit_leases ("key", holder, expires_at) VALUES (:key, :holder, {now} + :lease)'
+        ),
+    }
+
+
+_SQL = {
+    "postgresql": _statements(_PG_NOW, "greatest"),
+    "sqlite": _statements(":now", "max"),  # SQLite's two-argument max()
+}
+
+
+def _params(conn: Connection, **values: Any) -> dict[str, Any]:
+    return values if conn.dialect.name == "postgresql" else {**values, "now": time.time_ns() // 1000}
+
+
 def take(conn: Connection, grants: Sequence[tuple[str, int, int]]) -> bool:
-    """One token from each ``(key, interval_us, burst)`` bucket (GCRA), or ``False`` as soon as one
-    has no room; the caller then rolls back, so a refused take changes no bucket."""
-    now = now_expression(conn)
+    """One token from each ``(key, interval_us, burst)`` bucket (GCRA: the new arrival time must not
+    run more than ``burst`` intervals ahead of now), or ``False`` as soon as one has no room; the
+    caller then rolls back, so a refused take changes no bucket."""
+    statement = _SQL[conn.dialect.name]["take"]
     for key, interval, burst in sorted(grants):
-        new_tat = _later(conn)(buckets.c.tat, now) + interval
-        stmt = _insert(conn, buckets).values(key=key, tat=now + interval, paused_until=0, expires_at=now + interval)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key"],
-            set_={"tat": new_tat, "expires_at": new_tat},
-            where=and_(buckets.c.paused_until <= now, new_tat - burst * interval <= now),
-        ).returning(buckets.c.key)
-        if conn.execute(stmt).first() is None:
+        params = _params(conn, key=key, interval=interval, window=burst * interval)
+        if conn.execute(statement, params).first() is None:
             return False
     return True
 
@@ -93,13 +124,12 @@ def claim(conn: Connection, key: str, holder: str, limit: int, lease_us: int) ->
 
     The bucket row of ``key`` is the mutex (taken by an upsert, held to the commit), so two
     claims of one key never both count three and both insert the fourth."""
-    now = now_expression(conn)
-    lock = _insert(conn, buckets).values(key=key, tat=0, paused_until=0, expires_at=now + lease_us)
-    conn.execute(lock.on_conflict_do_update(index_elements=["key"], set_={"expires_at": now + lease_us}))
-    running = select(func.count()).select_from(leases).where(leases.c.key == key, leases.c.expires_at > now)
-    if int(conn.execute(running).scalar_one()) >= limit:
+    sql = _SQL[conn.dialect.name]
+    params = _params(conn, key=key, holder=holder, lease=lease_us)
+    conn.execute(sql["lock"], params)
+    if int(conn.execute(sql["running"], params).scalar_one()) >= limit:
         return False
-    conn.execute(leases.insert().values(key=key, holder=holder, expires_at=now + lease_us))
+    conn.execute(sql["lease"], params)
     return True
 
 
