@@ -15,12 +15,12 @@ from connectors.rate_limits.limiter import RateLimiter
 from connectors.rate_limits.provider_limits import ProviderLimits
 from tests.support.fakes.google_calendar import FakeGoogleCalendar
 from tests.support.google import CLIENT_ID
-from tests.support.rate_limits import SharedStore, open_store, shared  # noqa: F401  (the fixture)
+from tests.support.rate_limits import SharedStore, open_store
 
 
 @pytest.mark.parametrize(("status", "reason"), [(429, "rateLimitExceeded"), (403, "userRateLimitExceeded")])
 def test_google_slowing_down_pauses_the_account_for_every_worker(
-    shared: SharedStore, fake: FakeGoogleCalendar, make_provider: Callable[..., GoogleCalendarProvider],  # noqa: F811
+    shared: SharedStore, fake: FakeGoogleCalendar, make_provider: Callable[..., GoogleCalendarProvider],
     settings: Settings, status: int, reason: str,
 ) -> None:
     section = settings.rate_limit.model_copy(update={"key_prefix": shared.prefix})

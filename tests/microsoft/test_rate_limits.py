@@ -18,7 +18,7 @@ from connectors.factory import open_provider
 from connectors.rate_limits.limiter import RateLimiter
 from connectors.rate_limits.provider_limits import ProviderLimits
 from tests.support.fakes.microsoft_graph import FakeGraph
-from tests.support.rate_limits import SharedStore, list_calendars_in_threads, open_store, shared  # noqa: F401
+from tests.support.rate_limits import SharedStore, list_calendars_in_threads, open_store
 
 
 @pytest.mark.parametrize("kind", ["redis", "database"])
@@ -47,7 +47,7 @@ def test_four_requests_per_mailbox_across_processes(
 
 
 def test_a_429_pauses_the_mailbox_for_every_worker(
-    shared: SharedStore, connected: dict[str, Any], fake: FakeGraph, store: Store, settings: Settings,  # noqa: F811
+    shared: SharedStore, connected: dict[str, Any], fake: FakeGraph, store: Store, settings: Settings,
     sleeps: list[float],
 ) -> None:
     section = settings.rate_limit.model_copy(update={"key_prefix": shared.prefix})

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from connectors.rate_limits.limiter import RateLimiter
-from tests.support.rate_limits import SharedStore, open_store, shared  # noqa: F401  (the fixture)
+from tests.support.rate_limits import SharedStore, open_store
 
 
 @pytest.fixture
-def limiter(shared: SharedStore) -> Iterator[RateLimiter]:  # noqa: F811
+def limiter(shared: SharedStore) -> Iterator[RateLimiter]:
     """A limiter on the shared store, as one worker process holds it."""
     made = RateLimiter(open_store(shared.kind, shared.url))
     yield made

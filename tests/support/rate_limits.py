@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
-
-import pytest
 
 from connectors.rate_limits.limiter import RateLimiter, Store
 from connectors.rate_limits.limits import Bucket, Rate, RequestPlan
@@ -24,18 +21,6 @@ class SharedStore:
     kind: str  # "redis" or "database"
     url: str
     prefix: str
-
-
-@pytest.fixture(params=["redis", "sqlite", "postgresql"])
-def shared(request: pytest.FixtureRequest) -> SharedStore:
-    """Where the buckets live (kind and URL), on each real store, with a key prefix no other test
-    uses (the Redis keys of one test never meet another's). Import it where a test needs it."""
-    prefix = f"calbook:test:{uuid.uuid4().hex[:12]}:"
-    if request.param == "redis":
-        return SharedStore("redis", request.getfixturevalue("redis_url"), prefix)
-    if request.param == "sqlite":
-        return SharedStore("database", request.getfixturevalue("sqlite_url"), prefix)
-    return SharedStore("database", request.getfixturevalue("pg_url"), prefix)
 
 
 def open_store(kind: str, url: str) -> Store:
