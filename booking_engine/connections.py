@@ -174,6 +174,11 @@ class CalendarConnection:
     sync_progress: SyncProgress | None = None
     sync_requested_at: datetime | None = None
     last_reconciled_at: datetime | None = None
+    next_sync_at: datetime | None = None
+    """When it is due for its next sync (docs/sync.md#scheduling); None: not scheduled."""
+    sync_failures: int = 0
+    sync_resume_from: int | None = None
+    """The calendar (index) a sync stopped by its time budget continues at."""
 
     @property
     def busy_calendars(self) -> list[str]:

@@ -81,10 +81,19 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from config.processes import celery_argv, metrics_directory, run_celery
+    from config.processes import celery_argv, metrics_directory, run_celery, worker_options
 
+    try:
+        queues, pool, concurrency = worker_options(settings, args.queues, args.pool, args.concurrency)
+    except ValueError as exc:
+        print(f"calbook: --queues: {exc}", file=sys.stderr)
+        return 2
+    os.environ["CALBOOK_WORKER_POOL"] = pool  # worker.wiring sizes the database pool by it
+    log.info("worker serves %s on %s x%d", ",".join(queues), pool, concurrency)
     with metrics_directory():
-        extra = ["--concurrency", str(args.concurrency)]
+        extra = ["--queues", ",".join(queues), "--pool", pool, "--concurrency", str(concurrency)]
+        if args.name:
+            extra += ["--hostname", f"{args.name}@%h"]
         if args.beat:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             extra += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
@@ -111,6 +120,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     unwinds through the ``finally`` below, which stops it; PR_SET_PDEATHSIG covers a hard kill.
     """
     from config.processes import (
+        EMBEDDED_WORKERS,
         declare_embedded_queue,
         handle_shutdown_signals,
         metrics_directory,
@@ -128,11 +138,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     declare_embedded_queue(settings)
     handle_shutdown_signals()
     with metrics_directory():
-        worker = start_embedded_worker(settings)
+        workers = [start_embedded_worker(settings, options) for options in EMBEDDED_WORKERS]
         try:
             run_uvicorn(settings, args.host, args.port, 1, process="serve")
         finally:
-            stop_child(worker)
+            for worker in workers:
+                stop_child(worker)
     return 0
 
 
@@ -189,7 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="a Celery worker")
-    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument("--queues", default=None,
+                        help="comma-separated: sync, push, notify, default, or all (default: CALBOOK_WORKER_QUEUES, "
+                             "all); docs/worker.md#queues")
+    worker.add_argument("--pool", choices=("prefork", "threads"), default=None,
+                        help="default: threads when serving only sync and push, else prefork")
+    worker.add_argument("--concurrency", type=int, default=None,
+                        help="default: CALBOOK_WORKER_IO_CONCURRENCY (8) threads, or 2 processes")
+    worker.add_argument("--name", default=None, help="node name, NAME@host (default: celery@host)")
     worker.add_argument("--beat", action="store_true", help="run the beat scheduler inside (one worker only)")
     worker.add_argument("--metrics-port", type=int, default=None,
                         help="serve the worker's metrics on this port (default: CALBOOK_WORKER_METRICS_PORT)")

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,6 +112,28 @@ def celery_argv(settings: Settings, *extra: str) -> list[str]:
             "--loglevel", settings.log_level]
 
 
+IO_QUEUES = frozenset({"calbook.sync", "calbook.push"})
+"""Queues whose tasks wait on calendar servers: a worker serving only these runs a thread pool."""
+
+
+def worker_options(
+    settings: Settings, queues: str | None, pool: str | None, concurrency: int | None,
+) -> tuple[list[str], str, int]:
+    """The queues, pool and concurrency of ``calbook worker`` (docs/worker.md#pools).
+
+    ``queues`` (default ``CALBOOK_WORKER_QUEUES``, ``all``) are short names (``sync,push``) or
+    queue names. The pool defaults to ``threads`` when every queue served is I/O-bound (sync,
+    push: the tasks wait on calendar servers, a thread waiting costs little), with
+    ``CALBOOK_WORKER_IO_CONCURRENCY`` threads; any other mix runs ``prefork`` with 2 processes.
+    """
+    from config.task_sender import resolve_queues
+
+    served = resolve_queues(queues if queues is not None else settings.worker.queues)
+    chosen = pool or ("threads" if set(served) <= IO_QUEUES else "prefork")
+    size = concurrency or (settings.worker.io_concurrency if chosen == "threads" else 2)
+    return served, chosen, size
+
+
 def run_celery(argv: list[str]) -> int:
     """Run a Celery command in this process, so the metrics directory is cleaned up after it."""
     from celery.bin.celery import celery as celery_command
@@ -146,19 +168,31 @@ def declare_embedded_queue(settings: Settings) -> None:
         return
     from kombu import Connection
 
+    from config.task_sender import QUEUES
+
     with Connection(broker_url, transport_options={"connect_args": {"timeout": 30}}) as connection:
-        connection.default_channel.queue_declare(queue="calbook")  # worker/app.py: task_default_queue
+        for queue in QUEUES.values():  # worker/app.py: task_queues
+            connection.default_channel.queue_declare(queue=queue)
 
 
-def start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    """The worker (with beat) of ``calbook serve``: a child that must not outlive it.
+EMBEDDED_WORKERS: tuple[tuple[str, ...], ...] = (
+    ("--beat", "--queues", "notify,default", "--concurrency", "2", "--name", "calbook"),
+    ("--queues", "sync,push", "--concurrency", "4", "--name", "calbook-io"),
+)
+"""The two workers of ``calbook serve``: e-mail, webhooks, the periodic jobs (with beat) on
+prefork; calendar sync and push on four threads (few writers for the embedded SQLite file).
+Two processes, so that a sync backlog never delays an e-mail (docs/worker.md#queues)."""
+
+
+def start_embedded_worker(settings: Settings, options: Sequence[str]) -> subprocess.Popen[bytes]:
+    """A worker of ``calbook serve``: a child that must not outlive it.
 
     In a session of its own, so that Ctrl-C in the terminal reaches ``serve`` only, which then
     stops the worker with one SIGTERM (a warm shutdown) instead of every pool process getting
     the signal at once; PR_SET_PDEATHSIG covers a hard kill of ``serve``.
     """
     return subprocess.Popen(
-        [sys.executable, "-m", "config.cli", "worker", "--beat", "--concurrency", "2", "--metrics-port", "0"],
+        [sys.executable, "-m", "config.cli", "worker", *options, "--metrics-port", "0"],
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - runs before exec, touches no locks
         start_new_session=True,
     )

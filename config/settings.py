@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from booking_engine.sync_schedule import SyncSchedule
 from config.retry import RetryPolicy
 
 log = logging.getLogger("calbook.settings")
@@ -79,6 +80,28 @@ class WorkerSection(BaseSettings):
     # A long sync logs its progress this often (docs/sync.md#sync-progress).
     sync_progress_log_seconds: float = 10.0
 
+    # -- calendar sync scheduling (docs/sync.md#scheduling, decision 0023) --
+    # CalDAV and ICS are polled this often; push-fed Google and Microsoft only as a backstop.
+    sync_poll_seconds: float = 300.0
+    sync_backstop_seconds: float = 6 * 3600.0
+    # The next due time is the interval shortened by up to this fraction, at random (spreads load).
+    sync_jitter: float = 0.2
+    # After failed syncs in a row: min(max, base * 2^(n-1)) with half jitter; reset on success.
+    sync_retry_base_seconds: float = 60.0
+    sync_retry_max_seconds: float = 3600.0
+    # Fair share: a sync past this stops after its current calendar and is due again at once.
+    sync_budget_seconds: float = 60.0
+    # The dispatcher: beat's tick, how many it claims per statement, how many may be queued or running.
+    sync_dispatch_interval_seconds: float = 30.0
+    sync_dispatch_batch: int = 100
+    sync_max_in_flight: int = 200
+    # A claim is the sync lease: a lost message's connection is claimable again after this.
+    sync_lease_seconds: float = 600.0
+    # The queues ``calbook worker`` serves (comma-separated: sync, push, notify, default; or all)
+    # and the thread pool size of a worker that serves only sync and push (docs/worker.md#queues).
+    queues: str = "all"
+    io_concurrency: int = 8
+
     # How often a worker's main process writes its heartbeat (``worker_heartbeats``).
     heartbeat_interval_seconds: float = 10.0
 
@@ -92,6 +115,12 @@ class WorkerSection(BaseSettings):
         """A failed outbox handler's next attempt (docs/worker.md#outbox)."""
         return RetryPolicy(base=self.outbox_retry_base_seconds, cap=self.outbox_retry_max_seconds,
                            jitter=0.5, max_attempts=self.outbox_max_attempts)
+
+    def sync_schedule(self) -> SyncSchedule:
+        """When a connection is due next (docs/sync.md#scheduling)."""
+        return SyncSchedule(poll_seconds=self.sync_poll_seconds, backstop_seconds=self.sync_backstop_seconds,
+                            jitter=self.sync_jitter, retry_base_seconds=self.sync_retry_base_seconds,
+                            retry_max_seconds=self.sync_retry_max_seconds)
 
     def webhook_retry(self) -> RetryPolicy:
         """A failed webhook delivery's next attempt; it ends with the retry window, not a count."""

@@ -222,7 +222,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     def start(
         env: dict[str, str], beat: bool = True, concurrency: int = 2, name: str = "w", lean: bool = True,
-        node: str | None = None,
+        node: str | None = None, queues: str | None = None, pool: str | None = None,
     ) -> WorkerProcess:
         """``lean`` drops gossip, mingle and heartbeat (quicker start); ``lean=False`` starts the
         worker as ``calbook worker`` does in production, with Celery's defaults. ``node`` fixes
@@ -235,6 +235,13 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
                 "--concurrency", str(concurrency), "--hostname", f"{node or name + str(len(started))}@%h"]
         if lean:
             argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        if queues is not None:  # short names, as ``calbook worker --queues`` takes them
+            from config.task_sender import resolve_queues
+
+            argv += ["--queues", ",".join(resolve_queues(queues))]
+        if pool is not None:
+            argv += ["--pool", pool]
+            full["CALBOOK_WORKER_POOL"] = pool
         if beat:
             argv += ["--beat", "--schedule", str(data / f"beat-{len(started)}")]
         with log_path.open("wb") as out:

@@ -22,7 +22,7 @@ from celery import Celery, signals
 
 from config.logging import setup_logging
 from config.settings import Settings
-from config.task_sender import QUEUE, broker_transport_options
+from config.task_sender import QUEUE, broker_transport_options, task_queues, task_routes
 from worker import wiring
 from worker.broker import TRANSPORT_PATH
 
@@ -50,6 +50,10 @@ def make_app(settings: Settings) -> Celery:
         task_soft_time_limit=knobs.task_soft_time_limit,
         task_time_limit=knobs.task_time_limit,
         task_default_queue=QUEUE,
+        # One queue per kind of work (docs/worker.md#queues); a worker serves any subset (``-Q``),
+        # all of them when it names none.
+        task_queues=task_queues(),
+        task_routes=task_routes(),
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,

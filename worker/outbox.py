@@ -26,6 +26,12 @@ stopped beating is claimable before it runs out; a long batch renews its lease a
 
 The handlers are a table handed in (``worker.wiring.outbox_handlers``): a name (the key under
 which a finished run is recorded) to the event types it handles (``"*"``: all) and the function.
+
+A handler can have a drain of its own (``separate``; the calendar push, on ``calbook.push``): the
+dispatch hands it off as a pending run, due now, for the whole claimed batch, and does not wait
+for it; ``drain_separate`` claims the due runs of that handler (``SKIP LOCKED``, the run's
+``next_attempt_at`` as its lease) with the same attempts, backoff and give-up. Whichever side
+finishes an event's last handler marks it dispatched.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from booking_engine.store.tables import outbox
 from booking_engine.store.worker_tables import outbox_handler_runs, webhook_deliveries, worker_heartbeats
 from config.retry import RetryPolicy
 from config.settings import Settings
-from worker.db import skip_locked, upsert
+from worker.db import insert_ignore, skip_locked, upsert
 from worker.identity import current_worker_id
 
 log = logging.getLogger(__name__)
@@ -209,24 +215,37 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
 
 
+HANDED_OFF_RECHECK = timedelta(minutes=5)
+"""An event that waits only for handlers of their own drain is looked at again after this (their
+drain marks it dispatched when it finishes the last one; this is the backstop)."""
+
+
 def handle(
     store: Store, event: OutboxEvent, handlers: HandlerTable, *, settings: Settings,
-    tripped: dict[str, datetime] | None = None,
+    tripped: dict[str, datetime] | None = None, separate: tuple[str, ...] = (),
 ) -> Outcome:
     """Run each handler of the event that is due, each on its own; never raises for a handler.
 
     ``tripped`` (handler name -> when to try again) is the batch's memory of handlers that just
     failed with an outage: they are not tried for this event either, only rescheduled.
+    ``separate`` names handlers that run in a drain of their own (``drain_separate``): they are
+    handed off (a pending run, due now) instead of run here, and not waited for.
     """
     tripped = {} if tripped is None else tripped
     states = _handler_states(store, event.event_id)
     now = utcnow()
     waiting: list[datetime] = []
     errors: list[str] = []
+    handed_off = False
     policy = settings.worker.outbox_retry()
     for reg in handlers_for(handlers, event.event_type):
         state = states.get(reg.name)
         if state is not None and state.status in (DONE, FAILED):
+            continue
+        if reg.name in separate:
+            if state is None:
+                _hand_off(store, [event], handlers, (reg.name,))
+            handed_off = True
             continue
         if state is not None and state.next_attempt_at is not None and state.next_attempt_at > now:
             waiting.append(state.next_attempt_at)
@@ -248,7 +267,99 @@ def handle(
                                                       "next_attempt_at": None, "last_error": None, "done_at": utcnow()})
     if waiting:
         return Outcome(False, min(waiting), errors)
+    if handed_off:
+        return Outcome(False, now + HANDED_OFF_RECHECK, errors)
     return Outcome(True, None, errors)
+
+
+# --- handlers with a drain of their own (the calendar push) ---------------------------------
+
+
+def _hand_off(store: Store, events: list[OutboxEvent], handlers: HandlerTable, separate: tuple[str, ...]) -> int:
+    """A pending run, due now, for each separate handler of these events that has none yet: the
+    handler's own drain claims it from there. Returns how many were handed off."""
+    rows = [{"event_id": e.event_id, "handler": reg.name, "status": PENDING, "attempts": 0,
+             "next_attempt_at": utcnow()}
+            for e in events for reg in handlers_for(handlers, e.event_type) if reg.name in separate]
+    if not rows:
+        return 0
+    with store.write() as conn:
+        inserted = insert_ignore(conn, outbox_handler_runs, rows)
+    return len(rows) if inserted < 0 else inserted  # a driver that cannot count: assume all (a kick too many)
+
+
+def _finish_if_done(store: Store, event: OutboxEvent, handlers: HandlerTable) -> bool:
+    """Mark the event dispatched if every one of its handlers is done or given up (read afresh:
+    the main dispatch and a separate drain may finish an event's handlers at the same time; the
+    later of the two sees both)."""
+    states = _handler_states(store, event.event_id)
+    names = [reg.name for reg in handlers_for(handlers, event.event_type)]
+    if not all(n in states and states[n].status in (DONE, FAILED) for n in names):
+        return False
+    with store.write() as conn:
+        conn.execute(update(outbox).where(outbox.c.id == event.id, outbox.c.dispatched_at.is_(None))
+                     .values(dispatched_at=utcnow(), claimed_until=None, claimed_by=None))
+    return True
+
+
+def _claim_runs(store: Store, name: str, limit: int, lease: timedelta) -> list[tuple[OutboxEvent, HandlerState]]:
+    """Lease up to ``limit`` due pending runs of handler ``name``, oldest due first: their
+    ``next_attempt_at`` moves to the lease's end, so a drain killed mid-batch leaves them due
+    again then (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: drains claim disjoint runs)."""
+    runs = outbox_handler_runs.c
+    moment = utcnow()
+    with store.write() as conn:
+        stmt = (select(runs.event_id, runs.attempts)
+                .where(runs.handler == name, runs.status == PENDING, runs.next_attempt_at <= moment)
+                .order_by(runs.next_attempt_at).limit(limit))
+        claimed = {r.event_id: r.attempts for r in conn.execute(skip_locked(conn, stmt, outbox_handler_runs))}
+        if not claimed:
+            return []
+        conn.execute(update(outbox_handler_runs)
+                     .where(runs.handler == name, runs.event_id.in_(list(claimed)))
+                     .values(next_attempt_at=moment + lease))
+        rows = conn.execute(select(outbox).where(outbox.c.event_id.in_(list(claimed)))
+                            .order_by(outbox.c.id)).mappings().all()
+    return [(_event(r), HandlerState(PENDING, claimed[r["event_id"]], moment + lease)) for r in rows]
+
+
+def drain_separate(
+    store: Store, handlers: HandlerTable, name: str, *, settings: Settings, budget_seconds: float | None = None,
+) -> DispatchResult:
+    """Run the due runs of one separate handler (the calendar push, on ``calbook.push``) in batches
+    until none is left or the budget is spent: the same attempts, backoff and give-up as in the
+    main dispatch, and the event is marked dispatched when this was its last handler."""
+    knobs = settings.worker
+    lease = timedelta(seconds=knobs.outbox_lease_seconds)
+    policy = knobs.outbox_retry()
+    run = handlers[name].run
+    stop = time.monotonic() + (knobs.outbox_drain_seconds if budget_seconds is None else budget_seconds)
+    total = DispatchResult()
+    while time.monotonic() < stop:
+        batch = _claim_runs(store, name, knobs.outbox_batch, lease)
+        if not batch:
+            break
+        tripped: datetime | None = None
+        for event, state in batch:
+            if tripped is not None:  # an outage: the rest of the batch waits with it
+                _save_state(store, event.event_id, name, {"status": PENDING, "attempts": state.attempts,
+                                                          "next_attempt_at": tripped})
+                total.deferred += 1
+                continue
+            try:
+                run(store, event)
+            except Exception as exc:  # noqa: BLE001 - the handler's failure is its own
+                after = _record_failure(store, event, name, state, exc, policy)
+                total.failed += 1
+                if after.next_attempt_at is not None and is_outage(exc):
+                    tripped = after.next_attempt_at
+            else:
+                _save_state(store, event.event_id, name, {"status": DONE, "attempts": state.attempts + 1,
+                                                          "next_attempt_at": None, "last_error": None,
+                                                          "done_at": utcnow()})
+                total.dispatched += 1
+            _finish_if_done(store, event, handlers)
+    return total
 
 
 def _mark_dispatched(store: Store, event: OutboxEvent, errors: list[str]) -> None:
@@ -306,6 +417,8 @@ class DispatchResult:
     dispatched: int = 0
     failed: int = 0
     deferred: int = 0
+    handed_off: int = 0
+    """Runs handed to a separate drain (``separate``): its kick is worth sending."""
 
     @property
     def touched(self) -> int:
@@ -314,20 +427,24 @@ class DispatchResult:
 
 def dispatch_batch(
     store: Store, handlers: HandlerTable, *, settings: Settings, limit: int | None = None,
-    lease: timedelta | None = None,
+    lease: timedelta | None = None, separate: tuple[str, ...] = (),
 ) -> DispatchResult:
-    """Claim one batch and run it, in order; renew the lease as it goes, stop at the drain budget."""
+    """Claim one batch and run it, in order; renew the lease as it goes, stop at the drain budget.
+    The ``separate`` handlers of the whole batch are handed off to their own drain first, so a
+    slow one (a calendar server) never waits behind, or holds up, the e-mails of the batch."""
     knobs = settings.worker
     lease = lease or timedelta(seconds=knobs.outbox_lease_seconds)
     events = claim(store, limit or knobs.outbox_batch, lease, settings=settings)
     result = DispatchResult()
+    if separate and events:
+        result.handed_off = _hand_off(store, events, handlers, separate)
     renew_at = time.monotonic() + lease.total_seconds() / 2
     tripped: dict[str, datetime] = {}
     for index, event in enumerate(events):
         if time.monotonic() > renew_at:
             _renew(store, events[index:], lease)
             renew_at = time.monotonic() + lease.total_seconds() / 2
-        outcome = handle(store, event, handlers, settings=settings, tripped=tripped)
+        outcome = handle(store, event, handlers, settings=settings, tripped=tripped, separate=separate)
         if outcome.errors:
             result.failed += 1
         elif outcome.finished:
@@ -339,21 +456,26 @@ def dispatch_batch(
             log.debug("outbox event dispatched", extra={"event_id": event.event_id, "event_type": event.event_type})
         else:
             _mark_waiting(store, event, outcome)
+            if separate:
+                _finish_if_done(store, event, handlers)
     return result
 
 
 def drain(
     store: Store, handlers: HandlerTable, *, settings: Settings, budget_seconds: float | None = None,
+    separate: tuple[str, ...] = (),
 ) -> DispatchResult:
-    """Dispatch batches until none is left or the time budget is spent."""
+    """Dispatch batches until none is left or the time budget is spent (``separate``: handlers
+    left to their own drain, see ``dispatch_batch``)."""
     budget = settings.worker.outbox_drain_seconds if budget_seconds is None else budget_seconds
     stop = time.monotonic() + budget
     total = DispatchResult()
     while True:
-        batch = dispatch_batch(store, handlers, settings=settings)
+        batch = dispatch_batch(store, handlers, settings=settings, separate=separate)
         total.dispatched += batch.dispatched
         total.failed += batch.failed
         total.deferred += batch.deferred
+        total.handed_off += batch.handed_off
         if batch.touched == 0 or time.monotonic() >= stop:
             return total
 

@@ -18,8 +18,11 @@ arguments from the message and everything else from ``current()``, and hand it d
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from celery.schedules import crontab
@@ -29,7 +32,7 @@ from booking_engine.connections import CalendarConnection, Provider
 from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
 from config.settings import Settings
-from config.task_sender import DELIVER_WEBHOOKS, DISPATCH_OUTBOX, CeleryTaskQueue
+from config.task_sender import DELIVER_WEBHOOKS, DISPATCH_OUTBOX, DISPATCH_SYNCS, DRAIN_PUSH, CeleryTaskQueue
 from worker import outbox
 from worker.calendar import google as google_channels
 from worker.calendar import microsoft as microsoft_subscriptions
@@ -130,6 +133,13 @@ def cleanup_connection(store: Store, event: OutboxEvent, settings: Settings) -> 
 
 BOOKING_CHANGES = ("booking.confirmed", "booking.rescheduled", "booking.cancelled")
 
+CALENDAR_PUSH = "calendar-push"
+SEPARATE_DRAINS: tuple[str, ...] = (CALENDAR_PUSH,)
+"""Handlers the outbox dispatch (``calbook.notify``) hands off to a drain of their own: the calendar
+push runs on ``calbook.push`` (``calbook.outbox.push``), so a slow calendar server never delays the
+e-mails and webhooks of the same batch (docs/worker.md#outbox). In-process callers of
+``drain_outbox`` (the demo, tests) run every handler inline."""
+
 
 def outbox_handlers(settings: Settings) -> HandlerTable:
     """Handler name (recorded per event in ``outbox_handler_runs``) -> event types and function."""
@@ -152,7 +162,7 @@ def outbox_handlers(settings: Settings) -> HandlerTable:
     return {
         "email": OutboxHandler(email.EMAIL_EVENTS, send_email),
         "webhooks": OutboxHandler(("*",), fan_out_webhooks),
-        "calendar-push": OutboxHandler(BOOKING_CHANGES, push_to_calendars),
+        CALENDAR_PUSH: OutboxHandler(BOOKING_CHANGES, push_to_calendars),
         "connection-cleanup": OutboxHandler(("connection.disconnected",), disconnect_cleanup),
         "reauth-cleanup": OutboxHandler(("connection.reauth_required",), reauth_hooks),
     }
@@ -160,10 +170,11 @@ def outbox_handlers(settings: Settings) -> HandlerTable:
 
 def sync_connection(
     store: Store, connection_id: str, settings: Settings, *, force_reconcile: bool = False,
+    lease_token: datetime | None = None,
 ) -> SyncOutcome:
     """One connection's sync with the provider's after-sync step (the tasks, ``calbook demo``, tests)."""
     return calendar_sync.sync_connection(store, connection_id, settings=settings, after_sync=after_sync,
-                                         force_reconcile=force_reconcile)
+                                         force_reconcile=force_reconcile, lease_token=lease_token)
 
 
 def drain_outbox(store: Store, settings: Settings, budget_seconds: float | None = None) -> DispatchResult:
@@ -172,9 +183,6 @@ def drain_outbox(store: Store, settings: Settings, budget_seconds: float | None 
 
 
 # --- periodic tasks --------------------------------------------------------------------------
-
-CALENDAR_SYNC_SECONDS = 5 * 60
-"""How often CalDAV and ICS connections are polled (the due-sync tick)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +205,8 @@ def periodic_tasks(settings: Settings) -> dict[str, Periodic]:
         # Continuous outbox dispatch: a drain every few seconds, plus the kick after each write.
         "outbox-dispatch": Periodic(DISPATCH_OUTBOX, knobs.outbox_interval_seconds),
         "webhook-delivery": Periodic(DELIVER_WEBHOOKS, knobs.webhook_interval_seconds),
+        # The calendar-push drain's tick (its retries come due); the dispatch kicks it after a hand-off.
+        "calendar-push": Periodic(DRAIN_PUSH, knobs.outbox_interval_seconds * 5),
         "reminders": Periodic("calbook.bookings.send_reminders", 15 * 60),
         "booking-starting": Periodic("calbook.bookings.announce_starting", knobs.starting_interval_seconds),
         "auto-complete": Periodic("calbook.bookings.complete_due", 30 * 60),
@@ -206,7 +216,8 @@ def periodic_tasks(settings: Settings) -> dict[str, Periodic]:
         "expire-requests": Periodic("calbook.requests.expire", 15 * 60),
         "integrity-audit": Periodic("calbook.audit.conflicts", crontab(hour=3, minute=17)),
         "retention": Periodic("calbook.maintenance.prune", crontab(hour=4, minute=37)),
-        "calendar-sync": Periodic("calbook.sync.due_connections", CALENDAR_SYNC_SECONDS),
+        # The sync dispatcher's tick; each connection's own due time says when it syncs.
+        "calendar-sync": Periodic(DISPATCH_SYNCS, knobs.sync_dispatch_interval_seconds),
         "watch-renewal": Periodic("calbook.google.renew_channels", crontab(minute=7)),
         "microsoft-subscription-renewal": Periodic("calbook.microsoft.renew_subscriptions", crontab(minute=17)),
     }
@@ -217,6 +228,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 # --- the resources of one worker process -------------------------------------------------------
+
+POOL_ENV = "CALBOOK_WORKER_POOL"
+"""Set by ``calbook worker`` to the Celery pool it runs (``prefork`` or ``threads``)."""
 
 
 @dataclass(slots=True)
@@ -232,26 +246,41 @@ class Worker:
 _settings: Settings | None = None
 _current: Worker | None = None
 _sending = True
+_building = threading.Lock()
 
 
 def settings() -> Settings:
     """This process's settings, read from the environment once (the Celery app, beat, signals)."""
     global _settings
     if _settings is None:
-        _settings = Settings()
+        with _building:
+            if _settings is None:
+                _settings = Settings()
     return _settings
 
 
+def _pool_size(config: Settings) -> tuple[int, int]:
+    """Database connections per process: a prefork child runs one task at a time; a thread pool
+    (the sync and push workers, docs/worker.md#pools) runs ``io_concurrency`` at once."""
+    threads = config.worker.io_concurrency if os.environ.get(POOL_ENV) == "threads" else 1
+    return max(2, threads), 4
+
+
 def current() -> Worker:
-    """This process's resources, built on first use (after the fork)."""
+    """This process's resources, built once on first use (after the fork). Thread-safe: under a
+    thread pool every thread shares the one ``Worker`` (an SQLAlchemy engine and its pool, the
+    Celery app's producer pool and the settings are made for that; nothing else is kept)."""
     global _current
     if _current is None:
-        from worker.app import celery_app
+        with _building:
+            if _current is None:
+                from worker.app import celery_app
 
-        config = settings()
-        store = Store.from_url(config.resolved_database_url(), pool_size=2, max_overflow=4)
-        tasks = CeleryTaskQueue(celery_app.conf.broker_url, app=celery_app)
-        _current = Worker(config, store, tasks, outbox_handlers(config))
+                config = settings()
+                size, overflow = _pool_size(config)
+                store = Store.from_url(config.resolved_database_url(), pool_size=size, max_overflow=overflow)
+                tasks = CeleryTaskQueue(celery_app.conf.broker_url, app=celery_app)
+                _current = Worker(config, store, tasks, outbox_handlers(config))
     _current.tasks.enabled = _sending
     return _current
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from booking_engine.connections import (
     ConnectionStatus,
     Provider,
     VerifiedAccount,
+    is_syncable,
     same_calendar,
 )
 from booking_engine.errors import (
@@ -50,6 +52,7 @@ from booking_engine.store.repositories import connections as connection_rows
 from booking_engine.store.repositories import outbox as outbox_rows
 from booking_engine.store.repositories import users as user_rows
 from booking_engine.sync_progress import progress_of
+from booking_engine.sync_schedule import SyncSchedule
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,9 @@ def _from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
         sync_progress=progress_of(row, utcnow()),
         sync_requested_at=row["sync_requested_at"],
         last_reconciled_at=row["last_reconciled_at"],
+        next_sync_at=row["next_sync_at"],
+        sync_failures=int(row["sync_failures"] or 0),
+        sync_resume_from=row["sync_resume_from"],
     )
 
 
@@ -115,7 +121,7 @@ def _insert(
     connection_rows.insert_connection(
         conn, id=connection_id, expert_id=expert_id, provider=str(provider), status=str(ConnectionStatus.ACTIVE),
         account=account, credentials=credentials, config=config, created_at=moment, updated_at=moment,
-        sync_requested_at=moment,
+        sync_requested_at=moment, next_sync_at=moment,
     )
     return connection_id
 
@@ -254,7 +260,7 @@ def _store_oauth(
                 conn, connection_id, credentials=verified.credentials,
                 config={**dict(row["config"] or {}), "calendars": known},
                 status=str(ConnectionStatus.ACTIVE), last_error=None, last_synced_at=moment, updated_at=moment,
-                sync_requested_at=row["sync_requested_at"] or moment,
+                sync_requested_at=row["sync_requested_at"] or moment, next_sync_at=moment, sync_failures=0,
             )
             log.info("%s connection re-authorised", provider, extra={"connection_id": connection_id,
                                                                      "was": row["status"]})
@@ -361,7 +367,7 @@ def disconnect(store: Store, actor: str, connection_id: str, now: datetime | Non
     with store.write() as conn:
         row = _owned(connection_rows.get(conn, connection_id, for_update=True), actor)
         connection_rows.update_connection(conn, connection_id, status=str(ConnectionStatus.DISCONNECTED),
-                                          updated_at=moment)
+                                          updated_at=moment, next_sync_at=None)
         sync_rows.drop_connection(conn, connection_id)
         outbox_rows.add_events(
             conn,
@@ -439,7 +445,8 @@ def _choose(
         values: dict[str, Any] = {"config": config, "updated_at": moment}
         queue_sync = changed and row["sync_requested_at"] is None
         if changed:
-            values["sync_requested_at"] = row["sync_requested_at"] or moment
+            values.update(sync_requested_at=row["sync_requested_at"] or moment, next_sync_at=moment,
+                          sync_resume_from=None)
         connection_rows.update_connection(conn, connection_id, **values)
         if choice.busy != current.choice.busy:
             # Every calendar with blocks or a cursor that is not busy now (an old connection's
@@ -494,6 +501,8 @@ def set_status(
                                   "updated_at": moment}
         if status == ConnectionStatus.ACTIVE:
             values["last_synced_at"] = moment
+        if status == ConnectionStatus.REAUTH_REQUIRED:
+            values["next_sync_at"] = None  # waits for the expert to reconnect
         connection_rows.update_connection(conn, connection_id, **values)
         entered_reauth = row["status"] != ConnectionStatus.REAUTH_REQUIRED
         if status == ConnectionStatus.REAUTH_REQUIRED and entered_reauth:
@@ -509,7 +518,10 @@ def set_status(
 
 
 def request_sync(store: Store, actor: str | None, connection_id: str, now: datetime | None = None) -> bool:
-    """Note that a sync is wanted (API ``POST .../sync``, a Google notification).
+    """Note that a sync is wanted (API ``POST .../sync``, a Google or Microsoft notification): the
+    connection is due at once (``next_sync_at``), and ``sync_requested_at`` remembers the request
+    until a sync takes its lease, so that a request arriving during a sync makes the connection
+    due again right after it (docs/sync.md#scheduling).
 
     Returns False when one was already requested and not yet started: the caller need not
     queue another task, which coalesces bursts of notifications into one sync.
@@ -518,7 +530,10 @@ def request_sync(store: Store, actor: str | None, connection_id: str, now: datet
     with store.write() as conn:
         row = _owned(connection_rows.get(conn, connection_id, for_update=True), actor)
         already = row["sync_requested_at"] is not None
-        connection_rows.update_connection(conn, connection_id, sync_requested_at=row["sync_requested_at"] or moment)
+        values: dict[str, Any] = {"sync_requested_at": row["sync_requested_at"] or moment}
+        if is_syncable(row["status"]) and (row["next_sync_at"] is None or row["next_sync_at"] > moment):
+            values["next_sync_at"] = moment
+        connection_rows.update_connection(conn, connection_id, **values)
     return not already
 
 
@@ -537,15 +552,92 @@ def release_sync_lease(store: Store, connection_id: str, reconciled: bool = Fals
         connection_rows.update_connection(conn, connection_id, **values)
 
 
-def due_for_sync(
-    store: Store, interval: timedelta, providers: Sequence[str] = PROVIDERS, now: datetime | None = None,
-    limit: int = 500,
-) -> list[str]:
-    """Connections to sync now: requested, never synced, or last synced more than ``interval`` ago.
+# -- the sync schedule (docs/sync.md#scheduling, decision 0023) ----------------------------------
 
-    Connections in ``reauth_required`` wait for the expert; ``error`` ones are retried.
+
+@dataclass(frozen=True, slots=True)
+class SyncClaim:
+    """A claimed due connection: its sync lease runs until ``lease_until``, which is also the token
+    the sync task shows to take the lease over (``adopt_sync_lease``)."""
+
+    connection_id: str
+    lease_until: datetime
+
+
+def claim_due_syncs(
+    store: Store, limit: int, lease: timedelta, *, connection_id: str | None = None, now: datetime | None = None,
+) -> list[SyncClaim]:
+    """Claim up to ``limit`` due connections (or just ``connection_id``, if it is due), most overdue
+    first, for a sync each: one statement takes their lease and pushes their due time to its end.
+
+    Two claimers never get the same connection (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
+    single writer on SQLite, and the lease in the WHERE either way); a claimed connection whose
+    message is lost is due and claimable again when the lease ends.
     """
     moment = now_or(now)
+    until = moment + lease
+    with store.write() as conn:
+        ids = connection_rows.claim_due(conn, [str(s) for s in SYNCABLE], moment, until, limit, only=connection_id)
+    return [SyncClaim(i, until) for i in ids]
+
+
+def give_back_claim(store: Store, claim: SyncClaim, now: datetime | None = None) -> None:
+    """A claim whose message could not be sent: due again at once, the lease freed (if still its own)."""
+    with store.write() as conn:
+        connection_rows.give_back_claim(conn, claim.connection_id, claim.lease_until, now_or(now))
+
+
+def syncs_in_flight(store: Store, now: datetime | None = None) -> int:
+    """Connections whose sync is queued or running: the dispatcher keeps this under its cap."""
     with store.read() as conn:
-        return connection_rows.due_for_sync(conn, [str(s) for s in SYNCABLE], [str(p) for p in providers],
-                                            moment - interval, limit)
+        return connection_rows.leased_count(conn, now_or(now))
+
+
+def adopt_sync_lease(store: Store, connection_id: str, token: datetime, ttl: timedelta,
+                     now: datetime | None = None) -> bool:
+    """The sync of a claim takes the lease over: only the claim's own message wins (a claim that ran
+    out and was claimed again has a new token); renewed for ``ttl`` from now."""
+    moment = now_or(now)
+    with store.write() as conn:
+        return connection_rows.adopt_sync_lease(conn, connection_id, token, ttl, moment)
+
+
+def schedule_next_sync(
+    store: Store, connection_id: str, schedule: SyncSchedule, *, failed: bool = False, resume_from: int | None = None,
+    now: datetime | None = None,
+) -> datetime | None:
+    """After a sync (before its lease is released): when the connection is due next.
+
+    A good sync: after its provider's interval, with jitter, and the failure count reset. A
+    failed one: after the backoff of its failures in a row. One stopped by its time budget
+    (``resume_from``, the calendar to continue at): due at once, behind every connection already
+    overdue. A sync requested while this one ran (``sync_requested_at``, cleared when the lease
+    was taken): due at once. ``reauth_required`` and disconnected connections are not due.
+    """
+    moment = now_or(now)
+    with store.write() as conn:
+        row = connection_rows.get(conn, connection_id, for_update=True)
+        if row is None:
+            return None
+        values: dict[str, Any] = {"sync_resume_from": resume_from}
+        if not is_syncable(row["status"]):
+            values["next_sync_at"] = None
+        elif resume_from is not None:
+            values["next_sync_at"] = moment
+        elif failed:
+            failures = int(row["sync_failures"] or 0) + 1
+            values.update(sync_failures=failures, next_sync_at=schedule.after_failure(failures, moment))
+        else:
+            values.update(sync_failures=0, next_sync_at=schedule.after_success(row["provider"], moment))
+        if row["sync_requested_at"] is not None and values["next_sync_at"] is not None:
+            values["next_sync_at"] = min(values["next_sync_at"], moment)
+        connection_rows.update_connection(conn, connection_id, **values)
+    log.debug("calendar sync scheduled", extra={"connection_id": connection_id, "next_sync_at": values["next_sync_at"],
+                                                "failed": failed, "resume_from": resume_from})
+    return values["next_sync_at"]  # type: ignore[no-any-return]
+
+
+def due_connections(store: Store, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Connections due and not leased, most overdue first (what the dispatcher would claim)."""
+    with store.read() as conn:
+        return connection_rows.due_ids(conn, [str(s) for s in SYNCABLE], now_or(now), limit)

@@ -204,7 +204,15 @@ calendar_connections = Table(
     Column("sync_items", Integer),
     Column("sync_started_at", UTCDateTime()),
     Column("sync_progress_at", UTCDateTime()),
+    # When the connection is due for its next sync (migration 0014; docs/sync.md#scheduling): NULL
+    # while it waits for the expert (reauth_required) or is disconnected. ``sync_failures`` counts
+    # the failed syncs in a row (the backoff); ``sync_resume_from`` is the calendar a sync stopped
+    # by its time budget continues at.
+    Column("next_sync_at", UTCDateTime()),
+    Column("sync_failures", Integer, nullable=False, server_default=text("0")),
+    Column("sync_resume_from", Integer),
     Index("ix_calendar_connections_expert", "expert_id"),
+    Index("ix_calendar_connections_due", "next_sync_at"),
 )
 
 calendar_sync_state = Table(

@@ -36,6 +36,8 @@ outbox_handler_runs = Table(
     Column("last_error", Text),
     Column("done_at", UTCDateTime()),
     PrimaryKeyConstraint("event_id", "handler", name="pk_outbox_handler_runs"),
+    # The calendar-push drain claims its due runs by handler and due time (0014; docs/worker.md#outbox).
+    Index("ix_outbox_handler_runs_due", "handler", "status", "next_attempt_at"),
 )
 
 # One row per running worker (0004), refreshed every few seconds by its main process.

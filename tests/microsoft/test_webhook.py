@@ -131,13 +131,9 @@ def test_disconnect_deletes_the_subscriptions(
     assert subscriptions(store, connected["id"], live=True) == []
 
 
-def test_the_backstop_poll_covers_lost_notifications(connected: dict[str, Any], queue: RecordingQueue,
-                                                     store: Store) -> None:
-    from booking_engine.store.tables import calendar_connections
-    from worker.tasks.sync import BACKSTOP_INTERVAL_SECONDS, queue_due_syncs
+def test_the_backstop_poll_covers_lost_notifications(connected: dict[str, Any], store: Store) -> None:
+    from booking_engine.services import connections as connection_service
 
-    assert queue_due_syncs(store, queue) == 0  # just synced
-    long_ago = utcnow() - timedelta(seconds=BACKSTOP_INTERVAL_SECONDS + 60)
-    with store.write() as conn:
-        conn.execute(update(calendar_connections).values(last_synced_at=long_ago, sync_requested_at=None))
-    assert queue_due_syncs(store, queue) == 1 and queue.requested == [connected["id"]]
+    # Just synced: due again at the backstop (6 h, shortened by up to 20% jitter), not before.
+    assert connected["id"] not in connection_service.due_connections(store, now=utcnow() + timedelta(hours=4))
+    assert connected["id"] in connection_service.due_connections(store, now=utcnow() + timedelta(hours=6, minutes=1))

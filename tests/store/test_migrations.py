@@ -9,7 +9,7 @@ import uuid
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from booking_engine.store.migrate import downgrade, upgrade
 from booking_engine.store.schema import metadata
@@ -124,5 +124,61 @@ def test_feed_calendar_ids_rewritten_postgresql(pg_url: str) -> None:
     name, url = _fresh_pg()
     try:
         _feed_rows_rewritten(url)
+    finally:
+        _drop_pg(name)
+
+
+def _check_0014(url: str) -> None:
+    """0014 gives existing connections a spread due time (none to those waiting for the expert), and
+    its downgrade takes the columns away again."""
+    from datetime import UTC, datetime, timedelta
+
+    from booking_engine.store.tables import calendar_connections as cc
+
+    upgrade(url, "0013")
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    try:
+        from booking_engine.store.db import Store
+        from booking_engine.store.tables import users
+
+        store = Store.from_url(url)
+        with store.write() as conn:
+            conn.execute(users.insert().values(id="e", created_at=now, updated_at=now))
+        rows = [("new", "caldav", "active", None), ("fresh", "caldav", "active", now - timedelta(seconds=10)),
+                ("stale", "ics", "error", now - timedelta(days=1)), ("google", "google", "active", now),
+                ("waiting", "caldav", "reauth_required", now)]
+        with store.write() as conn:
+            for cid, provider, status, synced in rows:
+                conn.execute(cc.insert().values(id=cid, expert_id="e", provider=provider, status=status,
+                                                config={}, created_at=now, updated_at=now, last_synced_at=synced))
+        store.dispose()
+        upgrade(url, "0014")
+        store = Store.from_url(url)
+        with store.read() as conn:
+            due = {r.id: r.next_sync_at for r in conn.execute(select(cc.c.id, cc.c.next_sync_at))}
+        store.dispose()
+        assert due["new"] is not None and due["new"] <= datetime.now(UTC)
+        assert now + timedelta(seconds=200) < due["fresh"] <= now + timedelta(seconds=300)
+        assert now < due["stale"] <= datetime.now(UTC) + timedelta(seconds=300)  # overdue: spread ahead
+        assert due["google"] > now + timedelta(hours=4)
+        assert due["waiting"] is None
+        downgrade(url, "0013")
+        columns = {c["name"] for c in inspect(engine).get_columns("calendar_connections")}
+        assert "next_sync_at" not in columns and "sync_failures" not in columns
+        upgrade(url)
+    finally:
+        engine.dispose()
+
+
+def test_0014_sync_schedule_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _check_0014(f"sqlite:///{tmp_path / 'm14.sqlite'}")
+
+
+def test_0014_sync_schedule_postgresql(pg_url: str) -> None:
+    del pg_url
+    name, url = _fresh_pg()
+    try:
+        _check_0014(url)
     finally:
         _drop_pg(name)

@@ -123,6 +123,9 @@ FAST_KNOBS = {
     "CALBOOK_WORKER_OUTBOX_LEASE_SECONDS": "5",
     "CALBOOK_WORKER_WEBHOOK_LEASE_SECONDS": "5",
     "CALBOOK_WORKER_STARTING_INTERVAL_SECONDS": "3600",
+    # The sync dispatcher's tick and a failed connection's first backoff, shortened likewise.
+    "CALBOOK_WORKER_SYNC_DISPATCH_INTERVAL_SECONDS": "0.5",
+    "CALBOOK_WORKER_SYNC_RETRY_BASE_SECONDS": "0.2",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,8 @@ def test_connect_sync_list_disconnect(
     assert created["destinationCalendar"] in created["busyCalendars"]
     assert response.headers["Location"] == f"{BASE}/{created['id']}"
     queued = queued_tasks(api_settings)
-    assert [m["headers"]["task"] for m in queued] == ["calbook.sync.connection"]
+    # The dispatcher claims it, then queues its sync.
+    assert [m["headers"]["task"] for m in queued] == ["calbook.sync.dispatch"]
     assert created["id"] in json.dumps(queued)
 
     # A calendar URL with a chosen busy set and destination.
@@ -213,7 +214,7 @@ def test_broker_down_does_not_fail_the_request(
         assert response.status_code == 201, response.text
         connection_id = response.json()["id"]
         assert client.post(f"{BASE}/{connection_id}/sync", headers=auth(EXPERT)).status_code == 202
-    assert connection_id in connections.due_for_sync(store, timedelta(minutes=5))  # the periodic sync's job
+    assert connection_id in connections.due_connections(store)  # the dispatcher's tick claims it
 
 
 def test_ics_feed(

@@ -151,11 +151,12 @@ def test_server_failures_set_the_status_and_keep_the_blocks(
     if expected == "reauth_required":
         assert outbox_types(store).count("connection.reauth_required") == 1
         assert wiring.sync_connection(store, connection_id, Settings()).status == "skipped"  # waits for the expert
-        assert connection_id not in connections.due_for_sync(store, timedelta(0))
+        assert connection_id not in connections.due_connections(store, now=utcnow() + timedelta(days=1))
     else:
         proxy.faults.clear()  # the retry succeeds and picks up what changed meanwhile
-        later = utcnow() + timedelta(minutes=6)  # if the task's retries run out, the periodic sync retries
-        assert connection_id in connections.due_for_sync(store, timedelta(minutes=5), now=later)
+        # The connection backs off: not due at once, due again within the first backoff (60 s at most).
+        assert connection_id not in connections.due_connections(store)
+        assert connection_id in connections.due_connections(store, now=utcnow() + timedelta(seconds=61))
         assert wiring.sync_connection(store, connection_id, Settings()).status == "active"
         assert _status(store, connection_id) == ("active", None)
         assert spans(store, connection_id) == [*before, (day(2, 13), day(2, 14))]
@@ -218,4 +219,4 @@ def test_disconnect_drops_blocks_at_once_and_sync_stops(
     assert blocks(store) == []
     assert wiring.sync_connection(store, connection_id, Settings()).status in ("skipped", "locked")
     assert blocks(store) == []
-    assert connection_id not in connections.due_for_sync(store, timedelta(0))
+    assert connection_id not in connections.due_connections(store, now=utcnow() + timedelta(days=1))

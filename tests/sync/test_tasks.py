@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from booking_engine.model import AvailabilitySettings
@@ -16,6 +15,7 @@ from connectors.base import AuthError, PermanentError, TransientError
 from tests.support.sync import EXPERT, connect
 from worker import outbox as outbox_module
 from worker import wiring
+from worker.calendar.dispatch import dispatch_due_syncs
 from worker.outbox import OutboxEvent
 from worker.tasks import sync as sync_tasks
 
@@ -26,42 +26,43 @@ def handle(store: Store, event: OutboxEvent) -> outbox_module.Outcome:
     return outbox_module.handle(store, event, wiring.outbox_handlers(settings), settings=settings)
 
 
-def test_due_connections_are_queued_with_jitter(
-    store: Store, expert: AvailabilitySettings, calendar_url: str, monkeypatch: pytest.MonkeyPatch
+def test_due_connections_are_claimed_once(
+    store: Store, expert: AvailabilitySettings, calendar_url: str,
 ) -> None:
     fresh = connect(store, calendar_url)
     synced = connect(store, calendar_url)
     wiring.sync_connection(store, synced, Settings())
     waiting = connect(store, calendar_url)
     connections.set_status(store, waiting, "reauth_required", "401")
-    queued: list[tuple[str, float]] = []
+    sent: list[connections.SyncClaim] = []
 
     class Recording:
-        def sync(self, connection_id: str, countdown: float = 0) -> None:
-            queued.append((connection_id, countdown))
+        def sync_claimed(self, claim: connections.SyncClaim) -> bool:
+            sent.append(claim)
+            return True
 
-    tasks: Any = Recording()
-    assert sync_tasks.queue_due_syncs(store, tasks) == 1
-    assert [cid for cid, _ in queued] == [fresh]
-    assert all(0 <= countdown <= sync_tasks.PERIODIC_JITTER_SECONDS for _, countdown in queued)
+    knobs = Settings().worker
+    assert dispatch_due_syncs(store, Recording(), knobs) == 1
+    assert [c.connection_id for c in sent] == [fresh]
+    assert dispatch_due_syncs(store, Recording(), knobs) == 0  # claimed: not queued twice
 
-    queued.clear()
     assert connections.request_sync(store, EXPERT, synced) is True
     assert connections.request_sync(store, EXPERT, synced) is False  # coalesced
-    sync_tasks.queue_due_syncs(store, tasks)
-    assert sorted(cid for cid, _ in queued) == sorted([fresh, synced])
+    assert dispatch_due_syncs(store, Recording(), knobs, connection_id=synced) == 1
+    assert [c.connection_id for c in sent] == [fresh, synced]
 
 
-def test_periodic_sync_is_on_the_beat_schedule() -> None:
+def test_periodic_sync_is_the_dispatcher_on_the_beat_schedule() -> None:
     entry = wiring.beat_schedule(Settings())["calendar-sync"]
-    assert entry["task"] == "calbook.sync.due_connections" and entry["schedule"] == 300
+    assert entry["task"] == "calbook.sync.dispatch" and entry["schedule"] == 30
 
 
-def test_only_transient_errors_are_retried() -> None:
+def test_provider_errors_are_not_retried_by_celery() -> None:
+    """The connection's own backoff is the retry of a provider error (docs/sync.md#scheduling)."""
     task: Any = sync_tasks.sync_connection
-    assert TransientError in task.autoretry_for
+    assert not any(issubclass(TransientError, e) for e in task.autoretry_for)
     assert not any(issubclass(AuthError, e) or issubclass(PermanentError, e) for e in task.autoretry_for)
-    assert task.retry_backoff and task.retry_jitter and task.max_retries
+    assert task.retry_backoff and task.retry_jitter and task.max_retries  # infrastructure trouble only
     assert task.acks_late
 
 

@@ -11,9 +11,10 @@ and timed by provider and result (``worker.metrics``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from booking_engine.clock import utcnow
@@ -53,18 +54,37 @@ AfterSync = Callable[[Store, CalendarConnection, Settings], object]
 """What a provider does after a successful sync (Google: reconcile its watch channels); ``worker.wiring``."""
 
 
+def _take_lease(store: Store, connection_id: str, lease_token: datetime | None, now: datetime) -> bool:
+    if lease_token is not None:  # the dispatcher's claim took the lease for this message
+        return connection_service.adopt_sync_lease(store, connection_id, lease_token, SYNC_LEASE, now=now)
+    return connection_service.acquire_sync_lease(store, connection_id, SYNC_LEASE, now=now)
+
+
 def sync_connection(
     store: Store, connection_id: str, *, settings: Settings, after_sync: AfterSync | None = None,
-    force_reconcile: bool = False,
+    force_reconcile: bool = False, lease_token: datetime | None = None,
 ) -> SyncOutcome:
-    """Pull every busy calendar of the connection; raise ``TransientError`` for a retry."""
+    """Pull the busy calendars of the connection, within its time budget; schedule its next sync.
+
+    ``lease_token`` is the end of the lease a dispatcher's claim took (``calbook.sync.connection``
+    messages carry it): the sync runs only if that claim still holds. Without it (``calbook
+    demo``, tests, an old message) the sync takes the lease itself, as before.
+
+    Fair share (docs/sync.md#scheduling): after each calendar, a sync that has run longer than
+    ``CALBOOK_WORKER_SYNC_BUDGET_SECONDS`` stops (``partial``); every calendar done is saved
+    with its cursor already, and the connection is due again at once, behind those already
+    waiting, to continue at the next calendar. A ``TransientError`` is raised after it is
+    recorded (status ``error``, the connection's backoff): the caller decides whether to retry.
+    """
     now = utcnow()
-    if not connection_service.acquire_sync_lease(store, connection_id, SYNC_LEASE, now=now):
-        log.info("sync already running, skipped", extra={"connection_id": connection_id})
+    if not _take_lease(store, connection_id, lease_token, now):
+        log.info("sync already running or claimed again, skipped", extra={"connection_id": connection_id})
         return SyncOutcome("locked")
     reconciled = False
     tracker: ProgressTracker | None = None
     result = "failed"  # what the metrics count if an unexpected error escapes
+    resume_from: int | None = None
+    budget_ends = time.monotonic() + settings.worker.sync_budget_seconds
     try:
         connection = connection_service.load_for_sync(store, connection_id)
         if connection is None or not connection.syncable:
@@ -80,7 +100,14 @@ def sync_connection(
             calendars = connection.busy_calendars or [c.id for c in provider.list_calendars()]
             horizon = now + timedelta(days=settings.sync_horizon_days)
             window_start = now - timedelta(days=1)
+            first = connection.sync_resume_from or 0
+            first = first if first < len(calendars) else 0
             for index, calendar_id in enumerate(calendars):
+                if index < first:
+                    continue  # done by the budget-stopped sync this one continues
+                if index > first and time.monotonic() > budget_ends:
+                    resume_from = index
+                    break
                 tracker.step(SyncPhase.FETCHING, index, len(calendars), outcome.blocks)
                 cursor = calendar_sync.get_cursor(store, connection_id, calendar_id)
                 if reconcile and cursor and reconciler is not None:
@@ -94,8 +121,8 @@ def sync_connection(
                 )
                 outcome.warnings.extend(pulled.warnings)
                 outcome.calendars += 1
-            reconciled = reconcile
-            result = "active"
+            reconciled = reconcile and resume_from is None
+            result = "active" if resume_from is None else "partial"
     except AuthError as exc:
         connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, str(exc))
         log.warning("calendar credentials refused", extra={"connection_id": connection_id})
@@ -113,7 +140,16 @@ def sync_connection(
     finally:
         if tracker is not None:
             observe_sync(tracker.provider, result, tracker.end())
+        connection_service.schedule_next_sync(store, connection_id, settings.worker.sync_schedule(),
+                                              failed=result not in ("active", "partial"), resume_from=resume_from)
         connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
+    if resume_from is not None:
+        outcome.status = "partial"
+        outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
+        log.info("calendar sync stopped by its time budget, continues next", extra={
+            "connection_id": connection_id, "calendars": outcome.calendars, "resume_from": resume_from,
+            "of": len(calendars)})
+        return outcome
     connection_service.set_status(store, connection_id, ConnectionStatus.ACTIVE)
     outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
     outcome.backfilled = push.backfill(store, connection_id, settings=settings)

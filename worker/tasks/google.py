@@ -1,8 +1,8 @@
 """Google tasks: webhook-triggered sync, watch and hourly channel renewal.
 
-* ``calbook.google.sync`` - an incremental sync queued by a push notification. When another
-  sync holds the connection's lease, it retries shortly instead of dropping the change (the
-  running sync may have read the calendar before the change happened).
+* ``calbook.google.sync`` - kept for messages queued before the sync dispatcher: an incremental
+  sync after a notification. Notifications now make the connection due and kick the dispatcher
+  (docs/sync.md#scheduling); a request arriving during a sync makes it due again when it ends.
 * ``calbook.google.watch`` - open or renew the change notifications of one connection (its
   provider's ``watch`` row in ``worker.wiring.PROVIDERS``: Google channels, Microsoft subscriptions).
 * ``calbook.google.renew_channels`` - hourly: queue ``watch`` for every connection with a
