@@ -2,7 +2,7 @@
 
 * ``limits`` - the value types: a GCRA ``Rate``, a ``Bucket`` per hashed key, ``Slots`` for a
   concurrency limit, the ``RequestPlan`` of one request;
-* ``limiter`` - ``RateLimiter``: waits a bounded time, else ``TransientError`` with ``retry_after``;
+* ``limiter`` - ``RateLimiter``: waits a bounded time, else ``RateLimited`` (a ``TransientError``) with ``retry_after``;
   falls back to the process's own limits when the shared store is down;
 * ``redis_store``, ``database_store``, ``memory_store`` - where the buckets live;
 * ``gate`` - ``RequestGate``, what each connector's HTTP choke point holds;

@@ -2,10 +2,10 @@
 
 A request that would wait longer than its bound (``CALBOOK_RATE_LIMIT_MAX_WAIT_SECONDS`` in the
 worker, a shorter one while a person waits) is not held: it fails with the connectors'
-``TransientError`` carrying a ``retry_after``, and the retry that already handles a provider's
-429 takes over (the provider's own short retries, then the task's; decision 0022). A provider's
-own 429 or 503 with ``Retry-After`` pauses the key in the shared store, so every worker backs off,
-not only the one that was told.
+``RateLimited``, a ``TransientError`` carrying a ``retry_after``, and the retry that already
+handles a provider's 429 takes over (the provider's own short retries, then the task's; decision
+0022). A provider's own 429 or 503 with ``Retry-After`` pauses the key in the shared store, so
+every worker backs off, not only the one that was told.
 
 When the shared store does not answer (Redis or the database down, a database not migrated yet),
 the limiter keeps limiting inside its own process (``MemoryStore``) and tries the shared store
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
-from connectors.base import TransientError
+from connectors.base import RateLimited
 from connectors.rate_limits.limits import Bucket, RequestPlan, Slots, StoreDown
 from connectors.rate_limits.memory_store import MemoryStore
 
@@ -117,7 +117,7 @@ class RateLimiter:
     def acquire(self, plan: RequestPlan, *, max_wait: float, connection_id: str | None = None) -> Iterator[None]:
         """Hold a slot (if the plan has slots) and one token of each bucket for one request.
 
-        Waits at most ``max_wait`` seconds in all; raises ``TransientError`` with ``retry_after``
+        Waits at most ``max_wait`` seconds in all; raises ``RateLimited`` (a ``TransientError``) with ``retry_after``
         when the wait would be longer.
         """
         deadline = self._clock() + max_wait
@@ -158,7 +158,7 @@ class RateLimiter:
     def _give_up(self, plan: RequestPlan, connection_id: str | None, retry_after: float, why: str) -> None:
         log.info("rate limit: %s, retry in %.1fs", why, retry_after,
                  extra={"connection_id": connection_id, "rate_limit_key": plan.label})
-        raise TransientError(f"calbook's rate limit towards the provider: {why}", retry_after=round(retry_after, 3))
+        raise RateLimited(f"calbook's rate limit towards the provider: {why}", retry_after=round(retry_after, 3))
 
     def pause(self, plan: RequestPlan, seconds: float, connection_id: str | None = None) -> None:
         """The provider asked every client to wait ``seconds`` before asking about this key again."""

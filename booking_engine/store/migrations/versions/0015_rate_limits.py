@@ -5,7 +5,7 @@ integer microseconds. ``rate_limit_leases``: requests in flight where a provider
 concurrency (Microsoft Graph: 4 per mailbox).
 
 Revision ID: 0015
-Revises: 0013 (the lead re-chains it after 0014 when both are merged)
+Revises: 0014
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
