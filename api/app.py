@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.answer_cache import AnswerCache
 from api.auth import TokenVerifier
 from api.body_limit import BodyLimitMiddleware
 from api.connect_limit import ConnectLimiter
@@ -24,6 +25,7 @@ from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.problems import CatchAllMiddleware, install_problem_handlers
 from api.routes import ROUTERS
+from api.versions import VersionReads
 from api.web import install as install_pages
 from booking_engine.ports import TaskQueue
 from booking_engine.store.db import Store
@@ -49,6 +51,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.versions.close()
         if owns_store:
             active_store.dispose()
 
@@ -62,6 +65,8 @@ def create_app(
     app.state.store = active_store
     app.state.adapters = build_adapters(settings, tasks=tasks)
     app.state.verifier = TokenVerifier(settings)
+    app.state.answers = AnswerCache(settings.answer_cache_entries)
+    app.state.versions = VersionReads(active_store)
     app.state.connect_limiter = ConnectLimiter(settings.connect_max_concurrent_per_user,
                                                settings.connect_retry_after_seconds)
     for router in ROUTERS:

@@ -15,6 +15,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.answer_cache import AnswerCache
+from api.versions import VersionReads
 from booking_engine.ports import CalendarAccounts, TaskQueue
 from booking_engine.services import connections
 from booking_engine.services.bookings import ExternalCheck
@@ -54,6 +56,14 @@ async def get_accounts(request: Request) -> CalendarAccounts:
     return chosen if chosen is not None else ProviderAccounts(request.app.state.settings)
 
 
+async def get_answers(request: Request) -> AnswerCache:
+    return request.app.state.answers  # type: ignore[no-any-return]
+
+
+async def get_versions(request: Request) -> VersionReads:
+    return request.app.state.versions  # type: ignore[no-any-return]
+
+
 async def get_tasks(request: Request) -> TaskQueue:
     return request.app.state.adapters.tasks  # type: ignore[no-any-return]
 
@@ -76,5 +86,7 @@ async def get_external_check(request: Request) -> ExternalCheck | None:
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AccountsDep = Annotated[CalendarAccounts, Depends(get_accounts)]
+AnswersDep = Annotated[AnswerCache, Depends(get_answers)]
+VersionsDep = Annotated[VersionReads, Depends(get_versions)]
 TasksDep = Annotated[TaskQueue, Depends(get_tasks)]
 ExternalCheckDep = Annotated[ExternalCheck | None, Depends(get_external_check)]

@@ -233,6 +233,9 @@ class Settings(BaseSettings):
 
     sync_horizon_days: int = 180
     request_max_body_bytes: int = 1_000_000
+    answer_cache_entries: int = Field(
+        default=4096, ge=0,
+        description="ready slot and month answers kept per API process under their ETag (0: off; api/answer_cache.py)")
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_token: str | None = Field(default=None, description="bearer token /metrics requires (unset: open)")

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
+from api import conditional
 from api.deps import get_accounts, get_external_check, get_tasks
 from api.ics import booking_to_ics
 from api.routes.google import OAUTH_RETURN_COOKIE as RETURN_COOKIE
@@ -48,6 +49,7 @@ from booking_engine.model import WEEKDAYS, BookingStatus, BookingType
 from booking_engine.services import availability, booking_requests, bookings, calendar_feeds, connections, users
 from booking_engine.store.db import Store
 from booking_engine.timeutil import iana_names, iso_z, zone
+from config.version import VERSION
 from connectors.url_policy import UnsafeURL
 
 log = logging.getLogger("api.web")
@@ -227,6 +229,22 @@ def experts_page(request: Request, cursor: str | None = None) -> Response:
     return Page(request, viewer).response("experts.html", experts=items, next_cursor=next_cursor)
 
 
+def revalidate(request: Request, page: Page, expert_id: str) -> tuple[str | None, datetime, Response | None]:
+    """The ETag of a month or day page, the minute it is computed for, and a 304 when the browser's
+    copy is current. The tag names what the page shows: the expert's version, the address, the
+    viewer and their session (the forms carry its CSRF token), their timezone, the minute
+    (api/conditional.py) and the release (templates change with it)."""
+    moment = conditional.answer_time()
+    version = conditional.read_version(_store(request), expert_id)
+    if version is None or page.viewer is None:
+        return None, moment, None
+    tag = conditional.make_etag(version, "page", VERSION, request.url.path, request.url.query, page.viewer.user_id,
+                                page.viewer.csrf, page.tz_name, request.cookies.get(TZ_COOKIE) is not None, moment)
+    if conditional.none_match(request.headers.get("if-none-match"), tag):
+        return tag, moment, Response(status_code=304, headers=page_headers(tag))
+    return tag, moment, None
+
+
 def _month_weeks(year: int, month: int) -> list[list[date | None]]:
     weeks = month_calendar.Calendar(firstweekday=0).monthdatescalendar(year, month)
     return [[d if d.month == month else None for d in week] for week in weeks]
@@ -238,6 +256,9 @@ def month_page(request: Request, expert_id: str, month: str | None = None) -> Re
     page = Page(request, viewer)
     store = _store(request)
     expert = users.get_expert(store, expert_id)
+    tag, moment, unchanged = revalidate(request, page, expert_id)
+    if unchanged is not None:
+        return unchanged
     if month:
         try:
             year, number = (int(part) for part in month.split("-", 1))
@@ -245,12 +266,13 @@ def month_page(request: Request, expert_id: str, month: str | None = None) -> Re
             raise ValidationError("month must be YYYY-MM", field="month") from exc
     else:
         year, number = page.today.year, page.today.month
-    days = dict(availability.get_month(store, expert_id, year, number, page.tz_name, asked_by=viewer.user_id))
+    days = dict(availability.get_month(store, expert_id, year, number, page.tz_name, now=moment,
+                                       asked_by=viewer.user_id))
     first = date(year, number, 1)
     previous = (first - timedelta(days=1)).strftime("%Y-%m")
     following = (first + timedelta(days=32)).strftime("%Y-%m")
-    return page.response("month.html", expert=expert, days=days, weeks=_month_weeks(year, number), first=first,
-                         previous=previous, following=following, day_names=list(DAY_NAMES.values()))
+    return page.response("month.html", etag=tag, expert=expert, days=days, weeks=_month_weeks(year, number),
+                         first=first, previous=previous, following=following, day_names=list(DAY_NAMES.values()))
 
 
 def _groups(slots: list[engine.Slot], page: Page) -> list[tuple[str, list[engine.Slot]]]:
@@ -263,11 +285,15 @@ def _groups(slots: list[engine.Slot], page: Page) -> list[tuple[str, list[engine
 
 def _day_response(
     request: Request, viewer: Viewer, expert_id: str, day: date, duration: int | None, reschedule: str | None,
-    *, message: str | None = None, status_code: int = 200,
+    *, message: str | None = None, status_code: int = 200, revalidating: bool = False,
 ) -> Response:
+    """``revalidating``: a plain GET of the page, which may be a 304 (``revalidate``)."""
     page = Page(request, viewer)
     store = _store(request)
     expert = users.get_expert(store, expert_id)
+    tag, moment, unchanged = revalidate(request, page, expert_id) if revalidating else (None, utcnow(), None)
+    if unchanged is not None:
+        return unchanged
     settings = availability.get_availability(store, expert_id, asked_by=viewer.user_id)
     moving = None
     if reschedule:
@@ -276,10 +302,10 @@ def _day_response(
     low = engine.minimum_duration(settings)
     durations = list(range(low, settings.max_duration + 1, 15))
     chosen = duration if duration is not None else low
-    found = availability.get_slots(store, expert_id, day, chosen, page.tz_name, asked_by=viewer.user_id,
+    found = availability.get_slots(store, expert_id, day, chosen, page.tz_name, moment, asked_by=viewer.user_id,
                                    exclude_booking=moving.id if moving else None)
     return page.response(
-        "day.html", status_code, expert=expert, day=day, durations=durations, duration=chosen,
+        "day.html", status_code, etag=tag, expert=expert, day=day, durations=durations, duration=chosen,
         groups=_groups(found.slots, page), moving=moving, message=message, iso_z=iso_z, quote=quote,
         previous=day - timedelta(days=1), following=day + timedelta(days=1),
     )
@@ -290,7 +316,7 @@ def day_page(
     request: Request, expert_id: str, day: str, duration: int | None = None, reschedule: str | None = None,
 ) -> Response:
     viewer = require_viewer(request)
-    return _day_response(request, viewer, expert_id, _parse_day(day), duration, reschedule)
+    return _day_response(request, viewer, expert_id, _parse_day(day), duration, reschedule, revalidating=True)
 
 
 def _policy_words(settings: Any) -> list[str]:

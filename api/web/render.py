@@ -77,7 +77,9 @@ class Page:
     def local(self, value: datetime | None, pattern: str = "%a %-d %b %Y, %H:%M") -> str:
         return value.astimezone(self.tz).strftime(pattern) if value is not None else ""
 
-    def response(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    def response(self, template: str, status_code: int = 200, *, etag: str | None = None,
+                 **context: Any) -> HTMLResponse:
+        """``etag``: a page the browser may keep and revalidate (``pages.revalidate``); others are ``no-store``."""
         env = TEMPLATES
         html = env.get_template(template).render(
             viewer=self.viewer, csrf=self.viewer.csrf if self.viewer else "", tz_name=self.tz_name,
@@ -86,9 +88,15 @@ class Page:
             type_label=TYPE_LABELS.get, dev_login=self.request.app.state.settings.web_dev_login,
             today=self.today, date=date, **context,
         )
-        return HTMLResponse(html, status_code=status_code, headers=page_headers())
+        return HTMLResponse(html, status_code=status_code, headers=page_headers(etag))
 
 
-def page_headers() -> dict[str, str]:
-    return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-            "Cache-Control": "no-store"}
+def page_headers(etag: str | None = None) -> dict[str, str]:
+    """Pages are ``no-store``, except the month and the day (``etag`` given): those only show the
+    expert's time, so the viewer's browser may keep its own copy and revalidate it (``private,
+    no-cache``): a 304 when nothing changed (docs/web.md#caching)."""
+    headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+               "Cache-Control": "no-store"}
+    if etag is not None:
+        headers.update({"Cache-Control": "private, no-cache", "ETag": etag})
+    return headers

@@ -6,7 +6,12 @@ interleave with another (docs/lifecycle.md#no-double-booking). Read-only transac
 never wait for a writer.
 
 PostgreSQL: READ COMMITTED plus row locks (``FOR UPDATE``) on the rows a use case changes,
-and the exclusion constraint on bookings as the last word on double booking. Two transactions
+and the exclusion constraint on bookings as the last word on double booking. Reads run in
+autocommit: under READ COMMITTED every statement takes its own snapshot whether or not a
+transaction is open, so ``BEGIN`` and ``COMMIT`` around a read would buy nothing and cost two
+round trips (docs/performance.md). A pooled connection is pinged before use only when it sat
+idle for ``IDLE_PING_SECONDS`` or more: a connection used a moment ago is alive, and pinging
+every checkout would add a round trip to every request. Two transactions
 that check the exclusion constraint at once (a confirm racing an overlapping create) can
 deadlock inside the index check; PostgreSQL then aborts one of them. That is a lost race, not
 an outage: ``Store.transact`` runs such a transaction again, a bounded number of times, and
@@ -24,10 +29,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 _READONLY = "calbook_readonly"
+#: A pooled PostgreSQL connection idle this long is pinged at checkout (and replaced if dead).
+IDLE_PING_SECONDS = 10.0
 #: SQLSTATEs of a transaction PostgreSQL aborted to resolve a conflict: run it again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 TRANSACTION_ATTEMPTS = 4
@@ -60,13 +67,37 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _setup_sqlite(engine)
         return engine
-    return create_engine(
+    idle_ping = kwargs.pop("idle_ping_seconds", IDLE_PING_SECONDS)
+    engine = create_engine(
         url,
         pool_size=kwargs.pop("pool_size", 10),
         max_overflow=kwargs.pop("max_overflow", 30),
-        pool_pre_ping=True,
         **kwargs,
     )
+    _ping_idle_connections(engine, idle_ping)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Pessimistic disconnect handling for connections that sat idle (a restarted server, a
+    firewall that dropped them): the pool replaces one that fails the ping (``DisconnectionError``)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("checked_in_at")
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            with dbapi_conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            if not dbapi_conn.autocommit:
+                dbapi_conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - any failure means the connection is gone
+            raise DisconnectionError("idle connection failed its ping") from exc
 
 
 def _setup_sqlite(engine: Engine) -> None:
@@ -128,7 +159,12 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A read: ``BEGIN`` on SQLite (one snapshot, never waiting for a writer), autocommit on
+        PostgreSQL (each statement its own READ COMMITTED snapshot, as inside a transaction)."""
         with self.engine.connect() as conn:
+            if self.engine.dialect.name == "postgresql":
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+                return
             conn = conn.execution_options(**{_READONLY: True})
             with conn.begin():
                 yield conn

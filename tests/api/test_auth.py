@@ -127,3 +127,18 @@ def test_tokens_living_longer_than_the_maximum_are_refused(store, tmp_path):
 
 def test_the_default_maximum_is_a_month(api_settings):
     assert api_settings.jwt_max_lifetime_seconds == 31 * 24 * 3600
+
+
+def test_a_token_verified_once_is_still_refused_once_it_expires(client, api_settings):
+    """The verified-token cache (api/auth.py) keeps a token only until its exp."""
+    import time_machine
+
+    minted = mint_token(USER, api_settings, ttl_seconds=120)
+    headers = {"Authorization": f"Bearer {minted}"}
+    assert client.get("/v1/me", headers=headers).status_code == 200
+    assert client.get("/v1/me", headers=headers).status_code == 200  # from the cache
+    with time_machine.travel(time.time() + 600, tick=False):
+        body = _unauthorized(client.get("/v1/me", headers=headers))
+        assert "expired" in body["detail"]
+    tampered = minted[:-2] + ("A" if minted[-2] != "A" else "B") + minted[-1]
+    _unauthorized(client.get("/v1/me", headers={"Authorization": f"Bearer {tampered}"}))

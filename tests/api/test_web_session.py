@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
+import time_machine
 from fastapi.testclient import TestClient
 
 from api.web.session import SESSION_COOKIE
-from tests.support.api import EXPERT, USER, day_ahead, token
+from booking_engine.model import AvailabilitySettings
+from tests.support.api import EXPERT, USER, booking_body, day_ahead, token
 
 
 def signed_in(client: TestClient, user: str = USER) -> None:
@@ -68,3 +71,28 @@ def test_the_reschedule_picker_shows_the_bookings_own_time_as_free(client: TestC
     client.cookies.clear()
     signed_in(client, "stranger-1")
     assert client.get(f"/experts/{EXPERT}/{day}?reschedule={booking['id']}").status_code == 404
+
+
+def test_the_month_and_day_pages_revalidate_to_304_until_something_changes(
+    client: TestClient, expert: AvailabilitySettings
+) -> None:
+    """docs/web.md#caching: the browser keeps its own copy of the month and the day and asks again."""
+    signed_in(client)
+    day = day_ahead()
+    pages = (f"/experts/{EXPERT}", f"/experts/{EXPERT}/{day}?duration=60")
+    with time_machine.travel(datetime.now(UTC), tick=False):
+        first = {url: client.get(url) for url in pages}
+        for url, page in first.items():
+            assert page.status_code == 200 and page.headers["cache-control"] == "private, no-cache"
+            again = client.get(url, headers={"If-None-Match": page.headers["etag"]})
+            assert again.status_code == 304 and again.content == b""
+        assert client.get("/bookings").headers["cache-control"] == "no-store"  # the viewer's own data is never kept
+        booked = client.post("/v1/bookings", json=booking_body(), headers={"Authorization": f"Bearer {token(USER)}"})
+        assert booked.status_code == 201, booked.text
+        for url, page in first.items():
+            changed = client.get(url, headers={"If-None-Match": page.headers["etag"]})
+            assert changed.status_code == 200 and changed.headers["etag"] != page.headers["etag"]
+    client.cookies.clear()
+    signed_in(client, "stranger-2")  # another viewer (another session, its own CSRF token) never gets a 304
+    for url, page in first.items():
+        assert client.get(url, headers={"If-None-Match": page.headers["etag"]}).status_code == 200

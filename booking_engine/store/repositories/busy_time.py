@@ -21,7 +21,8 @@ def busy_micros(
     """Active bookings and imported busy blocks overlapping ``[start, end)``, as epoch microseconds.
 
     Read as plain integers (no per-row datetime objects): the availability engine indexes
-    them directly, which keeps ten thousand busy intervals cheap to load.
+    them directly, which keeps ten thousand busy intervals cheap to load. One statement (a
+    ``UNION ALL``), so one round trip, for both sources.
     """
     if conn.dialect.name == "postgresql":
         def micros(col: Any) -> Any:
@@ -43,9 +44,7 @@ def busy_micros(
         busy_blocks.c.end_time > start,
         busy_blocks.c.start_time < end,
     )
-    rows: list[tuple[int, int]] = [(r[0], r[1]) for r in conn.execute(booking_q)]
-    rows.extend((r[0], r[1]) for r in conn.execute(block_q))
-    return rows
+    return [(r[0], r[1]) for r in conn.execute(booking_q.union_all(block_q))]
 
 
 def busy_blocks_between(
