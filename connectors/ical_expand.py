@@ -55,6 +55,7 @@ import recurring_ical_events
 from icalendar.parser import Contentlines
 
 from connectors.base import BusyInterval
+from connectors.ical_outline import outline
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +284,13 @@ def expand_calendar(
     if window_start.tzinfo is None or window_end.tzinfo is None:
         raise ValueError("window bounds must be timezone-aware")
     local_tz = resolve_timezone(default_tz) if isinstance(default_tz, str) else default_tz
+    start_utc, end_utc = window_start.astimezone(UTC), window_end.astimezone(UTC)
+    if not isinstance(data, icalendar.Calendar):
+        outside = _outside_window(data, start_utc, end_utc)
+        if outside is not None:
+            return outside
     addresses = {normalise_address(a) for a in account_addresses if a}
     calendar = data if isinstance(data, icalendar.Calendar) else parse_calendar(data, object_id)
-    start_utc, end_utc = window_start.astimezone(UTC), window_end.astimezone(UTC)
     warnings: list[str] = []
     try:
         events = calendar.walk("VEVENT")
@@ -311,6 +316,35 @@ def expand_calendar(
     for warning in warnings:
         log.warning("calendar object partly imported: %s", warning)
     return Expansion(sorted(intervals, key=lambda i: (i.start, i.end)), window_dependent, warnings)
+
+
+#: How far an event's wall-clock values may lie from its UTC instants, and more: RFC 5545 UTC
+#: offsets stay under a day, whatever zone a TZID, a floating time or an all-day date is read in.
+_OUTLINE_SLACK = timedelta(days=2)
+
+
+def _outside_window(data: str | bytes, start_utc: datetime, end_utc: datetime) -> Expansion | None:
+    """The expansion of an object whose events (and series) all end before the window or start after it.
+
+    No parsing, no recurrence library: ``ical_outline`` reads the events' wall-clock spans from
+    the text, and with ``_OUTLINE_SLACK`` on both sides none can touch the window - so the object
+    blocks nothing, and it is window-dependent exactly when an event lies ahead or it is a
+    series (as ``expand_calendar`` would say). ``None`` for anything else, which is then parsed and expanded.
+    An object skipped here is not checked for malformed parts elsewhere in its text: it blocks
+    nothing either way, and no warning names it.
+    """
+    found = outline(data)
+    if found is None:
+        return None
+    earliest = start_utc.replace(tzinfo=None) - _OUTLINE_SLACK
+    latest = end_utc.replace(tzinfo=None) + _OUTLINE_SLACK
+    ahead = False
+    for start, end in found.spans:
+        if start >= latest:
+            ahead = True
+        elif end > earliest:
+            return None
+    return Expansion([], window_dependent=ahead or found.recurring)
 
 
 # --- what the library is given ---------------------------------------------------------------
