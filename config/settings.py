@@ -11,7 +11,8 @@ to where a command happens to run: ``calbook token`` from any directory signs wi
 secret ``calbook serve`` uses (docs/operations.md#configuration).
 
 ``Settings.worker`` is the worker's section (``CALBOOK_WORKER_*``): intervals, leases, retry
-policies, time limits. The defaults are the production values; tests shorten them through the
+policies, time limits. ``Settings.rate_limit`` (``CALBOOK_RATE_LIMIT_*``) holds the provider rate
+limits every process keeps (docs/rate-limits.md). The defaults are the production values; tests shorten them through the
 environment (for example a 0.2 s webhook backoff) instead of sleeping through real ones.
 
 Only the composition roots (``api.app``/``api.deps``, ``worker.wiring``, the CLI) build a
@@ -127,10 +128,55 @@ class WorkerSection(BaseSettings):
                            jitter=0.5, max_attempts=None)
 
 
+class RateLimitSection(BaseSettings):
+    """The provider rate limits' section of ``Settings``, read from ``CALBOOK_RATE_LIMIT_*``.
+
+    The defaults are the providers' published quotas (docs/rate-limits.md, with the sources);
+    lower them when other software shares the same Google project or Microsoft app, raise them
+    when a quota increase was granted. ``store`` ``auto`` keeps the buckets in Redis when there
+    is one (``redis_url``, else the broker's URL when the broker is Redis), in the database
+    otherwise; ``off`` sends every request unlimited.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CALBOOK_RATE_LIMIT_", extra="ignore")
+
+    store: Literal["auto", "redis", "database", "memory", "off"] = "auto"
+    redis_url: str | None = None
+    key_prefix: str = "calbook:rl:"
+
+    # How long a request may wait for its turn before it fails as transient (the retry takes over).
+    max_wait_seconds: float = Field(default=5.0, ge=0)
+    person_max_wait_seconds: float = Field(default=1.0, ge=0)
+    # A provider's 429 without Retry-After pauses its key this long; a longer Retry-After is capped.
+    default_pause_seconds: float = Field(default=1.0, ge=0)
+    max_pause_seconds: float = Field(default=300.0, ge=0)
+
+    # Google Calendar API: per minute per project, and per minute per user per project.
+    google_project_per_minute: int = Field(default=10_000, ge=1)
+    google_user_per_minute: int = Field(default=600, ge=1)
+    google_burst: int = Field(default=20, ge=1)
+
+    # Microsoft Graph, Outlook service: per app and mailbox; and per app across all tenants.
+    microsoft_mailbox_requests: int = Field(default=10_000, ge=1)
+    microsoft_mailbox_period_seconds: float = Field(default=600.0, gt=0)
+    microsoft_mailbox_concurrency: int = Field(default=4, ge=1)
+    microsoft_app_per_10_seconds: int = Field(default=130_000, ge=1)
+    microsoft_burst: int = Field(default=20, ge=1)
+    # A concurrency lease a dead worker never released ends after this (longer than any request).
+    lease_seconds: float = Field(default=120.0, gt=0)
+
+    # No published limit: a polite default per server host (host and port).
+    caldav_host_per_second: float = Field(default=20.0, gt=0)
+    caldav_host_burst: int = Field(default=40, ge=1)
+    ics_host_per_second: float = Field(default=10.0, gt=0)
+    ics_host_burst: int = Field(default=20, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALBOOK_", extra="ignore")
 
     worker: WorkerSection = Field(default_factory=WorkerSection)
+    rate_limit: RateLimitSection = Field(default_factory=RateLimitSection)
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
@@ -258,6 +304,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'calbook.sqlite').resolve()}"
+
+    def rate_limit_redis_url(self) -> str | None:
+        """The Redis of the rate limiter: its own setting, else the broker's when the broker is Redis."""
+        if self.rate_limit.redis_url:
+            return self.rate_limit.redis_url
+        broker = self.broker_url or ""
+        return broker if broker.startswith(("redis://", "rediss://")) else None
 
     def resolved_broker_url(self) -> str:
         if self.broker_url:

@@ -32,6 +32,11 @@ class TransientError(ConnectorError):
         self.retry_after = retry_after
 
 
+class RateLimited(TransientError):
+    """calbook's own shared rate limit said "not now" (``connectors.rate_limits``): nothing failed at
+    the provider, the request was not sent; ``retry_after`` is when its turn comes."""
+
+
 class AuthError(ConnectorError):
     """Credentials refused (401, invalid_grant): the expert must reconnect."""
 

@@ -9,6 +9,10 @@ which optional capabilities (``connectors.base``) its providers offer.
 ``person_waits`` is for calls a person waits on (the API verifying or listing an account, the
 free/busy check while booking): short timeouts and one quick retry instead of the worker's
 patient ones. One provider per task or request: httplib2 (Google) is not thread-safe.
+
+Every provider is built with the gate of its shared rate limits (``connectors.rate_limits``,
+docs/rate-limits.md): the ``limits`` handed in, or by default those the settings name, on this
+process's limiter (Redis, the database, or none: ``CALBOOK_RATE_LIMIT_STORE``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from booking_engine.connections import CalendarConnection, Provider
 from config.settings import Settings
 from connectors.base import CalendarProvider, PermanentError
+from connectors.rate_limits import ProviderLimits, provider_limits
 from connectors.secrets import CredentialsUnreadable, decrypt_json, encrypt_json
 from connectors.url_policy import check_public_url
 
@@ -44,6 +49,7 @@ class ProviderRequest:
     settings: Settings
     person_waits: bool
     save: SaveCredentials | None
+    limits: ProviderLimits
 
 
 def _addresses(request: ProviderRequest) -> tuple[str, ...]:
@@ -60,7 +66,7 @@ def _caldav(request: ProviderRequest) -> CalendarProvider:
     return CalDAVProvider(
         request.config["url"], request.secrets.get("username", ""), request.secrets.get("password", ""),
         request.timezone, account_addresses=_addresses(request), url_policy=request.settings.allow_private_urls,
-        **limits,
+        gate=request.limits.caldav(connection_id=request.connection_id, person_waits=request.person_waits), **limits,
     )
 
 
@@ -76,6 +82,7 @@ def _ics(request: ProviderRequest) -> CalendarProvider:
         url, request.timezone, account_addresses=_addresses(request),
         timeout=PERSON_TIMEOUT if request.person_waits else DEFAULT_TIMEOUT,
         url_guard=lambda target: check_public_url(target, allow_private),
+        gate=request.limits.ics(connection_id=request.connection_id, person_waits=request.person_waits),
     )
 
 
@@ -90,9 +97,13 @@ def _google(request: ProviderRequest) -> CalendarProvider:
         if save is not None:
             save(encrypt_json(credentials, key))
 
+    gate = request.limits.google(
+        user=request.account or request.connection_id or "connecting", project=request.settings.google_client_id or "",
+        connection_id=request.connection_id, person_waits=request.person_waits,
+    )
     return GoogleCalendarProvider(
         request.secrets, settings=request.settings, connection_id=request.connection_id,
-        on_credentials_refreshed=refreshed, backoff=PERSON_WAITS if request.person_waits else None,
+        on_credentials_refreshed=refreshed, backoff=PERSON_WAITS if request.person_waits else None, gate=gate,
     )
 
 
@@ -107,10 +118,17 @@ def _microsoft(request: ProviderRequest) -> CalendarProvider:
         if save is not None:
             save(encrypt_json(credentials, key))
 
+    mailbox = request.account or request.connection_id or ""
+    gate = request.limits.microsoft(
+        mailbox=mailbox, app=request.settings.microsoft_client_id or "",
+        graph_root=request.settings.microsoft_graph_root, connection_id=request.connection_id,
+        person_waits=request.person_waits,
+    )
     return MicrosoftCalendarProvider(
-        request.secrets, settings=request.settings, mailbox=request.account or request.connection_id or "",
+        request.secrets, settings=request.settings, mailbox=mailbox,
         connection_id=request.connection_id, on_credentials_refreshed=refreshed,
         backoff=PERSON_WAITS if request.person_waits else None, timeout=PERSON_TIMEOUT if request.person_waits else 30,
+        gate=gate,
     )
 
 
@@ -146,6 +164,7 @@ def open_provider(
     *,
     on_credentials_refreshed: SaveCredentials | None = None,
     person_waits: bool = False,
+    limits: ProviderLimits | None = None,
 ) -> CalendarProvider:
     """The provider of a stored connection (loaded with its credentials).
 
@@ -154,7 +173,7 @@ def open_provider(
     return open_account(
         connection.provider, connection.credentials, settings, timezone, connection_id=connection.id,
         account=connection.account, config=connection.config, on_credentials_refreshed=on_credentials_refreshed,
-        person_waits=person_waits,
+        person_waits=person_waits, limits=limits,
     )
 
 
@@ -169,8 +188,11 @@ def open_account(
     config: Mapping[str, Any] | None = None,
     on_credentials_refreshed: SaveCredentials | None = None,
     person_waits: bool = False,
+    limits: ProviderLimits | None = None,
 ) -> CalendarProvider:
-    """A provider for encrypted ``credentials`` that need not be stored yet (an account being connected)."""
+    """A provider for encrypted ``credentials`` that need not be stored yet (an account being connected).
+
+    ``limits``: the rate limits its requests keep; by default the ones ``settings`` name."""
     builder = kind_of(provider).build
     try:
         secrets = decrypt_json(credentials, settings.resolved_encryption_key()) if credentials else {}
@@ -179,4 +201,5 @@ def open_account(
     return builder(ProviderRequest(
         connection_id=connection_id, account=account, config=config or {}, secrets=secrets, timezone=timezone,
         settings=settings, person_waits=person_waits, save=on_credentials_refreshed,
+        limits=limits if limits is not None else provider_limits(settings),
     ))

@@ -38,6 +38,7 @@ from tests.support.db import (
     truncate_all,
 )
 from tests.support.feed_server import FeedState
+from tests.support.rate_limits import SharedStore
 from tests.support.worker import ENCRYPTION_KEY, FAST_KNOBS, LOCAL_URLS, ROOT, WorkerProcess
 
 
@@ -101,6 +102,18 @@ def redis_url() -> str:
     except Exception as exc:  # noqa: BLE001
         _unreachable("Redis", exc)
     return REDIS_URL
+
+
+@pytest.fixture(params=["redis", "sqlite", "postgresql"])
+def shared(request: pytest.FixtureRequest) -> SharedStore:
+    """Where the provider rate limiter's buckets live (kind and URL), on each real store, with a key
+    prefix no other test uses: the Redis keys of one test never meet another's."""
+    prefix = f"calbook:test:{uuid.uuid4().hex[:12]}:"
+    if request.param == "redis":
+        return SharedStore("redis", request.getfixturevalue("redis_url"), prefix)
+    if request.param == "sqlite":
+        return SharedStore("database", request.getfixturevalue("sqlite_url"), prefix)
+    return SharedStore("database", request.getfixturevalue("pg_url"), prefix)
 
 
 @pytest.fixture(scope="session")

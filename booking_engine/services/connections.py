@@ -604,7 +604,7 @@ def adopt_sync_lease(store: Store, connection_id: str, token: datetime, ttl: tim
 
 def schedule_next_sync(
     store: Store, connection_id: str, schedule: SyncSchedule, *, failed: bool = False, resume_from: int | None = None,
-    now: datetime | None = None,
+    retry_at: datetime | None = None, now: datetime | None = None,
 ) -> datetime | None:
     """After a sync (before its lease is released): when the connection is due next.
 
@@ -612,7 +612,8 @@ def schedule_next_sync(
     failed one: after the backoff of its failures in a row. One stopped by its time budget
     (``resume_from``, the calendar to continue at): due at once, behind every connection already
     overdue. A sync requested while this one ran (``sync_requested_at``, cleared when the lease
-    was taken): due at once. ``reauth_required`` and disconnected connections are not due.
+    was taken): due at once. One that waited for a rate limit (``retry_at``): due then, its
+    failure count as it was. ``reauth_required`` and disconnected connections are not due.
     """
     moment = now_or(now)
     with store.write() as conn:
@@ -622,6 +623,8 @@ def schedule_next_sync(
         values: dict[str, Any] = {"sync_resume_from": resume_from}
         if not is_syncable(row["status"]):
             values["next_sync_at"] = None
+        elif retry_at is not None:
+            values["next_sync_at"] = retry_at
         elif resume_from is not None:
             values["next_sync_at"] = moment
         elif failed:

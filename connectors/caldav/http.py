@@ -16,6 +16,9 @@ not a whole exchange. ``DavSession`` does the few things calbook needs itself, o
   against the URL policy when the connection is made, and the connection goes to the checked
   address. That holds for the API's verification and for every worker sync and push.
 * **Redirects** are followed by hand, at most ``max_redirects`` (3), each target checked as above.
+* **Rate.** Every hop waits for its host's turn in the shared rate limits (``gate``, see
+  ``connectors.rate_limits``: a polite default per host, across all workers), and a 429 or a
+  503 with ``Retry-After`` pauses that host for every worker.
 * **Time.** ``deadline`` bounds the whole session (connect, TLS, every read and write), not
   just one read; ``timeout`` bounds each operation.
 * **Errors** are connector errors whose messages name the method and the URL (without
@@ -37,8 +40,9 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 import httpcore
 
 from connectors.base import PermanentError, TransientError
-from connectors.caldav.errors import redact_url
+from connectors.caldav.errors import parse_retry_after, redact_url
 from connectors.pinned_network import Deadline, PinnedBackend
+from connectors.rate_limits import UNLIMITED, RequestGate
 from connectors.url_policy import PRIVATE_HINT, UnresolvableURL, UnsafeURL, URLPolicy
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -133,6 +137,8 @@ class DavSession:
     max_body: int = DEFAULT_MAX_BODY
     #: Called with (method, reply, seconds) after every answer, redirects included (benchmarks count with it).
     observer: Callable[[str, DavReply, float], None] | None = None
+    #: The shared rate limits of the hosts this session talks to (unlimited unless handed one).
+    gate: RequestGate = UNLIMITED
     _pool: httpcore.ConnectionPool = field(init=False, repr=False)
     _base: Origin = field(init=False)
     _deadline: Deadline = field(init=False)
@@ -204,8 +210,8 @@ class DavSession:
         timeouts = {"connect": limit, "read": limit, "write": limit, "pool": limit}
         began = time.perf_counter()
         try:
-            with self._pool.stream(method, _wire_url(url), headers=wire, content=content or None,
-                                   extensions={"timeout": timeouts}) as response:
+            with self.gate.admit(url), self._pool.stream(method, _wire_url(url), headers=wire, content=content or None,
+                                                         extensions={"timeout": timeouts}) as response:
                 data = bytearray()
                 for chunk in response.iter_stream():
                     data += chunk
@@ -213,6 +219,7 @@ class DavSession:
                         raise PermanentError(f"{where}: answer larger than {self.max_body // (1024 * 1024)} MB")
                 names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
                 reply = DavReply(response.status, names, bytes(data), url)
+                self.gate.answered(url, reply.status, parse_retry_after(reply.retry_after))
                 if self.observer is not None:
                     self.observer(method, reply, time.perf_counter() - began)
                 return reply

@@ -73,6 +73,7 @@ from connectors.caldav.webdav_xml import (
     tag,
 )
 from connectors.ical_expand import MalformedCalendarObject, booking_uid, expand_calendar, resolve_timezone
+from connectors.rate_limits import UNLIMITED, RequestGate
 from connectors.url_policy import Allowance, URLPolicy
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class CalDAVProvider(CalendarProvider):
     Calendar ids are the calendars' absolute URLs. ``url_policy`` (the
     ``CALBOOK_ALLOW_PRIVATE_URLS`` setting) is applied to every connection; ``deadline``
     bounds everything the provider does, in seconds (the API's verification), ``timeout``
-    each network operation.
+    each network operation. ``gate`` holds the shared per-host rate limits (``connectors.rate_limits``).
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class CalDAVProvider(CalendarProvider):
         deadline: float | None = None,
         max_redirects: int = 3,
         ssl_verify: bool | str = True,
+        gate: RequestGate = UNLIMITED,
     ) -> None:
         resolve_timezone(default_tz)
         self.default_tz = default_tz
@@ -125,7 +127,7 @@ class CalDAVProvider(CalendarProvider):
         self.url = url.strip()
         self.http = DavSession(
             self.url, username, password, policy=URLPolicy.of(url_policy), timeout=timeout, deadline=deadline,
-            max_redirects=max_redirects, verify=ssl_verify,
+            max_redirects=max_redirects, verify=ssl_verify, gate=gate,
         )
 
     def close(self) -> None:

@@ -18,11 +18,12 @@ from typing import Any
 
 import google.auth.transport.requests
 import google_auth_httplib2
-import httplib2
 import requests
 from google.oauth2.credentials import Credentials
 
 from config.settings import Settings
+from connectors.google.gated_http import GatedHttp
+from connectors.rate_limits import UNLIMITED, RequestGate
 
 CREDENTIALS_FORMAT = 1
 HTTP_TIMEOUT_SECONDS = 30
@@ -66,14 +67,16 @@ def authorized_http(
     credentials: Credentials,
     refresh: google.auth.transport.requests.Request,
     timeout: float = HTTP_TIMEOUT_SECONDS,
+    gate: RequestGate = UNLIMITED,
 ) -> google_auth_httplib2.AuthorizedHttp:
     """An httplib2 client that signs API calls and refreshes tokens over ``requests``.
 
     ``AuthorizedHttp`` refreshes before a call when the token is expired and again after a 401;
     both use ``_request``, which we swap for the requests transport (see module docstring).
-    httplib2 is not thread-safe: one of these per provider, one provider per task.
+    httplib2 is not thread-safe: one of these per provider, one provider per task. Every API
+    request waits for ``gate`` (the connection's shared rate limits, ``gated_http``).
     """
-    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=GatedHttp(gate, timeout=timeout))
     authed._request = refresh
     return authed
 

@@ -6,8 +6,10 @@ build a provider per task, never share one between threads.
 
 Every API call runs through :meth:`GoogleCalendarProvider._call`, which maps Google's errors to
 calbook's (``errors.translate_google_errors``), retries transient ones with backoff and jitter
-(``backoff.Backoff``), and notices when google-auth refreshed the access token so the caller
-can store the new credentials (``on_credentials_refreshed`` / :meth:`updated_credentials`).
+(``backoff.Backoff``; the shared rate limit's "not now" is one of them, raised by the HTTP
+connection every request goes out on, ``gated_http``), and notices when google-auth refreshed
+the access token so the caller can store the new credentials (``on_credentials_refreshed`` /
+:meth:`updated_credentials`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from connectors.google.events import (
     is_cancelled,
     parse_rfc3339,
 )
+from connectors.rate_limits import UNLIMITED, RequestGate
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,10 @@ class GoogleCalendarProvider(CalendarProvider):
         on_credentials_refreshed: Callable[[dict[str, Any]], None] | None = None,
         backoff: Backoff | None = None,
         page_size: int = PAGE_SIZE,
+        gate: RequestGate = UNLIMITED,
     ) -> None:
+        """``gate`` holds the shared rate limits of the account and the project
+        (``connectors.rate_limits``); every API request waits for it (``gated_http``)."""
         self._settings = settings
         self._scopes: list[str] | None = credentials.get("scopes")
         self._credentials = credentials_from_dict(credentials, self._settings)
@@ -101,7 +107,7 @@ class GoogleCalendarProvider(CalendarProvider):
         self._page_size = page_size
         self._connection_id = connection_id
         self._refresh_transport = refresh_transport()
-        self._http = authorized_http(self._credentials, self._refresh_transport)
+        self._http = authorized_http(self._credentials, self._refresh_transport, gate=gate)
         self._service: Any = None
 
     # -- credentials ------------------------------------------------------------------------

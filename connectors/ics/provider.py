@@ -39,6 +39,8 @@ from connectors.ical_expand import (
     resolve_timezone,
     split_by_uid,
 )
+from connectors.rate_limits import UNLIMITED, RequestGate
+from connectors.rate_limits.httpx_transport import GatedTransport
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,13 @@ class ICSFeedProvider(CalendarProvider):
         max_bytes: int = DEFAULT_MAX_BYTES,
         client: httpx.Client | None = None,
         url_guard: Callable[[str], None] | None = None,
+        gate: RequestGate = UNLIMITED,
     ) -> None:
         """``url_guard`` is called with every URL the feed client requests, redirects included,
         and may raise to refuse one (the SSRF policy of ``connectors.url_policy``): checking only
-        the first URL would let a public feed redirect to a private address."""
+        the first URL would let a public feed redirect to a private address. ``gate`` holds the
+        shared per-host rate limits (``connectors.rate_limits``), as the client's transport, so
+        each redirect hop waits for its own host's turn."""
         resolve_timezone(default_tz)
         self.url = feed_url(url)
         self.default_tz = default_tz
@@ -98,6 +103,7 @@ class ICSFeedProvider(CalendarProvider):
             max_redirects=5,
             headers={"User-Agent": "calbook-ics/1", "Accept": "text/calendar, */*;q=0.5"},
             event_hooks={"request": [lambda request: url_guard(str(request.url))]} if url_guard else None,
+            transport=GatedTransport(gate),
         )
 
     def close(self) -> None:

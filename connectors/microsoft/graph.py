@@ -7,8 +7,10 @@
   wait ``base * 2**n`` with full jitter, a few times, before a ``TransientError`` reaches the
   worker (whose own retry then takes over). A ``Retry-After`` longer than ``max_delay`` is not
   slept on here.
-* At most :data:`MAILBOX_CONCURRENCY` requests per mailbox are in flight in this process
-  (Graph's limit is 4 per app per mailbox; more answer 429 ``ApplicationThrottled``).
+* Graph's limits per app and mailbox (10,000 requests in 10 minutes, 4 at once; more answer 429
+  ``ApplicationThrottled``) are kept across every worker by the ``gate`` the factory hands in
+  (``connectors.rate_limits``), as the client's transport: every Graph request passes it, and a
+  429 pauses the mailbox for all workers. The token endpoint is not Graph and is not counted.
 * Refused credentials (token refresh ``invalid_grant``, 401 after a fresh token, consent
   revoked, the mailbox gone) are ``AuthError``; other 4xx are ``GraphRejected`` with Graph's
   status and ``error.code`` kept for callers.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,29 +30,17 @@ import httpx
 from config.settings import Settings
 from connectors.base import AuthError, PermanentError, TransientError
 from connectors.microsoft import oauth
+from connectors.rate_limits import UNLIMITED, RequestGate
+from connectors.rate_limits.httpx_transport import GatedTransport
 
 log = logging.getLogger(__name__)
 
-MAILBOX_CONCURRENCY = 4
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTH_CODES = frozenset({
     "InvalidAuthenticationToken", "ErrorAccessDenied", "MailboxNotEnabledForRESTAPI", "ErrorMailboxNotFound",
     "ErrorInvalidUser", "AuthenticationError", "ErrorNonExistentMailbox",
 })
 """Graph error codes that mean: this grant or mailbox no longer works for calbook (reconnect)."""
-
-_gates: dict[str, threading.BoundedSemaphore] = {}
-_gates_lock = threading.Lock()
-
-
-def mailbox_gate(mailbox: str) -> threading.BoundedSemaphore:
-    """The process-wide gate of one mailbox (by account, else connection id)."""
-    with _gates_lock:
-        gate = _gates.get(mailbox)
-        if gate is None:
-            gate = _gates[mailbox] = threading.BoundedSemaphore(MAILBOX_CONCURRENCY)
-        return gate
-
 
 class GraphRejected(PermanentError):
     """A 4xx Graph answered (not 401/429): the status and ``error.code`` stay readable."""
@@ -101,26 +90,25 @@ def _error_code(response: httpx.Response) -> str | None:
 
 
 class GraphClient:
-    """Graph for one connection. Thread-safe enough for the gate; one per task all the same."""
+    """Graph for one connection; one per task."""
 
     def __init__(
         self,
         settings: Settings,
         credentials: dict[str, Any],
         *,
-        mailbox: str,
         connection_id: str | None = None,
         on_refreshed: Callable[[dict[str, Any]], None] | None = None,
         backoff: GraphBackoff | None = None,
         timeout: float = 30.0,
+        gate: RequestGate = UNLIMITED,
     ) -> None:
         self._settings = settings
         self._credentials = dict(credentials)
         self._on_refreshed = on_refreshed
         self._backoff = backoff or GraphBackoff()
         self._connection_id = connection_id
-        self._gate = mailbox_gate(mailbox)
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, transport=GatedTransport(gate))
         self._root = settings.microsoft_graph_root.rstrip("/")
         self.requests = 0
         """Graph requests sent (the benchmark counts them)."""
@@ -162,11 +150,12 @@ class GraphClient:
             token = self._token()
             sent = {"Authorization": f"Bearer {token}", "Accept": "application/json", **(headers or {})}
             try:
-                with self._gate:
-                    self.requests += 1
-                    response = self._http.request(method, self.url(path), json=json, params=params, headers=sent)
+                self.requests += 1
+                response = self._http.request(method, self.url(path), json=json, params=params, headers=sent)
             except httpx.HTTPError as exc:
                 error: TransientError = TransientError(f"{context}: network error ({type(exc).__name__})")
+            except TransientError as exc:  # the shared rate limit: not this request's turn for a while
+                error = exc
             else:
                 status = response.status_code
                 if status < 400:

@@ -36,6 +36,7 @@ from connectors.base import (
 from connectors.microsoft.events import blocks_time, booking_event_body, event_interval, is_removed
 from connectors.microsoft.graph import GraphBackoff, GraphClient, GraphRejected
 from connectors.microsoft.timezones import iana_zone
+from connectors.rate_limits import UNLIMITED, RequestGate
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,16 @@ class MicrosoftCalendarProvider(CalendarProvider):
         backoff: GraphBackoff | None = None,
         page_size: int = PAGE_SIZE,
         timeout: float = 30.0,
+        gate: RequestGate = UNLIMITED,
     ) -> None:
+        """``gate`` holds the mailbox's shared limits (``connectors.rate_limits``); the factory
+        builds it for the mailbox and the app."""
         self._settings = settings
         self._mailbox = mailbox
         self._connection_id = connection_id
         self._page_size = page_size
-        self.graph = GraphClient(settings, credentials, mailbox=mailbox, connection_id=connection_id,
-                                 on_refreshed=on_credentials_refreshed, backoff=backoff, timeout=timeout)
+        self.graph = GraphClient(settings, credentials, connection_id=connection_id,
+                                 on_refreshed=on_credentials_refreshed, backoff=backoff, timeout=timeout, gate=gate)
         self._mailbox_tz: str | None = None
 
     def close(self) -> None:

@@ -237,3 +237,23 @@ def test_new_connections_are_due_at_once_and_disconnected_ones_never(store: Stor
         conn.execute(update(cc).where(cc.c.id == connection_id).values(next_sync_at=utcnow()))
         conn.execute(text("SELECT 1"))
     assert connections.claim_due_syncs(store, 10, LEASE) == []
+
+
+def test_a_sync_its_rate_limit_stops_waits_for_its_turn_without_failing(
+    store: Store, expert: AvailabilitySettings, calendar_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/rate-limits.md: "not now" from calbook's own limiter is no error and no backoff."""
+    connection_id = connect(store, calendar_url)
+    status_before = _row(store, connection_id)["status"]
+    monkeypatch.setenv("CALBOOK_RATE_LIMIT_STORE", "memory")
+    monkeypatch.setenv("CALBOOK_RATE_LIMIT_KEY_PREFIX", f"test-{utcnow().timestamp()}:")
+    monkeypatch.setenv("CALBOOK_RATE_LIMIT_CALDAV_HOST_PER_SECOND", "0.01")  # a turn every 100 s
+    monkeypatch.setenv("CALBOOK_RATE_LIMIT_CALDAV_HOST_BURST", "1")
+    monkeypatch.setenv("CALBOOK_RATE_LIMIT_MAX_WAIT_SECONDS", "0")
+    before = utcnow()
+    outcome = wiring.sync_connection(store, connection_id, Settings())
+    assert outcome.status == "rate_limited"
+    row = _row(store, connection_id)
+    assert row["status"] == status_before and row["sync_failures"] == 0 and row["last_error"] is None
+    assert row["next_sync_at"] >= before + timedelta(seconds=60)  # its turn, not the failure backoff's 30-60 s
+    assert row["sync_lock_until"] is None

@@ -24,7 +24,7 @@ from booking_engine.services import connections as connection_service
 from booking_engine.store.db import Store
 from booking_engine.sync_progress import SyncPhase
 from config.settings import Settings
-from connectors.base import AuthError, PermanentError, PullResult, TransientError
+from connectors.base import AuthError, PermanentError, PullResult, RateLimited, TransientError
 from worker.calendar import push
 from worker.calendar.progress import ProgressTracker
 from worker.calendar.providers import expert_timezone, provider_for
@@ -75,6 +75,9 @@ def sync_connection(
     with its cursor already, and the connection is due again at once, behind those already
     waiting, to continue at the next calendar. A ``TransientError`` is raised after it is
     recorded (status ``error``, the connection's backoff): the caller decides whether to retry.
+    ``RateLimited`` (calbook's own shared limit said "not now", docs/rate-limits.md) is no
+    failure: nothing was sent, the status stays, and the connection is due again when its turn
+    comes, continuing at the calendar it stopped at (``rate_limited``).
     """
     now = utcnow()
     if not _take_lease(store, connection_id, lease_token, now):
@@ -84,6 +87,8 @@ def sync_connection(
     tracker: ProgressTracker | None = None
     result = "failed"  # what the metrics count if an unexpected error escapes
     resume_from: int | None = None
+    retry_at: datetime | None = None
+    index = 0
     budget_ends = time.monotonic() + settings.worker.sync_budget_seconds
     try:
         connection = connection_service.load_for_sync(store, connection_id)
@@ -123,6 +128,13 @@ def sync_connection(
                 outcome.calendars += 1
             reconciled = reconcile and resume_from is None
             result = "active" if resume_from is None else "partial"
+    except RateLimited as exc:
+        retry_at = utcnow() + timedelta(seconds=max(1.0, exc.retry_after or 1.0))
+        resume_from = index or None
+        log.info("calendar sync waits for its rate limit", extra={
+            "connection_id": connection_id, "retry_at": retry_at.isoformat(), "resume_from": resume_from})
+        result = "rate_limited"
+        return SyncOutcome("rate_limited")
     except AuthError as exc:
         connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, str(exc))
         log.warning("calendar credentials refused", extra={"connection_id": connection_id})
@@ -140,8 +152,9 @@ def sync_connection(
     finally:
         if tracker is not None:
             observe_sync(tracker.provider, result, tracker.end())
-        connection_service.schedule_next_sync(store, connection_id, settings.worker.sync_schedule(),
-                                              failed=result not in ("active", "partial"), resume_from=resume_from)
+        connection_service.schedule_next_sync(
+            store, connection_id, settings.worker.sync_schedule(),
+            failed=result not in ("active", "partial", "rate_limited"), resume_from=resume_from, retry_at=retry_at)
         connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
     if resume_from is not None:
         outcome.status = "partial"
