@@ -1,0 +1,84 @@
+"""calbook's processes as production runs them (docker-compose.yml): ``calbook api``, workers, ``calbook beat``.
+
+Which worker layout: with a ``calbook worker --queues`` option (separate ``sync``, ``push``
+and ``notify`` queues, issue 15) one worker serves sync and another push and notifications,
+so a sync backlog cannot delay an e-mail; without it, one worker serves the one queue, as
+docker-compose.yml does today. Each process is the installed ``calbook`` command in a session
+of its own (``tests.support.processes``), so its whole process tree can be measured.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.processes import CALBOOK, Proc, Processes, wait_until_up
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def worker_help(env: dict[str, str]) -> str:
+    return subprocess.run([*CALBOOK, "worker", "--help"], env=env, capture_output=True, text=True, timeout=60).stdout
+
+
+@dataclass
+class Layout:
+    api: Proc
+    workers: list[Proc] = field(default_factory=list)
+    beat: Proc | None = None
+    metrics_ports: list[int] = field(default_factory=list)
+    description: str = ""
+    sync_processes: int = 0
+    """worker processes that run syncs (pool processes or threads are counted by ``sync_slots``)"""
+    sync_slots: int = 0
+
+    def sessions(self) -> dict[str, list[int]]:
+        out = {"api": [self.api.popen.pid], "worker": [w.popen.pid for w in self.workers]}
+        if self.beat is not None:
+            out["beat"] = [self.beat.popen.pid]
+        return out
+
+
+def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int, concurrency: int,
+          queues: str, sync_concurrency: int = 8) -> Layout:
+    """Start the API, then the workers and beat; returns once the API answers."""
+    api = group.start("api", ["api", "--host", "127.0.0.1", "--port", str(api_port), "--workers", str(api_workers)],
+                      env)
+    wait_until_up(f"http://127.0.0.1:{api_port}", api, timeout=120)
+    options = worker_help(env)
+    layout = Layout(api)
+    split = "--queues" in options and queues != "one"
+    named = "--name" in options
+    # Split: one worker for calendar syncs (its pool and concurrency as given), one for pushes,
+    # notifications and the periodic jobs, so a sync backlog cannot hold up an e-mail.
+    plans = ([("sync", "sync", sync_concurrency), ("notify", "push,notify,default", 2)] if split
+             else [("worker", None, concurrency)])
+    for name, serve, slots in plans:
+        port = free_port()
+        args = ["worker", "--concurrency", str(slots), "--metrics-port", str(port)]
+        if serve is not None:
+            args += ["--queues", serve]
+        if named:
+            args += ["--name", f"bench-{name}"]
+        layout.workers.append(group.start(name, args, env))
+        layout.metrics_ports.append(port)
+    layout.sync_processes = 1
+    layout.sync_slots = plans[0][2]
+    layout.beat = group.start("beat", ["beat"], env)
+    layout.description = (
+        f"api --workers {api_workers}; " + "; ".join(
+            f"worker{' --queues ' + s if s else ''} --concurrency {c}" for _, s, c in plans) + "; beat")
+    return layout
+
+
+def log_tail(proc: Proc, lines: int = 30) -> str:
+    return "\n".join(proc.lines()[-lines:])
+
+
+__all__ = ["Layout", "Path", "free_port", "log_tail", "start"]
