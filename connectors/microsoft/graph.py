@@ -31,7 +31,7 @@ from config.settings import Settings
 from connectors.base import AuthError, PermanentError, TransientError
 from connectors.microsoft import oauth
 from connectors.rate_limits import UNLIMITED, RequestGate
-from connectors.rate_limits.httpx_transport import GatedTransport
+from connectors.rate_limits.httpx_transport import GatedTransport, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,6 @@ class GraphBackoff:
 
 PERSON_WAITS = GraphBackoff(attempts=2, base_delay=0.2, max_delay=1.0)
 
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -170,7 +161,7 @@ class GraphClient:
                     raise AuthError(message)
                 if status not in RETRY_STATUSES:
                     raise GraphRejected(message, status, code)
-                error = TransientError(message, retry_after=_retry_after(response))
+                error = TransientError(message, retry_after=retry_after_seconds(response))
             attempt += 1
             too_long = error.retry_after is not None and error.retry_after > self._backoff.max_delay
             if attempt >= self._backoff.attempts or too_long:

@@ -16,7 +16,8 @@ import httpx
 from connectors.rate_limits.gate import RequestGate
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """A ``Retry-After`` in seconds, or None (absent, or an HTTP date the caller's own retry reads)."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
@@ -62,7 +63,7 @@ class GatedTransport(httpx.BaseTransport):
             turn.__exit__(None, None, None)
             raise
         try:
-            self.gate.answered(url, response.status_code, _retry_after(response))
+            self.gate.answered(url, response.status_code, retry_after_seconds(response))
         except BaseException:
             response.close()
             turn.__exit__(None, None, None)
