@@ -3,7 +3,7 @@
 Each one logs the same way (``config.logging``: uvicorn's worker processes get the same
 configuration through ``log_config``, Celery through its ``setup_logging`` signal) and treats a
 requested shutdown (SIGTERM, SIGINT) as success: it stops cleanly and exits 0
-(docs/operations.md#supervising-processes).
+(docs/operations.md#supervising-the-processes).
 
 Metrics (docs/operations.md#metrics) are kept with ``prometheus_client``'s multiprocess mode,
 in a fresh directory per run (``PROMETHEUS_MULTIPROC_DIR``, unless the operator set one): the

@@ -1,4 +1,4 @@
-"""Microsoft 365 / Outlook.com calendars through Microsoft Graph (docs/sync.md#microsoft).
+"""Microsoft 365 / Outlook.com calendars through Microsoft Graph (docs/sync.md#microsoft-365).
 
 ``oauth`` (MSAL: authorization code with PKCE, refresh), ``graph`` (the HTTP client: retries,
 per-mailbox concurrency, error classes), ``events`` (Graph events <-> busy intervals and the
