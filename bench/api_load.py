@@ -50,6 +50,7 @@ import httpx  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from api.auth import mint_token  # noqa: E402
+from bench.process_cpu import tree_cpu_seconds  # noqa: E402
 from booking_engine.services import availability  # noqa: E402
 from booking_engine.store.db import Store  # noqa: E402
 from config.settings import Settings  # noqa: E402
@@ -68,6 +69,8 @@ class Result:
     statuses: Counter[int] = field(default_factory=Counter)
     ceiling: Result | None = None
     """The bare-FastAPI ceiling measured just before this endpoint."""
+    server_cpu: float = 0.0
+    """CPU seconds the server's processes spent while this ran (``bench/process_cpu.py``)."""
 
     def report(self) -> str:
         count = len(self.latencies)
@@ -77,8 +80,9 @@ class Result:
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(count - 1, int(count * 0.99))] * 1000
         server_errors = sum(n for status, n in self.statuses.items() if status >= 500)
+        cpu = f"   server CPU {self.server_cpu / count * 1000:5.2f} ms/req" if self.server_cpu else ""
         return (f"{self.name:<28} {count / self.seconds:8.1f} req/s   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
-                f"requests {count:6d}   5xx {server_errors}   statuses {dict(sorted(self.statuses.items()))}")
+                f"requests {count:6d}   5xx {server_errors}{cpu}   statuses {dict(sorted(self.statuses.items()))}")
 
 
 def free_port() -> int:
@@ -251,7 +255,10 @@ def run(seconds: float, connections: int, code: Path) -> tuple[list[Result], flo
             result.ceiling = Result("ceiling")
             asyncio.run(drive(ceiling_port, itertools.repeat(ceiling_request), seconds, connections, result.ceiling))
             requests = itertools.repeat(request) if isinstance(request, bytes) else request
+            assert process is not None
+            cpu_before = tree_cpu_seconds(process.pid)
             asyncio.run(drive(port, requests, seconds, connections, result))
+            result.server_cpu = tree_cpu_seconds(process.pid) - cpu_before
             return result
 
         # Warm up: connections, worker imports, database pools.
@@ -295,7 +302,9 @@ def run(seconds: float, connections: int, code: Path) -> tuple[list[Result], flo
                     yield http_request("POST", "/v1/bookings", next(users), body)
 
         created = Result("POST /v1/bookings")
+        cpu_before = tree_cpu_seconds(process.pid)
         asyncio.run(drive(port, bookings(), seconds, connections, created))
+        created.server_cpu = tree_cpu_seconds(process.pid) - cpu_before
         results.append(created)
         stop(process)
         process = None

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import Connection, RowMapping, delete, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from booking_engine.errors import PreconditionFailed
 from booking_engine.model import AvailabilityException, AvailabilitySettings, DaySchedule, ExceptionKind, Window
-from booking_engine.store.repositories._common import one
 from booking_engine.store.tables import availability_exceptions, availability_settings
 
 
@@ -42,16 +40,21 @@ def _settings_from_row(row: RowMapping) -> AvailabilitySettings:
     )
 
 
-def _one(conn: Connection, key: Any, value: str, for_update: bool) -> RowMapping | None:
-    """The row whose primary-key column ``key`` equals ``value``, row-locked on request (PostgreSQL)."""
-    stmt = select(key.table).where(key == value)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return conn.execute(stmt).mappings().first()
+# Built once (docs/performance.md#prebuilt-statements): every slots, month and booking request
+# reads the settings and the exceptions, and building the select() cost more than running it.
+_SETTINGS = select(availability_settings).where(availability_settings.c.expert_id == bindparam("expert_id"))
+_SETTINGS_FOR_UPDATE = _SETTINGS.with_for_update()
+_EXCEPTIONS = select(availability_exceptions).where(
+    availability_exceptions.c.expert_id == bindparam("expert_id"),
+    availability_exceptions.c.local_date >= bindparam("first"),
+    availability_exceptions.c.local_date <= bindparam("last"),
+)
 
 
 def get_settings(conn: Connection, expert_id: str, for_update: bool = False) -> AvailabilitySettings | None:
-    row = one(conn, availability_settings.c.expert_id, expert_id, for_update)
+    """The expert's saved settings, row-locked for the write transaction on request (PostgreSQL)."""
+    stmt = _SETTINGS_FOR_UPDATE if for_update else _SETTINGS
+    row = conn.execute(stmt, {"expert_id": expert_id}).mappings().first()
     return _settings_from_row(row) if row else None
 
 
@@ -111,13 +114,7 @@ def _exception_from_row(row: RowMapping) -> AvailabilityException:
 
 
 def get_exceptions(conn: Connection, expert_id: str, first: date, last: date) -> dict[date, AvailabilityException]:
-    rows = conn.execute(
-        select(availability_exceptions).where(
-            availability_exceptions.c.expert_id == expert_id,
-            availability_exceptions.c.local_date >= first,
-            availability_exceptions.c.local_date <= last,
-        )
-    ).mappings()
+    rows = conn.execute(_EXCEPTIONS, {"expert_id": expert_id, "first": first, "last": last}).mappings()
     return {row["local_date"]: _exception_from_row(row) for row in rows}
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from booking_engine.errors import PreconditionFailed, SlotUnavailable
@@ -158,19 +158,24 @@ def party_bookings(
     return [booking_from_row(r) for r in conn.execute(stmt).mappings()]
 
 
+# Built once (docs/performance.md#prebuilt-statements): the slot list and every booking of an
+# expert with limits count these starts.
+_ACTIVE_STARTS = select(bookings.c.start_time).where(
+    bookings.c.expert_id == bindparam("expert_id"),
+    bookings.c.status.in_(ACTIVE_STATUSES),
+    bookings.c.start_time >= bindparam("start"),
+    bookings.c.start_time < bindparam("end"),
+)
+_ACTIVE_STARTS_EXCLUDING = _ACTIVE_STARTS.where(bookings.c.id != bindparam("exclude"))
+
+
 def active_starts(
     conn: Connection, expert_id: str, start: datetime, end: datetime, exclude_booking: str | None = None
 ) -> list[datetime]:
     """Starts in ``[start, end)`` of the expert's active bookings: what the daily and weekly limits count."""
-    stmt = select(bookings.c.start_time).where(
-        bookings.c.expert_id == expert_id,
-        bookings.c.status.in_(ACTIVE_STATUSES),
-        bookings.c.start_time >= start,
-        bookings.c.start_time < end,
-    )
-    if exclude_booking is not None:
-        stmt = stmt.where(bookings.c.id != exclude_booking)
-    return [r[0] for r in conn.execute(stmt)]
+    stmt = _ACTIVE_STARTS_EXCLUDING if exclude_booking is not None else _ACTIVE_STARTS
+    params = {"expert_id": expert_id, "start": start, "end": end, "exclude": exclude_booking}
+    return [r[0] for r in conn.execute(stmt, params)]
 
 
 def due_payment_holds(conn: Connection, now: datetime, limit: int = 500) -> list[str]:

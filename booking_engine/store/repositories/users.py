@@ -5,14 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, and_, or_, select, update
+from sqlalchemy import Connection, RowMapping, Select, and_, bindparam, or_, select, update
 
 from booking_engine.store.tables import availability_settings, users
+
+# Built once (docs/performance.md#prebuilt-statements): read on every booking and most reads.
+_USER = select(users).where(users.c.id == bindparam("user_id"))
+_USER_EXISTS = select(users.c.id).where(users.c.id == bindparam("user_id"))
 
 
 def ensure_user(conn: Connection, user_id: str, now: datetime) -> None:
     """Create the user row on first sight (the id is the token's ``sub``)."""
-    if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is not None:
+    if conn.execute(_USER_EXISTS, {"user_id": user_id}).first() is not None:
         return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,7 +31,7 @@ def ensure_user(conn: Connection, user_id: str, now: datetime) -> None:
 
 
 def get_user(conn: Connection, user_id: str) -> RowMapping | None:
-    return conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
+    return conn.execute(_USER, {"user_id": user_id}).mappings().first()
 
 
 def update_user(conn: Connection, user_id: str, values: dict[str, Any], now: datetime) -> None:
