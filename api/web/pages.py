@@ -45,7 +45,7 @@ from booking_engine import availability as engine
 from booking_engine import policies
 from booking_engine.clock import utcnow
 from booking_engine.errors import BookingError, ValidationError
-from booking_engine.model import WEEKDAYS, BookingStatus, BookingType
+from booking_engine.model import WEEKDAYS, Booking, BookingStatus, BookingType, RequestStatus
 from booking_engine.services import availability, booking_requests, bookings, calendar_feeds, connections, users
 from booking_engine.store.db import Store
 from booking_engine.timeutil import iana_names, iso_z, zone
@@ -319,7 +319,8 @@ def day_page(
     return _day_response(request, viewer, expert_id, _parse_day(day), duration, reschedule, revalidating=True)
 
 
-def _policy_words(settings: Any) -> list[str]:
+def _refund_policy_words(settings: Any) -> list[str]:
+    """The user's cancellation policy in words (``booking_engine.policies``): the confirm page and the cancel page."""
     full = int(policies.FULL_REFUND_BEFORE.total_seconds() // 3600)
     half = int(policies.HALF_REFUND_BEFORE.total_seconds() // 3600)
     words = [f"Free cancellation until {full} hours before the start.",
@@ -327,6 +328,11 @@ def _policy_words(settings: Any) -> list[str]:
              f"No refund less than {half} hours before."]
     if settings.change_cutoff_minutes:
         words.append(f"No changes or cancellations in the last {duration_words(settings.change_cutoff_minutes)}.")
+    return words
+
+
+def _policy_words(settings: Any) -> list[str]:
+    words = _refund_policy_words(settings)
     if settings.payment_required:
         words.append(f"The booking is held for {settings.payment_hold_minutes} minutes until it is paid.")
     return words
@@ -386,19 +392,32 @@ async def book(request: Request, expert_id: str) -> Response:
 # -- my bookings ----------------------------------------------------------------------------------
 
 
-@router.get("/bookings")
-def bookings_page(request: Request) -> Response:
-    viewer = require_viewer(request)
+def _active(booking: Booking) -> bool:
+    """Still ahead and not ended by anyone: the pages offer to reschedule or cancel it (the service decides)."""
+    return booking.status in (BookingStatus.PENDING, BookingStatus.CONFIRMED) and booking.start > utcnow()
+
+
+def _bookings_response(request: Request, viewer: Viewer, **extra: Any) -> Response:
+    """"My bookings": upcoming (each active one with its "Cancel…"), requests (a pending one with
+    its "Withdraw…"), past, the calendar feed."""
     store = _store(request)
     mine, _ = bookings.list_bookings(store, viewer.user_id, "user", limit=200)
     requests, _ = booking_requests.list_requests(store, viewer.user_id, "user", limit=200)
     now = utcnow()
-    upcoming = [b for b in mine if b.end > now]
-    past = sorted((b for b in mine if b.end <= now), key=lambda b: b.start, reverse=True)
     names = {b.expert_id: _name(store, b.expert_id) for b in mine}
     names.update({r.expert_id: _name(store, r.expert_id) for r in requests})
-    return Page(request, viewer).response("bookings.html", upcoming=upcoming, past=past, requests=requests,
-                                          names=names, feed_url=None)
+    notices = {"withdrawn": "The request was withdrawn."}
+    return Page(request, viewer).response(
+        "bookings.html", upcoming=[b for b in mine if b.end > now],
+        past=sorted((b for b in mine if b.end <= now), key=lambda b: b.start, reverse=True), requests=requests,
+        names=names, cancellable={b.id for b in mine if _active(b)}, pending=RequestStatus.PENDING,
+        notice=notices.get(request.query_params.get("done", "")), **({"feed_url": None} | extra),
+    )
+
+
+@router.get("/bookings")
+def bookings_page(request: Request) -> Response:
+    return _bookings_response(request, require_viewer(request))
 
 
 def _name(store: Store, user_id: str) -> str:
@@ -411,20 +430,10 @@ async def calendar_feed(request: Request) -> Response:
     """"Add to my calendar": a subscribable feed of all the viewer's bookings (a new secret URL each time)."""
     viewer = require_viewer(request)
     await _form(request, viewer)
-    store = _store(request)
-    token = calendar_feeds.rotate_feed(store, viewer.user_id)
+    token = calendar_feeds.rotate_feed(_store(request), viewer.user_id)
     base = request.app.state.settings.public_base_url.rstrip("/")
     url = f"{base}/v1/calendar-feeds/{token}.ics"
-    mine, _ = bookings.list_bookings(store, viewer.user_id, "user", limit=200)
-    requests, _ = booking_requests.list_requests(store, viewer.user_id, "user", limit=200)
-    now = utcnow()
-    names = {b.expert_id: _name(store, b.expert_id) for b in mine}
-    names.update({r.expert_id: _name(store, r.expert_id) for r in requests})
-    return Page(request, viewer).response(
-        "bookings.html", upcoming=[b for b in mine if b.end > now],
-        past=sorted((b for b in mine if b.end <= now), key=lambda b: b.start, reverse=True), requests=requests,
-        names=names, feed_url=url, webcal_url="webcal://" + url.split("://", 1)[1],
-    )
+    return _bookings_response(request, viewer, feed_url=url, webcal_url="webcal://" + url.split("://", 1)[1])
 
 
 @router.get("/bookings/{booking_id}")
@@ -435,8 +444,7 @@ def booking_page(request: Request, booking_id: str) -> Response:
     page = Page(request, viewer)
     return page.response(
         "booking.html", booking=booking, expert_name=_name(store, booking.expert_id),
-        user_name=_name(store, booking.user_id), is_user=booking.user_id == viewer.user_id,
-        active=booking.status in (BookingStatus.PENDING, BookingStatus.CONFIRMED) and booking.start > utcnow(),
+        user_name=_name(store, booking.user_id), is_user=booking.user_id == viewer.user_id, active=_active(booking),
         local_day=booking.start.astimezone(page.tz).date().isoformat(), query=request.query_params,
     )
 
@@ -449,11 +457,30 @@ def booking_ics(request: Request, booking_id: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="booking-{booking.id}.ics"'})
 
 
+def _stale(fields: dict[str, list[str]], version: int) -> bool:
+    """The form was made from an older ``version`` than the one stored now (another tab, the other
+    party): the page shows the thing as it is now instead of acting on what the viewer saw."""
+    return _int(_one(fields, "version"), "version") != version
+
+
+STALE = "It changed since this page was shown (in another window, or by the other party); here it is as it is now."
+
+
+def _cancel_response(request: Request, viewer: Viewer, booking_id: str, status_code: int = 200,
+                     error: str | None = None, reason: str = "") -> Response:
+    """The confirmation step: the refund cancelling now would give (``bookings.cancellation_preview``,
+    the same ``lifecycle.refund_due`` the cancel applies) and, for the user, the policy behind it."""
+    store = _store(request)
+    booking, refund = bookings.cancellation_preview(store, viewer.user_id, booking_id)
+    is_user = booking.user_id == viewer.user_id
+    policy = _refund_policy_words(availability.get_availability(store, booking.expert_id)) if is_user else []
+    return Page(request, viewer).response("cancel.html", status_code, booking=booking, refund=refund, error=error,
+                                          policy=policy, reason=reason, active=_active(booking))
+
+
 @router.get("/bookings/{booking_id}/cancel")
 def cancel_page(request: Request, booking_id: str) -> Response:
-    viewer = require_viewer(request)
-    booking, refund = bookings.cancellation_preview(_store(request), viewer.user_id, booking_id)
-    return Page(request, viewer).response("cancel.html", booking=booking, refund=refund, error=None)
+    return _cancel_response(request, require_viewer(request), booking_id)
 
 
 @router.post("/bookings/{booking_id}/cancel")
@@ -461,13 +488,46 @@ async def cancel(request: Request, booking_id: str) -> Response:
     viewer = require_viewer(request)
     fields = await _form(request, viewer)
     store = _store(request)
+    reason = _one(fields, "reason")
+    if _stale(fields, bookings.get_booking(store, viewer.user_id, booking_id).version):
+        return _cancel_response(request, viewer, booking_id, 409, STALE + " Cancel again if you still want to.", reason)
     try:
-        bookings.cancel_booking(store, viewer.user_id, booking_id, _one(fields, "reason") or None)
+        bookings.cancel_booking(store, viewer.user_id, booking_id, reason or None)
     except BookingError as exc:
-        booking, refund = bookings.cancellation_preview(store, viewer.user_id, booking_id)
-        return Page(request, viewer).response("cancel.html", exc.status, booking=booking, refund=refund,
-                                              error=exc.detail)
+        return _cancel_response(request, viewer, booking_id, exc.status, exc.detail, reason)
     return _see(f"/bookings/{booking_id}", cancelled="1")
+
+
+def _withdraw_response(request: Request, viewer: Viewer, request_id: str, status_code: int = 200,
+                       error: str | None = None) -> Response:
+    """The confirmation step of withdrawing a booking request (``not_found`` unless it is the viewer's)."""
+    store = _store(request)
+    asked = booking_requests.get_request(store, viewer.user_id, request_id)
+    return Page(request, viewer).response("withdraw.html", status_code, asked=asked, error=error,
+                                          expert_name=_name(store, asked.expert_id),
+                                          pending=asked.status == RequestStatus.PENDING,
+                                          is_user=asked.user_id == viewer.user_id)
+
+
+@router.get("/bookings/requests/{request_id}/withdraw")
+def withdraw_page(request: Request, request_id: str) -> Response:
+    return _withdraw_response(request, require_viewer(request), request_id)
+
+
+@router.post("/bookings/requests/{request_id}/withdraw")
+async def withdraw(request: Request, request_id: str) -> Response:
+    """The user withdraws a pending request: ``booking_requests.withdraw_request``, as ``POST
+    /v1/booking-requests/{id}/withdraw`` does."""
+    viewer = require_viewer(request)
+    fields = await _form(request, viewer)
+    store = _store(request)
+    if _stale(fields, booking_requests.get_request(store, viewer.user_id, request_id).version):
+        return _withdraw_response(request, viewer, request_id, 409, STALE)
+    try:
+        booking_requests.withdraw_request(store, viewer.user_id, request_id)
+    except BookingError as exc:
+        return _withdraw_response(request, viewer, request_id, exc.status, exc.detail)
+    return _see("/bookings", done="withdrawn")
 
 
 @router.post("/bookings/{booking_id}/reschedule")

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from connectors.base import AuthError, ConnectorError, EventRejected, PermanentError, TransientError
 from connectors.caldav.webdav_xml import CALDAV, DAV, MultistatusError, Precondition, parse_dav_error
+from connectors.retry_after import parse_retry_after
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 507})
 PRECONDITION_STATUSES = frozenset({403, 409, 412})
@@ -42,22 +41,6 @@ def redact_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), ``None`` if unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def preconditions(status: int, body: bytes | None) -> list[Precondition]:

@@ -40,9 +40,10 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 import httpcore
 
 from connectors.base import PermanentError, TransientError
-from connectors.caldav.errors import parse_retry_after, redact_url
+from connectors.caldav.errors import redact_url
 from connectors.pinned_network import Deadline, PinnedBackend
 from connectors.rate_limits import UNLIMITED, RequestGate
+from connectors.retry_after import parse_retry_after
 from connectors.url_policy import PRIVATE_HINT, UnresolvableURL, UnsafeURL, URLPolicy
 
 REDIRECTS = (301, 302, 303, 307, 308)

@@ -18,6 +18,7 @@ from google.auth import exceptions as auth_exceptions
 from googleapiclient.errors import HttpError
 
 from connectors.base import AuthError, ConnectorError, PermanentError, TransientError
+from connectors.retry_after import parse_retry_after
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 """403 reasons that mean "slow down", not "forbidden" (Calendar API error guide)."""
@@ -67,17 +68,6 @@ def http_status(exc: HttpError) -> int:
     return int(exc.resp.status)
 
 
-def retry_after_seconds(exc: HttpError) -> float | None:
-    """``Retry-After`` in seconds when Google sent one (only the delta-seconds form is used)."""
-    value = exc.resp.get("retry-after") if exc.resp is not None else None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def classify_http_error(exc: HttpError, context: str) -> ConnectorError:
     """Map an ``HttpError`` to calbook's classes.
 
@@ -88,7 +78,7 @@ def classify_http_error(exc: HttpError, context: str) -> ConnectorError:
     reason = http_error_reason(exc)
     message = f"{context}: Google answered {status}" + (f" ({reason})" if reason else "")
     if status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS):
-        return TransientError(message, retry_after=retry_after_seconds(exc))
+        return TransientError(message, retry_after=parse_retry_after(exc.resp.get("retry-after")))
     if status == 401:
         return AuthError(message)
     return GoogleRequestRejected(message, status=status, reason=reason)

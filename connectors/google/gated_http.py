@@ -19,14 +19,7 @@ import httplib2
 from connectors.google.errors import RATE_LIMIT_REASONS
 from connectors.rate_limits import UNLIMITED, RequestGate
 from connectors.rate_limits.gate import THROTTLED
-
-
-def _retry_after(response: httplib2.Response) -> float | None:
-    value = response.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+from connectors.retry_after import parse_retry_after
 
 
 def _is_rate_limit_403(content: Any) -> bool:
@@ -53,5 +46,5 @@ class GatedHttp(httplib2.Http):
         status = int(response.status)
         if status == 403 and _is_rate_limit_403(content):
             status = THROTTLED
-        self.gate.answered(uri, status, _retry_after(response))
+        self.gate.answered(uri, status, parse_retry_after(response.get("retry-after")))
         return response, content

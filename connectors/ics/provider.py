@@ -41,6 +41,7 @@ from connectors.ical_expand import (
 )
 from connectors.rate_limits import UNLIMITED, RequestGate
 from connectors.rate_limits.httpx_transport import GatedTransport
+from connectors.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,5 @@ def _error_for_status(status: int, where: str, retry_after: str | None) -> Excep
     if status in (401, 403):
         return AuthError(f"{where}: HTTP {status}")
     if status in (408, 425, 429) or status >= 500:
-        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-        return TransientError(f"{where}: HTTP {status}", retry_after=seconds)
+        return TransientError(f"{where}: HTTP {status}", retry_after=parse_retry_after(retry_after))
     return PermanentError(f"{where}: HTTP {status}")

@@ -31,7 +31,8 @@ from config.settings import Settings
 from connectors.base import AuthError, PermanentError, TransientError
 from connectors.microsoft import oauth
 from connectors.rate_limits import UNLIMITED, RequestGate
-from connectors.rate_limits.httpx_transport import GatedTransport, retry_after_seconds
+from connectors.rate_limits.httpx_transport import GatedTransport
+from connectors.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ class GraphBackoff:
 
 
 PERSON_WAITS = GraphBackoff(attempts=2, base_delay=0.2, max_delay=1.0)
-
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -161,7 +161,7 @@ class GraphClient:
                     raise AuthError(message)
                 if status not in RETRY_STATUSES:
                     raise GraphRejected(message, status, code)
-                error = TransientError(message, retry_after=retry_after_seconds(response))
+                error = TransientError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
             attempt += 1
             too_long = error.retry_after is not None and error.retry_after > self._backoff.max_delay
             if attempt >= self._backoff.attempts or too_long:

@@ -14,17 +14,7 @@ from contextlib import AbstractContextManager
 import httpx
 
 from connectors.rate_limits.gate import RequestGate
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """A ``Retry-After`` in seconds, or None (absent, or an HTTP date the caller's own retry reads)."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: the connector's own retry reads it, the pause takes the default
+from connectors.retry_after import parse_retry_after
 
 
 class _HeldStream(httpx.SyncByteStream):
@@ -63,7 +53,7 @@ class GatedTransport(httpx.BaseTransport):
             turn.__exit__(None, None, None)
             raise
         try:
-            self.gate.answered(url, response.status_code, retry_after_seconds(response))
+            self.gate.answered(url, response.status_code, parse_retry_after(response.headers.get("Retry-After")))
         except BaseException:
             response.close()
             turn.__exit__(None, None, None)

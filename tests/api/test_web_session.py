@@ -96,3 +96,105 @@ def test_the_month_and_day_pages_revalidate_to_304_until_something_changes(
     signed_in(client, "stranger-2")  # another viewer (another session, its own CSRF token) never gets a 304
     for url, page in first.items():
         assert client.get(url, headers={"If-None-Match": page.headers["etag"]}).status_code == 200
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found, f"no {name} field on the page"
+    return found.group(1)
+
+
+def status_of(client: TestClient, url: str, user: str = USER) -> str:
+    return str(client.get(url, headers={"Authorization": f"Bearer {token(user)}"}).json()["status"])
+
+
+def test_a_user_withdraws_their_own_request_from_the_pages(client: TestClient, expert: AvailabilitySettings) -> None:
+    """``booking_requests.withdraw_request`` behind a confirmation step, the CSRF token, the version shown,
+    and the parties: a stranger gets 404 (the request is not theirs to know of), the expert 403."""
+    body = {"expertId": EXPERT, "requestedDurationMinutes": 60, "type": "audio_call",
+            "proposedSlots": [{"startTime": f"{day_ahead(4)}T10:00:00Z"}]}
+    made = client.post("/v1/booking-requests", json=body, headers={"Authorization": f"Bearer {token(USER)}"})
+    assert made.status_code == 201, made.text
+    request_id, api_url = made.json()["id"], f"/v1/booking-requests/{made.json()['id']}"
+    page_url = f"/bookings/requests/{request_id}/withdraw"
+
+    signed_in(client)
+    assert f'href="{page_url}"' in client.get("/bookings").text
+    confirm = client.get(page_url)
+    assert confirm.status_code == 200 and 'id="confirm-withdraw"' in confirm.text
+    csrf, version = hidden(confirm.text, "csrf"), hidden(confirm.text, "version")
+    refused = client.post(page_url, content=f"version={version}", headers=FORM)
+    assert refused.status_code == 403 and "expired" in refused.text
+    stale = client.post(page_url, content=f"csrf={csrf}&version={int(version) - 1}", headers=FORM)
+    assert stale.status_code == 409 and "changed since this page was shown" in stale.text
+    assert status_of(client, api_url) == "pending"
+
+    for other, code in (("stranger-3", 404), (EXPERT, 403)):
+        client.cookies.clear()
+        signed_in(client, other)
+        own_csrf = hidden(client.get("/bookings").text, "csrf")
+        seen = client.get(page_url)
+        assert seen.status_code == (200 if other == EXPERT else 404) and 'id="confirm-withdraw"' not in seen.text
+        answer = client.post(page_url, content=f"csrf={own_csrf}&version={version}", headers=FORM)
+        assert answer.status_code == code and 'role="alert"' in answer.text and "{" not in answer.text
+        assert status_of(client, api_url) == "pending"
+
+    client.cookies.clear()
+    signed_in(client)
+    csrf = hidden(client.get(page_url).text, "csrf")
+    done = client.post(page_url, content=f"csrf={csrf}&version={version}", headers=FORM, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/bookings?done=withdrawn"
+    assert status_of(client, api_url) == "withdrawn"
+    listing = client.get("/bookings?done=withdrawn").text
+    assert "The request was withdrawn." in listing and f'href="{page_url}"' not in listing
+    again = client.post(page_url, content=f"csrf={csrf}&version={int(version) + 1}", headers=FORM)
+    assert again.status_code == 409 and "cannot withdraw a withdrawn request" in again.text
+
+
+def test_a_user_cancels_a_confirmed_booking_from_the_pages_under_the_policy(
+    client: TestClient, expert: AvailabilitySettings
+) -> None:
+    """The cancel page shows the refund and the policy; the cancel checks the CSRF token, the version
+    shown and the parties (a stranger gets 404, like the API)."""
+    bearer = {"Authorization": f"Bearer {token(USER)}"}
+    made = client.post("/v1/bookings", json=booking_body(day_ahead(3)), headers=bearer)
+    assert made.status_code == 201, made.text
+    booking_id = made.json()["id"]
+    page_url, api_url = f"/bookings/{booking_id}/cancel", f"/v1/bookings/{booking_id}"
+
+    signed_in(client)
+    confirm = client.get(page_url)
+    pending_version = hidden(confirm.text, "version")
+    confirmed = client.post(f"{api_url}/confirm", headers={"Authorization": f"Bearer {token(EXPERT)}"})
+    assert confirmed.status_code == 200, confirmed.text
+    assert f'href="{page_url}"' in client.get("/bookings").text
+    confirm = client.get(page_url)
+    assert "you get back <strong>$60.00</strong> of $60.00" in confirm.text
+    assert "Free cancellation until 24 hours before the start." in confirm.text and "50% refund" in confirm.text
+    csrf, version = hidden(confirm.text, "csrf"), hidden(confirm.text, "version")
+    assert int(version) > int(pending_version)
+    assert client.post(page_url, content=f"reason=r&version={version}", headers=FORM).status_code == 403
+    stale = client.post(page_url, content=f"csrf={csrf}&reason=r&version={pending_version}", headers=FORM)
+    assert stale.status_code == 409 and "Cancel again if you still want to." in stale.text
+    assert 'value="r"' in stale.text  # the reason typed is kept
+    assert status_of(client, api_url) == "confirmed"
+
+    client.cookies.clear()
+    signed_in(client, "stranger-4")
+    own_csrf = hidden(client.get("/bookings").text, "csrf")
+    assert client.get(page_url).status_code == 404
+    assert client.post(page_url, content=f"csrf={own_csrf}&reason=r&version={version}", headers=FORM).status_code == 404
+    assert status_of(client, api_url) == "confirmed"
+
+    client.cookies.clear()
+    signed_in(client)
+    csrf = hidden(client.get(page_url).text, "csrf")
+    done = client.post(page_url, content=f"csrf={csrf}&reason=ill&version={version}", headers=FORM,
+                       follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/bookings/{booking_id}?cancelled=1"
+    assert "Your refund: $60.00." in client.get(done.headers["location"]).text
+    assert status_of(client, api_url) == "cancelled"
+    assert f'href="{page_url}"' not in client.get("/bookings").text

@@ -3,8 +3,9 @@
 Every scenario of the issue's "Tests in a real browser": sign in by link, find the expert, the month,
 the day, change the duration, book, see it pending; the expert edits the weekly schedule, adds a day
 off that the user's month shows, confirms; the user cancels and sees the refund; two browsers race for
-one slot; a CalDAV connection made from the schedule page turns its busy time into booked slots;
-keyboard-only booking; axe-core with no serious violations (and screenshots of each page).
+one slot; the user withdraws a pending request; a CalDAV connection made from the schedule page turns
+its busy time into booked slots; keyboard-only booking; axe-core with no serious violations (and
+screenshots of each page).
 """
 
 from __future__ import annotations
@@ -128,13 +129,39 @@ def test_book_confirm_day_off_and_cancel_with_refund(server: Server, browsers: A
     person.get(f"{server.base}/bookings")
     assert booking_id in css(person, "li.booking").get_attribute("data-booking")
     screenshot(person, "bookings")
-    person.get(f"{server.base}/bookings/{booking_id}/cancel")
+    css(person, f"li.booking[data-booking='{booking_id}'] a.button.danger").click()  # "Cancel…" in the list
     assert "$180.00" in wait_for(person, lambda d: css(d, "#refund"), "the refund preview").text
+    assert "Free cancellation until 24 hours" in css(person, "ul.policy").text  # the policy behind the refund
     screenshot(person, "cancel")
     css(person, "#reason").send_keys("Something came up")
     css(person, "#confirm-cancel").click()
     assert "Your refund: $180.00" in wait_for(person, lambda d: css(d, "#outcome"), "the cancel outcome").text
     assert "Cancelled" in css(person, ".badge").text
+
+
+def test_the_user_withdraws_a_pending_request_from_my_bookings(server: Server, browsers: Any) -> None:
+    expert, user = "expert-withdraw", "user-withdraw"
+    server.publish(expert, "Wendy Withdraw")
+    day = bookable_day(8)
+    made = server.api("POST", "/v1/booking-requests", user, json={
+        "expertId": expert, "requestedDurationMinutes": 60, "type": "video_call",
+        "proposedSlots": [{"startTime": f"{day.isoformat()}T{hour}:00:00Z"} for hour in (10, 14)]})
+    assert made.status_code == 201, made.text
+    request_id = made.json()["id"]
+    person = browsers()
+    sign_in(person, server, user)
+    person.get(server.base + "/bookings")
+    card = wait_for(person, lambda d: css(d, f"li[data-request='{request_id}']"), "the request in the list")
+    assert "Pending" in card.text and "Wendy Withdraw" in card.text
+    css(person, f"li[data-request='{request_id}'] a.button.danger").click()  # "Withdraw…"
+    wait_for(person, lambda d: css(d, "#confirm-withdraw"), "the confirmation step")
+    assert "nothing to pay or refund" in css(person, "#consequence").text
+    screenshot(person, "withdraw")
+    css(person, "#confirm-withdraw").click()
+    assert "withdrawn" in wait_for(person, lambda d: css(d, "#notice"), "the withdrawn notice").text
+    card = css(person, f"li[data-request='{request_id}']")
+    assert "Withdrawn" in card.text and not card.find_elements("css selector", "a.button.danger")
+    assert server.api("GET", f"/v1/booking-requests/{request_id}", user).json()["status"] == "withdrawn"
 
 
 def test_two_browsers_race_for_one_slot_and_the_loser_is_told(server: Server, browsers: Any) -> None:
@@ -291,6 +318,10 @@ def test_every_page_passes_axe_and_fits_a_phone(server: Server, browsers: Any, w
         "expertId": expert, "startTime": f"{day.isoformat()}T15:00:00Z", "durationMinutes": 60, "type": "video_call"})
     assert created.status_code == 201, created.text
     booking = created.json()["id"]
+    asked = server.api("POST", "/v1/booking-requests", user, json={
+        "expertId": expert, "requestedDurationMinutes": 60, "type": "video_call",
+        "proposedSlots": [{"startTime": f"{day.isoformat()}T11:00:00Z"}]})
+    assert asked.status_code == 201, asked.text
     driver = browsers(width=width, height=900)
     driver.get(server.base + "/login")
     pages = {"login": "/login"}
@@ -300,7 +331,7 @@ def test_every_page_passes_axe_and_fits_a_phone(server: Server, browsers: Any, w
         "day": f"/experts/{expert}/{day.isoformat()}", "confirm": f"/experts/{expert}/{day.isoformat()}/confirm"
                                                                    f"?start={start}&duration=60",
         "bookings": "/bookings", "booking": f"/bookings/{booking}", "cancel": f"/bookings/{booking}/cancel",
-        "timezone": "/timezone",
+        "withdraw": f"/bookings/requests/{asked.json()['id']}/withdraw", "timezone": "/timezone",
     })
     failures = {}
     for name, path in pages.items():
