@@ -44,7 +44,7 @@ from api.web.session import (
 from booking_engine import availability as engine
 from booking_engine import policies
 from booking_engine.clock import utcnow
-from booking_engine.errors import BookingError, ValidationError
+from booking_engine.errors import BookingError, PreconditionFailed, ValidationError
 from booking_engine.model import WEEKDAYS, Booking, BookingStatus, BookingType, RequestStatus
 from booking_engine.services import availability, booking_requests, bookings, calendar_feeds, connections, users
 from booking_engine.store.db import Store
@@ -457,10 +457,11 @@ def booking_ics(request: Request, booking_id: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="booking-{booking.id}.ics"'})
 
 
-def _stale(fields: dict[str, list[str]], version: int) -> bool:
-    """The form was made from an older ``version`` than the one stored now (another tab, the other
-    party): the page shows the thing as it is now instead of acting on what the viewer saw."""
-    return _int(_one(fields, "version"), "version") != version
+def _seen_version(fields: dict[str, list[str]]) -> int:
+    """The version the form was made from. The service checks it under its row lock: if the thing
+    changed since (another tab, the other party), the page shows it as it is now instead of acting
+    on what the viewer saw (docs/web.md#versions)."""
+    return _int(_one(fields, "version"), "version")
 
 
 STALE = "It changed since this page was shown (in another window, or by the other party); here it is as it is now."
@@ -489,10 +490,11 @@ async def cancel(request: Request, booking_id: str) -> Response:
     fields = await _form(request, viewer)
     store = _store(request)
     reason = _one(fields, "reason")
-    if _stale(fields, bookings.get_booking(store, viewer.user_id, booking_id).version):
-        return _cancel_response(request, viewer, booking_id, 409, STALE + " Cancel again if you still want to.", reason)
+    seen = _seen_version(fields)
     try:
-        bookings.cancel_booking(store, viewer.user_id, booking_id, reason or None)
+        bookings.cancel_booking(store, viewer.user_id, booking_id, reason or None, expected_version=seen)
+    except PreconditionFailed:
+        return _cancel_response(request, viewer, booking_id, 409, STALE + " Cancel again if you still want to.", reason)
     except BookingError as exc:
         return _cancel_response(request, viewer, booking_id, exc.status, exc.detail, reason)
     return _see(f"/bookings/{booking_id}", cancelled="1")
@@ -521,10 +523,11 @@ async def withdraw(request: Request, request_id: str) -> Response:
     viewer = require_viewer(request)
     fields = await _form(request, viewer)
     store = _store(request)
-    if _stale(fields, booking_requests.get_request(store, viewer.user_id, request_id).version):
-        return _withdraw_response(request, viewer, request_id, 409, STALE)
+    seen = _seen_version(fields)
     try:
-        booking_requests.withdraw_request(store, viewer.user_id, request_id)
+        booking_requests.withdraw_request(store, viewer.user_id, request_id, expected_version=seen)
+    except PreconditionFailed:
+        return _withdraw_response(request, viewer, request_id, 409, STALE)
     except BookingError as exc:
         return _withdraw_response(request, viewer, request_id, exc.status, exc.detail)
     return _see("/bookings", done="withdrawn")

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from booking_engine import availability as engine
 from booking_engine import booking_requests as domain
-from booking_engine.errors import ValidationError
+from booking_engine.errors import PreconditionFailed, ValidationError
 from booking_engine.model import BookingRequest, RequestStatus
 from booking_engine.services._common import now_or, require_expert, require_user, role_of
 from booking_engine.services.availability import load_settings
@@ -139,13 +139,17 @@ def respond_to_request(
     return store.transact(work)
 
 
-def withdraw_request(store: Store, actor: str, request_id: str, now: datetime | None = None) -> BookingRequest:
+def withdraw_request(store: Store, actor: str, request_id: str, now: datetime | None = None, *,
+                     expected_version: int | None = None) -> BookingRequest:
+    """The user takes back a pending request; ``expected_version`` as for ``bookings.cancel_booking``."""
     moment = now_or(now)
     with store.write() as conn:
         request = request_rows.get_request(conn, request_id, for_update=True)
         require_user(role_of(request, actor, "request"), "withdraw a request")
         assert request is not None
         previous = request.version
+        if expected_version is not None and expected_version != previous:
+            raise PreconditionFailed(f"the request changed since version {expected_version}; reload it")
         domain.withdraw(request, moment)
         request_rows.update_request(conn, request, previous)
         outbox_rows.add_events(conn, request.events, moment)

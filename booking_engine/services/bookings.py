@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from booking_engine import availability as engine
 from booking_engine import lifecycle, policies
-from booking_engine.errors import Forbidden, NotFound, SlotUnavailable, ValidationError
+from booking_engine.errors import Forbidden, NotFound, PreconditionFailed, SlotUnavailable, ValidationError
 from booking_engine.model import (
     AvailabilitySettings,
     Booking,
@@ -241,7 +241,14 @@ def list_bookings(
     return items, encode_cursor(items[-1].start, items[-1].id) if more else None
 
 
-def _change(store: Store, actor: str, booking_id: str, action: str, now: datetime | None, apply) -> Booking:  # type: ignore[no-untyped-def]
+def _change(store: Store, actor: str, booking_id: str, action: str, now: datetime | None, apply,  # type: ignore[no-untyped-def]
+            expected_version: int | None = None) -> Booking:
+    """Load the booking under its row lock, apply the change, save it with its events.
+
+    ``expected_version``: the change is for the booking as the caller saw it (a page's form);
+    checked under the lock, so a change that landed since is ``precondition_failed``, never
+    overwritten by what the caller did not see.
+    """
     moment = now_or(now)
 
     def work(conn: Connection) -> Booking:
@@ -249,6 +256,8 @@ def _change(store: Store, actor: str, booking_id: str, action: str, now: datetim
         role = role_of(booking, actor)
         assert booking is not None
         previous = booking.version
+        if expected_version is not None and expected_version != previous:
+            raise PreconditionFailed(f"the booking changed since version {expected_version}; reload it")
         apply(conn, booking, role, moment)
         booking_rows.update_booking(conn, booking, previous, moment)
         outbox_rows.add_events(conn, booking.events, moment)
@@ -278,13 +287,14 @@ def decline_booking(
 
 
 def cancel_booking(
-    store: Store, actor: str, booking_id: str, reason: str | None, now: datetime | None = None
+    store: Store, actor: str, booking_id: str, reason: str | None, now: datetime | None = None, *,
+    expected_version: int | None = None,
 ) -> Booking:
     def apply(conn: Connection, booking: Booking, role: CancelledBy, moment: datetime) -> None:
         settings = load_settings(conn, booking.expert_id)
         lifecycle.cancel(booking, role, reason, moment, cutoff_minutes=settings.change_cutoff_minutes)
 
-    return _change(store, actor, booking_id, "cancelled", now, apply)
+    return _change(store, actor, booking_id, "cancelled", now, apply, expected_version)
 
 
 def cancellation_preview(

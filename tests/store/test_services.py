@@ -335,3 +335,25 @@ def test_reads_for_a_user_about_an_expert_nobody_knows_are_not_found(store) -> N
         rq.create_request(store, "user-1", "nobody", 60, "video_call", [at(10)], now=NOW)
     with store.read() as conn:
         assert user_rows.get_user(conn, "nobody") is None  # asking did not make them known
+
+
+def test_a_cancel_or_withdraw_for_an_older_version_changes_nothing(store) -> None:
+    """A page's form names the version it was made from (docs/web.md#versions): if the booking or
+    the request changed since, the service refuses under its row lock and writes nothing."""
+    publish(store)
+    booking = bk.create_booking(store, "u", "expert-1", at(10), 60, "video_call", now=NOW)
+    seen = booking.version
+    bk.confirm_booking(store, "expert-1", booking.id, now=NOW)  # the expert acts meanwhile
+    with pytest.raises(PreconditionFailed):
+        bk.cancel_booking(store, "u", booking.id, "plans changed", now=NOW, expected_version=seen)
+    now_stored = bk.get_booking(store, "u", booking.id)
+    assert now_stored.status == "confirmed" and now_stored.version == seen + 1
+    cancelled = bk.cancel_booking(store, "u", booking.id, "plans changed", now=NOW,
+                                 expected_version=now_stored.version)
+    assert cancelled.status == "cancelled"
+
+    request = rq.create_request(store, "u", "expert-1", 60, "video_call", [at(15)], now=NOW)
+    with pytest.raises(PreconditionFailed):
+        rq.withdraw_request(store, "u", request.id, now=NOW, expected_version=request.version - 1)
+    assert rq.get_request(store, "u", request.id).status == "pending"
+    assert rq.withdraw_request(store, "u", request.id, now=NOW, expected_version=request.version).status == "withdrawn"
