@@ -14,7 +14,19 @@ from booking_engine.store.schema import metadata
 PG_ADMIN_URL = os.environ.get("CALBOOK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-REDIS_URL = os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+def _redis_url() -> str:
+    """The run's Redis database; under pytest-xdist each worker takes its own, so that one worker's
+    flush or queue never reaches another's (gw0 gets the base number plus one, gw1 plus two)."""
+    base = os.environ.get("CALBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    prefix, _, number = base.rpartition("/")
+    first = int(number) if number.isdigit() else 0
+    return f"{prefix}/{first + 1 + int(worker[2:])}"
+
+
+REDIS_URL = _redis_url()
 
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
