@@ -44,6 +44,19 @@ class SyncProgress:
         }
 
 
+CLEARED: dict[str, Any] = {
+    "sync_phase": None, "sync_calendars_done": None, "sync_calendars_total": None, "sync_items": None,
+    "sync_started_at": None, "sync_progress_at": None}
+"""The progress columns of a connection no sync is running on."""
+
+
+def progress_columns(phase: SyncPhase, calendars_done: int, calendars_total: int | None, items: int,
+                     moment: datetime) -> dict[str, Any]:
+    """The progress columns of a step, as stored on the connection row."""
+    return {"sync_phase": str(phase), "sync_calendars_done": calendars_done, "sync_calendars_total": calendars_total,
+            "sync_items": items, "sync_progress_at": moment}
+
+
 def progress_of(row: Any, now: datetime) -> SyncProgress | None:
     """The progress stored on a connection row, if a sync is running (its lease holds)."""
     phase, lease = row["sync_phase"], row["sync_lock_until"]

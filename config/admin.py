@@ -117,10 +117,11 @@ def cmd_connections(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     """Sync one connection now: the request is noted (the periodic sync honours it if the broker is
-    down) and the task queued, exactly as the API's ``POST .../sync`` does, for any expert."""
+    down) and the dispatcher kicked for it, exactly as the API's ``POST .../sync`` does, for any
+    expert: the dispatcher's claim keeps it from being queued twice."""
     from booking_engine.errors import NotFound
     from booking_engine.services import connections
-    from config.task_sender import SYNC, CeleryTaskQueue
+    from config.task_sender import CeleryTaskQueue
 
     store = _store(settings)
     try:
@@ -130,8 +131,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         store.dispose()
-    queued = CeleryTaskQueue(settings.resolved_broker_url()).send(SYNC, args.connection_id,
-                                                                connection_id=args.connection_id)
+    queued = CeleryTaskQueue(settings.resolved_broker_url()).sync(args.connection_id)  # the dispatcher claims it
     print(f"sync of {args.connection_id} " + ("queued" if queued else
           "requested; the broker is unreachable, so the periodic sync will run it within 5 minutes"))
     return 0

@@ -161,12 +161,14 @@ class CeleryTaskQueue:
 
     # -- the TaskQueue port ---------------------------------------------------------------------
 
-    def sync(self, connection_id: str, countdown: float = 0) -> None:
+    def sync(self, connection_id: str, countdown: float = 0) -> bool:
         """The connection is due (the caller made it so): the dispatcher claims it first and queues
-        its sync, so a sync is never queued twice (docs/sync.md#scheduling)."""
-        if self.send(DISPATCH_SYNCS, connection_id, countdown=countdown, expires=KICK_EXPIRES,
-                     connection_id=connection_id):
+        its sync, so a sync is never queued twice (docs/sync.md#scheduling). False: not sent."""
+        sent = self.send(DISPATCH_SYNCS, connection_id, countdown=countdown, expires=KICK_EXPIRES,
+                         connection_id=connection_id)
+        if sent:
             log.info("calendar sync asked for", extra={"connection_id": connection_id})
+        return sent
 
     def sync_changed(self, connection_id: str) -> None:
         """A change notification: the same path; a sync running now makes it due again when it ends."""

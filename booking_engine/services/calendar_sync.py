@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from booking_engine.availability import BusyIndex
 from booking_engine.connections import SYNCABLE, ConnectionStatus, EventRecord, Provider, PushTarget
 from booking_engine.model import Booking, DomainEvent
@@ -46,9 +48,11 @@ def apply_pull(
     deleted: Iterable[str],
     cursor: dict[str, Any],
     kept: Iterable[str] = (),
+    progress: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Replace the calendar's blocks (full, but for ``kept``) or the named objects' blocks; save the cursor.
+    """Replace the calendar's blocks (full, but for ``kept``) or the named objects' blocks; save the cursor
+    and, given ``progress``, the sync's progress after this calendar (its columns), all in one transaction.
 
     Returns rows written.
     """
@@ -65,6 +69,8 @@ def apply_pull(
             kept=kept,
         )
         sync_rows.save_cursor(conn, connection_id, calendar_id, cursor, moment)
+        if progress:
+            connection_rows.update_connection(conn, connection_id, **progress)
     log.info("calendar pull applied", extra={"connection_id": connection_id, "full": full, "blocks": written})
     return written
 
@@ -76,38 +82,49 @@ def drop_calendar(store: Store, connection_id: str, calendar_id: str) -> None:
 
 
 def flag_conflicts(store: Store, expert_id: str, now: datetime | None = None) -> list[str]:
-    """Flag upcoming active bookings that now overlap external busy time (docs/sync.md#conflicts).
+    """Flag upcoming active bookings that now overlap external busy time (``flag_conflicts_in``)."""
+    moment = now_or(now)
+    with store.write() as conn:
+        flagged = flag_conflicts_in(conn, expert_id, moment)
+    log_conflicts(flagged)
+    return flagged
+
+
+def log_conflicts(flagged: list[str]) -> None:
+    for booking_id in flagged:
+        log.warning("booking conflicts with external busy time", extra={"booking_id": booking_id})
+
+
+def flag_conflicts_in(conn: Connection, expert_id: str, moment: datetime) -> list[str]:
+    """Flag upcoming active bookings that now overlap external busy time (docs/sync.md#conflicts),
+    inside the caller's transaction (a sync's finishing one, ``sync_runs.finish_sync``).
 
     A newly conflicting booking gets ``hasConflict`` and a ``booking.conflict`` event (the
     expert is told); it is never cancelled. A booking whose conflict went away is quietly
     unflagged. Returns the ids newly flagged.
     """
-    moment = now_or(now)
     flagged: list[str] = []
-    with store.write() as conn:
-        upcoming = booking_rows.upcoming_active(conn, expert_id, moment)
-        if not upcoming:
-            return []
-        widest = timedelta(minutes=max(b.buffer or 0 for b in upcoming) + 1)
-        start = min(b.start for b in upcoming) - widest
-        end = max(b.end for b in upcoming) + widest
-        index = BusyIndex(busy_rows.busy_blocks_between(conn, expert_id, start, end))
-        for booking in upcoming:
-            # Conflict as in docs/domain.md#conflicts-and-buffers: busy time within the booking's buffer counts too.
-            buffer = timedelta(minutes=booking.buffer or 0)
-            conflict = index.overlaps(booking.start - buffer, booking.end + buffer)
-            if conflict == booking.has_conflict:
-                continue
-            previous = booking.version
-            booking.has_conflict = conflict
-            booking.version += 1
-            booking_rows.update_booking(conn, booking, previous, moment)
-            if conflict:
-                booking.record("booking.conflict")
-                outbox_rows.add_events(conn, booking.events, moment)
-                flagged.append(booking.id)
-    for booking_id in flagged:
-        log.warning("booking conflicts with external busy time", extra={"booking_id": booking_id})
+    upcoming = booking_rows.upcoming_active(conn, expert_id, moment)
+    if not upcoming:
+        return []
+    widest = timedelta(minutes=max(b.buffer or 0 for b in upcoming) + 1)
+    start = min(b.start for b in upcoming) - widest
+    end = max(b.end for b in upcoming) + widest
+    index = BusyIndex(busy_rows.busy_blocks_between(conn, expert_id, start, end))
+    for booking in upcoming:
+        # Conflict as in docs/domain.md#conflicts-and-buffers: busy time within the booking's buffer counts too.
+        buffer = timedelta(minutes=booking.buffer or 0)
+        conflict = index.overlaps(booking.start - buffer, booking.end + buffer)
+        if conflict == booking.has_conflict:
+            continue
+        previous = booking.version
+        booking.has_conflict = conflict
+        booking.version += 1
+        booking_rows.update_booking(conn, booking, previous, moment)
+        if conflict:
+            booking.record("booking.conflict")
+            outbox_rows.add_events(conn, booking.events, moment)
+            flagged.append(booking.id)
     return flagged
 
 

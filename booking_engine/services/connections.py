@@ -70,7 +70,7 @@ class _Unchanged:
 UNCHANGED = _Unchanged()
 
 
-def _from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
+def from_row(row: Any, with_secret: bool = False) -> CalendarConnection:
     return CalendarConnection(
         id=row["id"],
         expert_id=row["expert_id"],
@@ -160,7 +160,7 @@ def create_connection(
         connection_id = _insert(conn, expert_id, Provider(provider), account, credentials, config, moment)
         row = connection_rows.get(conn, connection_id)
     log.info("calendar connection created", extra={"connection_id": connection_id, "provider": provider})
-    return _from_row(row)
+    return from_row(row)
 
 
 def _store_verified(
@@ -173,7 +173,7 @@ def _store_verified(
         row = connection_rows.get(conn, connection_id)
     log.info("calendar connection created", extra={
         "connection_id": connection_id, "provider": str(provider), "calendars": len(verified.calendars)})
-    return _from_row(row)
+    return from_row(row)
 
 
 def connect_caldav(
@@ -271,7 +271,7 @@ def _store_oauth(
             log.info("%s connection created", provider, extra={"connection_id": connection_id,
                                                                "calendars": len(choice.busy)})
         row = connection_rows.get(conn, connection_id)
-    return _from_row(row)
+    return from_row(row)
 
 
 def start_microsoft(store: Store, accounts: CalendarAccounts, actor: str, login_hint: str | None = None) -> str:
@@ -310,28 +310,28 @@ def connect_microsoft(
 
 def list_connections(store: Store, actor: str) -> list[CalendarConnection]:
     with store.read() as conn:
-        return [_from_row(r) for r in connection_rows.list_not_disconnected(conn, actor)]
+        return [from_row(r) for r in connection_rows.list_not_disconnected(conn, actor)]
 
 
 def get_connection(store: Store, actor: str, connection_id: str) -> CalendarConnection:
     """The actor's own connection; anyone else's is ``not_found``."""
     with store.read() as conn:
         row = connection_rows.get(conn, connection_id)
-    return _from_row(_owned(row, actor))
+    return from_row(_owned(row, actor))
 
 
 def load_for_sync(store: Store, connection_id: str) -> CalendarConnection | None:
     """Worker use: the connection with its (encrypted) credentials, or None if gone."""
     with store.read() as conn:
         row = connection_rows.get(conn, connection_id)
-    return _from_row(row, with_secret=True) if row is not None else None
+    return from_row(row, with_secret=True) if row is not None else None
 
 
 def syncable_connections(store: Store, expert_id: str) -> list[CalendarConnection]:
     """The expert's connections that sync, oldest first, with their (encrypted) credentials."""
     with store.read() as conn:
         rows = connection_rows.of_expert_with_status(conn, expert_id, [str(s) for s in SYNCABLE])
-    return [_from_row(r, with_secret=True) for r in rows]
+    return [from_row(r, with_secret=True) for r in rows]
 
 
 def busy_in_provider_calendars(
@@ -377,7 +377,7 @@ def disconnect(store: Store, actor: str, connection_id: str, now: datetime | Non
         )
         row = connection_rows.get(conn, connection_id)
     log.info("calendar connection removed", extra={"connection_id": connection_id})
-    return _from_row(row)
+    return from_row(row)
 
 
 def choose_calendars(
@@ -431,7 +431,7 @@ def _choose(
 ) -> tuple[CalendarConnection, bool]:
     with store.write() as conn:
         row = _owned(connection_rows.get(conn, connection_id, for_update=True), actor)
-        current = _from_row(row)
+        current = from_row(row)
         if current.provider == Provider.ICS:
             raise ValidationError("an ICS feed is one calendar: there is nothing to choose", field="busyCalendars")
         choice = CalendarChoice.picked(
@@ -457,7 +457,7 @@ def _choose(
         row = connection_rows.get(conn, connection_id)
     log.info("calendar connection calendars chosen", extra={
         "connection_id": connection_id, "busy": len(choice.busy), "changed": changed})
-    return _from_row(row), queue_sync
+    return from_row(row), queue_sync
 
 
 def ask_for_sync(store: Store, tasks: TaskQueue, actor: str, connection_id: str) -> None:
@@ -486,34 +486,38 @@ def update_config(store: Store, connection_id: str, changes: dict[str, Any], now
             conn, connection_id, config={**dict(row["config"] or {}), **changes}, updated_at=now_or(now))
 
 
+def status_change(row: Any, status: ConnectionStatus, error: str | None, moment: datetime,
+                  ) -> tuple[dict[str, Any], DomainEvent | None]:
+    """The columns a sync outcome of ``status`` sets on ``row``, and the event it emits: entering
+    ``reauth_required`` tells the expert (``connection.reauth_required``); ``active`` is a good sync."""
+    values: dict[str, Any] = {"status": str(status), "last_error": error[:2000] if error else None,
+                              "updated_at": moment}
+    if status == ConnectionStatus.ACTIVE:
+        values["last_synced_at"] = moment
+    if status == ConnectionStatus.REAUTH_REQUIRED:
+        values["next_sync_at"] = None  # waits for the expert to reconnect
+    event = None
+    if status == ConnectionStatus.REAUTH_REQUIRED and row["status"] != ConnectionStatus.REAUTH_REQUIRED:
+        event = DomainEvent("connection.reauth_required", row["id"], {
+            "connectionId": row["id"], "expertId": row["expert_id"], "provider": row["provider"], "error": error})
+    return values, event
+
+
 def set_status(
     store: Store, connection_id: str, status: ConnectionStatus | str, error: str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Record a sync outcome. Entering ``reauth_required`` notifies the expert (outbox)."""
+    """Record a sync or push outcome. Entering ``reauth_required`` notifies the expert (outbox)."""
     status = ConnectionStatus(status)  # ValueError for anything else
     moment = now_or(now)
     with store.write() as conn:
         row = connection_rows.get(conn, connection_id, for_update=True)
         if row is None or row["status"] == ConnectionStatus.DISCONNECTED:
             return
-        values: dict[str, Any] = {"status": str(status), "last_error": error[:2000] if error else None,
-                                  "updated_at": moment}
-        if status == ConnectionStatus.ACTIVE:
-            values["last_synced_at"] = moment
-        if status == ConnectionStatus.REAUTH_REQUIRED:
-            values["next_sync_at"] = None  # waits for the expert to reconnect
+        values, event = status_change(row, status, error, moment)
         connection_rows.update_connection(conn, connection_id, **values)
-        entered_reauth = row["status"] != ConnectionStatus.REAUTH_REQUIRED
-        if status == ConnectionStatus.REAUTH_REQUIRED and entered_reauth:
-            outbox_rows.add_events(
-                conn,
-                [DomainEvent("connection.reauth_required", connection_id, {
-                    "connectionId": connection_id, "expertId": row["expert_id"], "provider": row["provider"],
-                    "error": error,
-                })],
-                moment,
-            )
+        if event is not None:
+            outbox_rows.add_events(conn, [event], moment)
     log.info("calendar connection status", extra={"connection_id": connection_id, "status": str(status)})
 
 
@@ -535,21 +539,6 @@ def request_sync(store: Store, actor: str | None, connection_id: str, now: datet
             values["next_sync_at"] = moment
         connection_rows.update_connection(conn, connection_id, **values)
     return not already
-
-
-def acquire_sync_lease(store: Store, connection_id: str, ttl: timedelta, now: datetime | None = None) -> bool:
-    """One sync per connection at a time, across workers: a lease row update wins or loses."""
-    moment = now_or(now)
-    with store.write() as conn:
-        return connection_rows.take_sync_lease(conn, connection_id, ttl, moment)
-
-
-def release_sync_lease(store: Store, connection_id: str, reconciled: bool = False, now: datetime | None = None) -> None:
-    values: dict[str, Any] = {"sync_lock_until": None}
-    if reconciled:
-        values["last_reconciled_at"] = now_or(now)
-    with store.write() as conn:
-        connection_rows.update_connection(conn, connection_id, **values)
 
 
 # -- the sync schedule (docs/sync.md#scheduling, decision 0023) ----------------------------------
@@ -593,51 +582,34 @@ def syncs_in_flight(store: Store, now: datetime | None = None) -> int:
         return connection_rows.leased_count(conn, now_or(now))
 
 
-def adopt_sync_lease(store: Store, connection_id: str, token: datetime, ttl: timedelta,
-                     now: datetime | None = None) -> bool:
-    """The sync of a claim takes the lease over: only the claim's own message wins (a claim that ran
-    out and was claimed again has a new token); renewed for ``ttl`` from now."""
-    moment = now_or(now)
-    with store.write() as conn:
-        return connection_rows.adopt_sync_lease(conn, connection_id, token, ttl, moment)
+def next_due(
+    row: Any, schedule: SyncSchedule, moment: datetime, *, status: str | None = None, failed: bool = False,
+    resume_from: int | None = None, retry_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The schedule columns after a sync of ``row`` (whose status is now ``status``, if it changed).
 
-
-def schedule_next_sync(
-    store: Store, connection_id: str, schedule: SyncSchedule, *, failed: bool = False, resume_from: int | None = None,
-    retry_at: datetime | None = None, now: datetime | None = None,
-) -> datetime | None:
-    """After a sync (before its lease is released): when the connection is due next.
-
-    A good sync: after its provider's interval, with jitter, and the failure count reset. A
+    A good sync: due after its provider's interval, with jitter, and the failure count reset. A
     failed one: after the backoff of its failures in a row. One stopped by its time budget
     (``resume_from``, the calendar to continue at): due at once, behind every connection already
     overdue. A sync requested while this one ran (``sync_requested_at``, cleared when the lease
     was taken): due at once. One that waited for a rate limit (``retry_at``): due then, its
     failure count as it was. ``reauth_required`` and disconnected connections are not due.
     """
-    moment = now_or(now)
-    with store.write() as conn:
-        row = connection_rows.get(conn, connection_id, for_update=True)
-        if row is None:
-            return None
-        values: dict[str, Any] = {"sync_resume_from": resume_from}
-        if not is_syncable(row["status"]):
-            values["next_sync_at"] = None
-        elif retry_at is not None:
-            values["next_sync_at"] = retry_at
-        elif resume_from is not None:
-            values["next_sync_at"] = moment
-        elif failed:
-            failures = int(row["sync_failures"] or 0) + 1
-            values.update(sync_failures=failures, next_sync_at=schedule.after_failure(failures, moment))
-        else:
-            values.update(sync_failures=0, next_sync_at=schedule.after_success(row["provider"], moment))
-        if row["sync_requested_at"] is not None and values["next_sync_at"] is not None:
-            values["next_sync_at"] = min(values["next_sync_at"], moment)
-        connection_rows.update_connection(conn, connection_id, **values)
-    log.debug("calendar sync scheduled", extra={"connection_id": connection_id, "next_sync_at": values["next_sync_at"],
-                                                "failed": failed, "resume_from": resume_from})
-    return values["next_sync_at"]  # type: ignore[no-any-return]
+    values: dict[str, Any] = {"sync_resume_from": resume_from}
+    if not is_syncable(status or row["status"]):
+        values["next_sync_at"] = None
+    elif retry_at is not None:
+        values["next_sync_at"] = retry_at
+    elif resume_from is not None:
+        values["next_sync_at"] = moment
+    elif failed:
+        failures = int(row["sync_failures"] or 0) + 1
+        values.update(sync_failures=failures, next_sync_at=schedule.after_failure(failures, moment))
+    else:
+        values.update(sync_failures=0, next_sync_at=schedule.after_success(row["provider"], moment))
+    if row["sync_requested_at"] is not None and values["next_sync_at"] is not None:
+        values["next_sync_at"] = min(values["next_sync_at"], moment)
+    return values
 
 
 def due_connections(store: Store, now: datetime | None = None, limit: int = 500) -> list[str]:

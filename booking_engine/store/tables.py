@@ -213,6 +213,9 @@ calendar_connections = Table(
     Column("sync_resume_from", Integer),
     Index("ix_calendar_connections_expert", "expert_id"),
     Index("ix_calendar_connections_due", "next_sync_at"),
+    # The dispatcher counts syncs in flight before every claim: only leased rows are in this index.
+    Index("ix_calendar_connections_leased", "sync_lock_until",
+          postgresql_where=text("sync_lock_until IS NOT NULL"), sqlite_where=text("sync_lock_until IS NOT NULL")),
 )
 
 calendar_sync_state = Table(

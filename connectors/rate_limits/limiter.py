@@ -11,7 +11,10 @@ When the shared store does not answer (Redis or the database down, a database no
 the limiter keeps limiting inside its own process (``MemoryStore``) and tries the shared store
 again after a while: a limiter outage neither stops the syncs nor lifts every limit.
 
-Waits are logged with the connection and the hashed key, never a mailbox, host or token.
+Waits are logged with the connection and the hashed key, never a mailbox, host or token, and
+counted by provider (``calbook_rate_limit_waits_total``: ``waited``, or ``refused`` when the wait
+would have been too long; ``calbook_rate_limit_wait_seconds_total``): a limit that binds shows
+on the metrics before it shows as staleness (docs/operations.md#metrics).
 """
 
 from __future__ import annotations
@@ -25,11 +28,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
+from prometheus_client import Counter
+
 from connectors.base import RateLimited
 from connectors.rate_limits.limits import Bucket, RequestPlan, Slots, StoreDown
 from connectors.rate_limits.memory_store import MemoryStore
 
 log = logging.getLogger(__name__)
+
+WAITS = Counter("calbook_rate_limit_waits", "Requests calbook's own rate limit held back, by provider and outcome "
+                "(waited, refused)", ["provider", "outcome"])
+WAITED_SECONDS = Counter("calbook_rate_limit_wait_seconds", "Seconds requests waited for calbook's own rate "
+                         "limit, by provider", ["provider"])
 
 SLOT_POLL_SECONDS = (0.01, 0.25)
 """A request waiting for a concurrency slot looks again after 10 ms, doubling up to 250 ms."""
@@ -124,6 +134,7 @@ class RateLimiter:
         began = self._clock()
         holder = uuid.uuid4().hex
         poll = SLOT_POLL_SECONDS[0]
+        held_back = False
         while True:
             held: Store | None = None
             if plan.slots is not None:
@@ -133,6 +144,7 @@ class RateLimiter:
                     if remaining <= 0:
                         self._give_up(plan, connection_id, 1.0, f"{plan.slots.limit} requests already in flight")
                     self._sleep(min(poll, remaining))
+                    held_back = True
                     poll = min(poll * 2, SLOT_POLL_SECONDS[1])
                     continue
             wait = self._take(plan.buckets)
@@ -143,7 +155,11 @@ class RateLimiter:
             if wait > deadline - self._clock():
                 self._give_up(plan, connection_id, wait, "request rate at its limit")
             self._sleep(wait * (1 + 0.1 * random.random()))  # a little jitter: waiters do not wake as one
+            held_back = True
         waited = self._clock() - began
+        if held_back:
+            WAITS.labels(plan.provider, "waited").inc()
+            WAITED_SECONDS.labels(plan.provider).inc(waited)
         if waited > 0.05:
             log.info("rate limit: waited %.2fs", waited,
                      extra={"connection_id": connection_id, "rate_limit_key": plan.label})
@@ -156,6 +172,7 @@ class RateLimiter:
                 self._release(held, plan.slots, holder)
 
     def _give_up(self, plan: RequestPlan, connection_id: str | None, retry_after: float, why: str) -> None:
+        WAITS.labels(plan.provider, "refused").inc()
         log.info("rate limit: %s, retry in %.1fs", why, retry_after,
                  extra={"connection_id": connection_id, "rate_limit_key": plan.label})
         raise RateLimited(f"calbook's rate limit towards the provider: {why}", retry_after=round(retry_after, 3))

@@ -75,6 +75,7 @@ class RequestPlan:
 
     buckets: tuple[Bucket, ...]
     slots: Slots | None = None
+    provider: str = "other"  # the metrics' label (calbook_rate_limit_waits_total)
 
     @property
     def pause_key(self) -> str:

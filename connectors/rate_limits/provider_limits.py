@@ -66,7 +66,7 @@ class ProviderLimits:
         plan = RequestPlan((
             Bucket(self._key("google:user", project, user), Rate.within(s.google_user_per_minute, 60, s.google_burst)),
             Bucket(self._key("google:project", project), Rate.within(s.google_project_per_minute, 60, s.google_burst)),
-        ))
+        ), provider="google")
         return self._gate(lambda url: plan, connection_id, person_waits)
 
     def microsoft(self, *, mailbox: str, app: str, graph_root: str, connection_id: str | None = None,
@@ -83,13 +83,14 @@ class ProviderLimits:
                                                                    s.microsoft_burst)),
             ),
             Slots(mailbox_key + ":slots", s.microsoft_mailbox_concurrency, s.lease_seconds),
+            provider="microsoft",
         )
         return self._gate(lambda url: plan if url.startswith(root) else None, connection_id, person_waits)
 
     def _per_host(self, kind: str, rate: Rate, connection_id: str | None, person_waits: bool) -> RequestGate:
         def plan_for(url: str) -> RequestPlan | None:
             host = host_of(url)
-            return RequestPlan((Bucket(self._key(kind, host), rate),)) if host else None
+            return RequestPlan((Bucket(self._key(kind, host), rate),), provider=kind.split(":")[0]) if host else None
 
         return self._gate(plan_for, connection_id, person_waits)
 

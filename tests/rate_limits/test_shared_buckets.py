@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, func, select
 
 from booking_engine.store.rate_limit_tables import rate_limit_buckets
@@ -123,3 +124,24 @@ def test_memory_stays_bounded(shared: SharedStore, limiter: RateLimiter) -> None
     finally:
         engine.dispose()
 
+
+
+def _waits(provider: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("calbook_rate_limit_waits_total",
+                                     {"provider": provider, "outcome": outcome}) or 0.0
+
+
+def test_waits_and_refusals_are_counted_by_provider(shared: SharedStore, limiter: RateLimiter) -> None:
+    plan = RequestPlan((Bucket(shared.prefix + "counted", Rate(0.2, 1)),), provider="caldav")
+    waited, refused = _waits("caldav", "waited"), _waits("caldav", "refused")
+    seconds = REGISTRY.get_sample_value("calbook_rate_limit_wait_seconds_total", {"provider": "caldav"}) or 0.0
+    with limiter.acquire(plan, max_wait=5):
+        pass  # the burst: no wait
+    assert _waits("caldav", "waited") == waited
+    with limiter.acquire(plan, max_wait=5):
+        pass  # the next token comes 0.2 s later
+    assert _waits("caldav", "waited") == waited + 1
+    assert (REGISTRY.get_sample_value("calbook_rate_limit_wait_seconds_total", {"provider": "caldav"}) or 0) > seconds
+    with pytest.raises(TransientError), limiter.acquire(plan, max_wait=0.01):
+        pass
+    assert _waits("caldav", "refused") == refused + 1

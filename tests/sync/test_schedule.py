@@ -15,8 +15,10 @@ import pytest
 from sqlalchemy import select, text, update
 
 from booking_engine.clock import utcnow
+from booking_engine.connections import ConnectionStatus
 from booking_engine.model import AvailabilitySettings
-from booking_engine.services import connections
+from booking_engine.services import connections, sync_runs
+from booking_engine.services.sync_runs import SyncEnd
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections as cc
 from booking_engine.sync_schedule import SyncSchedule
@@ -108,10 +110,9 @@ def test_jitter_spreads_next_sync_at(store: Store, expert: AvailabilitySettings,
     ids = _many(store, calendar_url, 30)
     schedule = Settings().worker.sync_schedule()
     now = utcnow()
-    for connection_id in ids:  # as a sync does: take the lease (it clears the request), schedule, release
-        assert connections.acquire_sync_lease(store, connection_id, LEASE, now=now)
-        connections.schedule_next_sync(store, connection_id, schedule, now=now)
-        connections.release_sync_lease(store, connection_id)
+    for connection_id in ids:  # as a sync does: take the lease (it clears the request), then finish it well
+        assert sync_runs.start_sync(store, connection_id, LEASE, now=now) is not None
+        sync_runs.finish_sync(store, connection_id, SyncEnd(status=ConnectionStatus.ACTIVE), schedule, now=now)
     due = sorted(_row(store, i)["next_sync_at"] for i in ids)
     assert all(now + timedelta(seconds=240) <= d <= now + timedelta(seconds=300) for d in due)
     assert len(set(due)) == 30 and due[-1] - due[0] > timedelta(seconds=20)  # spread, not one instant

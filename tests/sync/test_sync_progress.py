@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from api.app import create_app
 from booking_engine.clock import utcnow
-from booking_engine.services import connections, sync_progress
+from booking_engine.services import connections, sync_progress, sync_runs
 from booking_engine.store.db import Store
 from booking_engine.store.tables import calendar_connections
 from booking_engine.sync_progress import SyncPhase
@@ -98,10 +98,10 @@ def test_progress_counts_items_per_calendar_and_a_dead_sync_shows_none(store: St
         destination_calendar=None,
     )
     now = utcnow()
-    with store.write() as conn:  # a sync holds the lease, as ``acquire_sync_lease`` leaves it
-        conn.execute(update(calendar_connections).where(calendar_connections.c.id == created.id)
-                     .values(sync_lock_until=now + timedelta(minutes=10)))
-    sync_progress.begin(store, created.id, now=now)
+    started = sync_runs.start_sync(store, created.id, timedelta(minutes=10), now=now)  # holds the lease
+    assert started is not None and started.phase == SyncPhase.FETCHING
+    shown = connections.get_connection(store, EXPERT, created.id).as_dict()["syncProgress"]
+    assert shown["phase"] == "fetching" and shown["calendarsDone"] == 0 and shown["calendarsTotal"] == 3
     sync_progress.report(store, created.id, SyncPhase.FETCHING, 1, 3, 120, now=now + timedelta(seconds=5))
     shown = connections.get_connection(store, EXPERT, created.id).as_dict()["syncProgress"]
     assert shown["phase"] == "fetching" and shown["calendarsDone"] == 1 and shown["calendarsTotal"] == 3

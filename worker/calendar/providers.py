@@ -19,11 +19,14 @@ def expert_timezone(store: Store, expert_id: str) -> str:
     return get_availability(store, expert_id).timezone
 
 
-def provider_for(store: Store, connection: CalendarConnection, *, settings: Settings) -> CalendarProvider:
-    """Raises ``PermanentError`` when no provider can be built (unknown kind, unreadable credentials)."""
+def provider_for(store: Store, connection: CalendarConnection, *, settings: Settings,
+                 timezone: str | None = None) -> CalendarProvider:
+    """Raises ``PermanentError`` when no provider can be built (unknown kind, unreadable credentials).
+
+    ``timezone`` is the expert's, when the caller read it already (a sync's start does)."""
 
     def save(credentials: str) -> None:
         connection_service.save_credentials(store, connection.id, credentials)
 
-    return open_provider(connection, settings, expert_timezone(store, connection.expert_id),
+    return open_provider(connection, settings, timezone or expert_timezone(store, connection.expert_id),
                          on_credentials_refreshed=save)

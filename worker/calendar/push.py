@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from booking_engine.connections import ConnectionStatus, Provider
+from booking_engine.connections import CalendarConnection, ConnectionStatus, Provider
 from booking_engine.model import Booking, BookingStatus
 from booking_engine.services import calendar_sync
 from booking_engine.services import connections as connection_service
@@ -117,7 +117,7 @@ def handle_push_event(store: Store, payload: dict[str, Any], aggregate_id: str, 
     push_booking(store, booking.get("id") or aggregate_id, settings=settings)
 
 
-def backfill(store: Store, connection_id: str, *, settings: Settings) -> int:
+def backfill(store: Store, connection: CalendarConnection, *, settings: Settings) -> int:
     """Write the events that a destination calendar is missing, after a successful sync.
 
     A push can be skipped for good while a connection is ``reauth_required`` (its outbox
@@ -125,10 +125,11 @@ def backfill(store: Store, connection_id: str, *, settings: Settings) -> int:
     bookings were confirmed, or another one. Each sync therefore writes the upcoming confirmed
     bookings of the expert that have no event in this connection's destination calendar yet
     (moving those whose event is in another calendar); errors are logged and left to the next
-    sync, never failing the sync itself.
+    sync, never failing the sync itself. ``connection`` is as the sync read it; the sync just
+    made it ``active``.
     """
-    connection = connection_service.load_for_sync(store, connection_id)
-    if connection is None or connection.status != ConnectionStatus.ACTIVE or connection.provider == Provider.ICS:
+    connection_id = connection.id
+    if connection.provider == Provider.ICS:
         return 0
     destination = connection.destination_calendar
     if not destination:

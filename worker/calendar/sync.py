@@ -19,15 +19,15 @@ from typing import Any
 
 from booking_engine.clock import utcnow
 from booking_engine.connections import CalendarConnection, ConnectionStatus
-from booking_engine.services import calendar_sync
-from booking_engine.services import connections as connection_service
+from booking_engine.services import calendar_sync, sync_runs
+from booking_engine.services.sync_runs import SyncEnd
 from booking_engine.store.db import Store
 from booking_engine.sync_progress import SyncPhase
 from config.settings import Settings
 from connectors.base import AuthError, PermanentError, PullResult, RateLimited, TransientError
 from worker.calendar import push
 from worker.calendar.progress import ProgressTracker
-from worker.calendar.providers import expert_timezone, provider_for
+from worker.calendar.providers import provider_for
 from worker.metrics import observe_sync
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,14 @@ AfterSync = Callable[[Store, CalendarConnection, Settings], object]
 """What a provider does after a successful sync (Google: reconcile its watch channels); ``worker.wiring``."""
 
 
-def _take_lease(store: Store, connection_id: str, lease_token: datetime | None, now: datetime) -> bool:
-    if lease_token is not None:  # the dispatcher's claim took the lease for this message
-        return connection_service.adopt_sync_lease(store, connection_id, lease_token, SYNC_LEASE, now=now)
-    return connection_service.acquire_sync_lease(store, connection_id, SYNC_LEASE, now=now)
+def _ended(result: str, error: str | None = None, *, resume_from: int | None = None,
+           retry_at: datetime | None = None, reconciled: bool = False) -> SyncEnd:
+    """What ``finish_sync`` records for a sync that ended with ``result`` (the metrics' label)."""
+    status = {"active": ConnectionStatus.ACTIVE, "reauth_required": ConnectionStatus.REAUTH_REQUIRED,
+              "error": ConnectionStatus.ERROR, "transient_error": ConnectionStatus.ERROR}.get(result)
+    return SyncEnd(status=status, error=error, failed=result not in ("active", "partial", "rate_limited"),
+                   resume_from=resume_from, retry_at=retry_at, reconciled=reconciled,
+                   flag=result in ("active", "partial"))
 
 
 def sync_connection(
@@ -70,6 +74,9 @@ def sync_connection(
     messages carry it): the sync runs only if that claim still holds. Without it (``calbook
     demo``, tests, an old message) the sync takes the lease itself, as before.
 
+    The store sees a sync as one transaction to start, one per calendar and one to finish
+    (``booking_engine.services.sync_runs``, docs/scaling.md#database-work-per-sync).
+
     Fair share (docs/sync.md#scheduling): after each calendar, a sync that has run longer than
     ``CALBOOK_WORKER_SYNC_BUDGET_SECONDS`` stops (``partial``); every calendar done is saved
     with its cursor already, and the connection is due again at once, behind those already
@@ -80,33 +87,33 @@ def sync_connection(
     comes, continuing at the calendar it stopped at (``rate_limited``).
     """
     now = utcnow()
-    if not _take_lease(store, connection_id, lease_token, now):
+    started = sync_runs.start_sync(store, connection_id, SYNC_LEASE, token=lease_token, now=now)
+    if started is None:
         log.info("sync already running or claimed again, skipped", extra={"connection_id": connection_id})
         return SyncOutcome("locked")
-    reconciled = False
-    tracker: ProgressTracker | None = None
-    result = "failed"  # what the metrics count if an unexpected error escapes
-    resume_from: int | None = None
-    retry_at: datetime | None = None
+    connection = started.connection
+    tracker = ProgressTracker(store, connection_id, connection.provider, settings.worker.sync_progress_log_seconds,
+                              (started.phase, 0, len(connection.busy_calendars) or None, 0))
+    result = "failed"  # what the metrics count, and finish_sync records, if an unexpected error escapes
+    end = _ended(result)
+    outcome = SyncOutcome("active")
+    calendars: list[str] = []
     index = 0
     budget_ends = time.monotonic() + settings.worker.sync_budget_seconds
     try:
-        connection = connection_service.load_for_sync(store, connection_id)
-        if connection is None or not connection.syncable:
-            return SyncOutcome("skipped")
-        tracker = ProgressTracker(store, connection_id, connection.provider,
-                                  settings.worker.sync_progress_log_seconds)
+        if not connection.syncable:
+            result, outcome = "skipped", SyncOutcome("skipped")
+            return outcome
         last = connection.last_reconciled_at
         reconcile = force_reconcile or last is None or now - last >= RECONCILE_EVERY
-        outcome = SyncOutcome("active")
-        timezone = expert_timezone(store, connection.expert_id)
-        with provider_for(store, connection, settings=settings) as provider:
+        with provider_for(store, connection, settings=settings, timezone=started.timezone) as provider:
             reconciler = provider.reconciler()
             calendars = connection.busy_calendars or [c.id for c in provider.list_calendars()]
             horizon = now + timedelta(days=settings.sync_horizon_days)
             window_start = now - timedelta(days=1)
             first = connection.sync_resume_from or 0
             first = first if first < len(calendars) else 0
+            resume_from: int | None = None
             for index, calendar_id in enumerate(calendars):
                 if index < first:
                     continue  # done by the budget-stopped sync this one continues
@@ -114,58 +121,58 @@ def sync_connection(
                     resume_from = index
                     break
                 tracker.step(SyncPhase.FETCHING, index, len(calendars), outcome.blocks)
-                cursor = calendar_sync.get_cursor(store, connection_id, calendar_id)
+                cursor = started.cursors.get(calendar_id)
                 if reconcile and cursor and reconciler is not None:
                     pulled = reconciler.reconcile(calendar_id, cursor, window_start, horizon)
                 else:
-                    pulled = provider.pull(calendar_id, cursor, window_start, horizon, timezone)
-                tracker.step(SyncPhase.SAVING, index, len(calendars), outcome.blocks)
+                    pulled = provider.pull(calendar_id, cursor, window_start, horizon, started.timezone)
+                upserts = _blocks(pulled)
+                tracker.step(SyncPhase.SAVING, index, len(calendars), outcome.blocks,
+                             pulled=len(upserts) + len(pulled.deleted))
+                following = index + 1 < len(calendars)
                 outcome.blocks += calendar_sync.apply_pull(
-                    store, connection_id, calendar_id, full=pulled.full, upserts=_blocks(pulled),
+                    store, connection_id, calendar_id, full=pulled.full, upserts=upserts,
                     deleted=pulled.deleted, cursor=pulled.cursor, kept=pulled.kept,
+                    progress=tracker.after_calendar(index + 1, len(calendars), outcome.blocks) if following else None,
                 )
                 outcome.warnings.extend(pulled.warnings)
                 outcome.calendars += 1
-            reconciled = reconcile and resume_from is None
-            result = "active" if resume_from is None else "partial"
+        if resume_from is None:
+            result, end = "active", _ended("active", reconciled=reconcile)
+        else:
+            outcome.status = result = "partial"
+            end = _ended(result, resume_from=resume_from)
     except RateLimited as exc:
         retry_at = utcnow() + timedelta(seconds=max(1.0, exc.retry_after or 1.0))
-        resume_from = index or None
         log.info("calendar sync waits for its rate limit", extra={
-            "connection_id": connection_id, "retry_at": retry_at.isoformat(), "resume_from": resume_from})
-        result = "rate_limited"
-        return SyncOutcome("rate_limited")
+            "connection_id": connection_id, "retry_at": retry_at.isoformat(), "resume_from": index or None})
+        result, outcome = "rate_limited", SyncOutcome("rate_limited")
+        end = _ended(result, resume_from=index or None, retry_at=retry_at)
     except AuthError as exc:
-        connection_service.set_status(store, connection_id, ConnectionStatus.REAUTH_REQUIRED, str(exc))
         log.warning("calendar credentials refused", extra={"connection_id": connection_id})
-        result = "reauth_required"
-        return SyncOutcome("reauth_required")
+        result, outcome = "reauth_required", SyncOutcome("reauth_required")
+        end = _ended(result, str(exc))
     except PermanentError as exc:
-        connection_service.set_status(store, connection_id, ConnectionStatus.ERROR, str(exc))
         log.error("calendar sync failed permanently", extra={"connection_id": connection_id, "error": str(exc)})
-        result = "error"
-        return SyncOutcome("error")
+        result, outcome = "error", SyncOutcome("error")
+        end = _ended(result, str(exc))
     except TransientError as exc:
-        connection_service.set_status(store, connection_id, ConnectionStatus.ERROR, f"temporary: {exc}")
         result = "transient_error"
+        end = _ended(result, f"temporary: {exc}")
         raise
     finally:
-        if tracker is not None:
-            observe_sync(tracker.provider, result, tracker.end())
-        connection_service.schedule_next_sync(
-            store, connection_id, settings.worker.sync_schedule(),
-            failed=result not in ("active", "partial", "rate_limited"), resume_from=resume_from, retry_at=retry_at)
-        connection_service.release_sync_lease(store, connection_id, reconciled=reconciled)
-    if resume_from is not None:
-        outcome.status = "partial"
-        outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
+        finished = sync_runs.finish_sync(store, connection_id, end, settings.worker.sync_schedule())
+        outcome.flagged = finished.flagged
+        if result != "skipped":
+            observe_sync(tracker.provider, result, tracker.seconds())
+    if outcome.status == "partial":
         log.info("calendar sync stopped by its time budget, continues next", extra={
-            "connection_id": connection_id, "calendars": outcome.calendars, "resume_from": resume_from,
+            "connection_id": connection_id, "calendars": outcome.calendars, "resume_from": end.resume_from,
             "of": len(calendars)})
         return outcome
-    connection_service.set_status(store, connection_id, ConnectionStatus.ACTIVE)
-    outcome.flagged = calendar_sync.flag_conflicts(store, connection.expert_id)
-    outcome.backfilled = push.backfill(store, connection_id, settings=settings)
+    if outcome.status != "active" or finished.status != ConnectionStatus.ACTIVE:
+        return outcome  # a failure, or disconnected while syncing: nothing to write back
+    outcome.backfilled = push.backfill(store, connection, settings=settings)
     if after_sync is not None:
         after_sync(store, connection, settings)
     log.info("calendar sync done", extra={"connection_id": connection_id, "calendars": outcome.calendars,

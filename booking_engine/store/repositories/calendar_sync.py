@@ -24,6 +24,13 @@ def get_cursor(conn: Connection, connection_id: str, calendar_id: str) -> dict[s
     return dict(row[0]) if row else None
 
 
+def cursors_of(conn: Connection, connection_id: str) -> dict[str, dict[str, Any]]:
+    """Every calendar's cursor of the connection, in one query (a sync reads them all as it starts)."""
+    rows = conn.execute(select(calendar_sync_state.c.calendar_id, calendar_sync_state.c.cursor)
+                        .where(calendar_sync_state.c.connection_id == connection_id))
+    return {r[0]: dict(r[1]) for r in rows if r[1] is not None}
+
+
 def replace_blocks(
     conn: Connection,
     expert_id: str,

@@ -60,8 +60,9 @@ def forget_credentials(conn: Connection, connection_id: str) -> None:
     conn.execute(update(cc).where(cc.c.id == connection_id, cc.c.status == _GONE).values(credentials=None))
 
 
-def take_sync_lease(conn: Connection, connection_id: str, ttl: timedelta, now: datetime) -> bool:
-    """The lease row update: wins when no unexpired lease is held, and clears the sync request."""
+def take_sync_lease(conn: Connection, connection_id: str, ttl: timedelta, now: datetime, **also: Any) -> bool:
+    """The lease row update: wins when no unexpired lease is held, and clears the sync request;
+    ``also`` sets more columns in the same statement (the sync's first progress)."""
     result = conn.execute(
         update(cc)
         .where(
@@ -69,7 +70,7 @@ def take_sync_lease(conn: Connection, connection_id: str, ttl: timedelta, now: d
             cc.c.status != _GONE,
             or_(cc.c.sync_lock_until.is_(None), cc.c.sync_lock_until <= now),
         )
-        .values(sync_lock_until=now + ttl, sync_requested_at=None)
+        .values(sync_lock_until=now + ttl, sync_requested_at=None, **also)
     )
     return result.rowcount == 1
 
@@ -105,13 +106,14 @@ def claim_due(conn: Connection, statuses: Sequence[str], now: datetime, lease_un
     return [r[0] for r in rows]
 
 
-def adopt_sync_lease(conn: Connection, connection_id: str, token: datetime, ttl: timedelta, now: datetime) -> bool:
+def adopt_sync_lease(conn: Connection, connection_id: str, token: datetime, ttl: timedelta, now: datetime,
+                     **also: Any) -> bool:
     """Take over the lease a claim took (``token`` is its end): wins only for the claim's own
     message, renews the lease for the sync, and clears the sync request as ``take_sync_lease``."""
     result = conn.execute(
         update(cc)
         .where(cc.c.id == connection_id, cc.c.status != _GONE, cc.c.sync_lock_until == token)
-        .values(sync_lock_until=now + ttl, sync_requested_at=None)
+        .values(sync_lock_until=now + ttl, sync_requested_at=None, **also)
     )
     return result.rowcount == 1
 
