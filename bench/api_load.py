@@ -50,6 +50,7 @@ import httpx  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from api.auth import mint_token  # noqa: E402
+from bench.http_wire import http_request, read_response  # noqa: E402
 from bench.process_cpu import tree_cpu_seconds  # noqa: E402
 from booking_engine.services import availability  # noqa: E402
 from booking_engine.store.db import Store  # noqa: E402
@@ -91,26 +92,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_request(method: str, path: str, token: str, body: bytes | None = None) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}"]
-    if body is not None:
-        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
-
-
-async def read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
-
-
 async def drive(port: int, requests: Iterator[bytes], seconds: float, connections: int, result: Result) -> None:
     stop_at = time.perf_counter() + seconds
 
@@ -124,7 +105,7 @@ async def drive(port: int, requests: Iterator[bytes], seconds: float, connection
                     return
                 started = time.perf_counter()
                 writer.write(request)
-                status = await read_response(reader)
+                status, _ = await read_response(reader)
                 result.latencies.append(time.perf_counter() - started)
                 result.statuses[status] += 1
         finally:
@@ -270,8 +251,7 @@ def run(seconds: float, connections: int, code: Path) -> tuple[list[Result], flo
         tag = httpx.get(f"http://127.0.0.1:{port}{slots_path}",
                         headers={"Authorization": f"Bearer {reader_token}"}).headers.get("etag")
         if tag:
-            conditional = http_request("GET", slots_path, reader_token).replace(
-                b"\r\n\r\n", f"\r\nIf-None-Match: {tag}\r\n\r\n".encode(), 1)
+            conditional = http_request("GET", slots_path, reader_token, headers=(f"If-None-Match: {tag}",))
             results.append(timed("GET .../slots (304)", conditional))
         frm = f"{tomorrow}T00:00:00Z"
         to = (tomorrow_day + timedelta(days=7)).isoformat() + "T00:00:00Z"

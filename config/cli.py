@@ -81,7 +81,14 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from config.processes import celery_argv, metrics_directory, run_celery, worker_options
+    from config.processes import (
+        celery_argv,
+        lower_priority,
+        metrics_directory,
+        run_celery,
+        worker_nice,
+        worker_options,
+    )
 
     try:
         queues, pool, concurrency = worker_options(settings, args.queues, args.pool, args.concurrency)
@@ -89,7 +96,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"calbook: --queues: {exc}", file=sys.stderr)
         return 2
     os.environ["CALBOOK_WORKER_POOL"] = pool  # worker.wiring sizes the database pool by it
-    log.info("worker serves %s on %s x%d", ",".join(queues), pool, concurrency)
+    niceness = lower_priority(worker_nice(settings, queues, args.nice))
+    log.info("worker serves %s on %s x%d at nice %d", ",".join(queues), pool, concurrency, niceness)
     with metrics_directory():
         extra = ["--queues", ",".join(queues), "--pool", pool, "--concurrency", str(concurrency)]
         if args.name:
@@ -208,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=None,
                         help="default: CALBOOK_WORKER_IO_CONCURRENCY (8) threads, or 2 processes")
     worker.add_argument("--name", default=None, help="node name, NAME@host (default: celery@host)")
+    worker.add_argument("--nice", type=int, default=None, choices=range(0, 20), metavar="0-19",
+                        help="lower the worker's CPU priority by this much (default: CALBOOK_WORKER_NICE, else 10 "
+                             "when serving only sync and push, 0 otherwise); docs/worker.md#cpu-priority")
     worker.add_argument("--beat", action="store_true", help="run the beat scheduler inside (one worker only)")
     worker.add_argument("--metrics-port", type=int, default=None,
                         help="serve the worker's metrics on this port (default: CALBOOK_WORKER_METRICS_PORT)")

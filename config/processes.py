@@ -134,6 +134,31 @@ def worker_options(
     return served, chosen, size
 
 
+IO_NICE = 10
+"""The nice increment of a worker serving only I/O queues, unless told otherwise."""
+
+
+def worker_nice(settings: Settings, served: Sequence[str], asked: int | None) -> int:
+    """The CPU priority a worker lowers itself to (docs/worker.md#cpu-priority).
+
+    A sync or push task is mostly a wait on a calendar server, and a late sync costs staleness
+    measured in minutes; an e-mail or webhook is waited for by a person. When the machine's CPU
+    is saturated (a cold start of thousands of first syncs) the kernel should run the e-mail
+    first, so a worker serving only sync and push runs at ``nice`` 10 unless ``--nice`` or
+    ``CALBOOK_WORKER_NICE`` says otherwise; any other worker keeps the priority it was given.
+    """
+    if asked is not None:
+        return asked
+    if settings.worker.nice >= 0:
+        return settings.worker.nice
+    return IO_NICE if set(served) <= IO_QUEUES else 0
+
+
+def lower_priority(increment: int) -> int:
+    """Lower this process's CPU priority (its pool children inherit it); the niceness now."""
+    return os.nice(increment) if increment > 0 else os.nice(0)
+
+
 def run_celery(argv: list[str]) -> int:
     """Run a Celery command in this process, so the metrics directory is cleaned up after it."""
     from celery.bin.celery import celery as celery_command

@@ -101,6 +101,9 @@ class WorkerSection(BaseSettings):
     # and the thread pool size of a worker that serves only sync and push (docs/worker.md#queues).
     queues: str = "all"
     io_concurrency: int = 8
+    # The CPU priority (nice increment) of a worker: -1 is automatic, 10 for a worker serving only
+    # sync and push, 0 for one that sends e-mail and webhooks (docs/worker.md#cpu-priority).
+    nice: int = Field(default=-1, ge=-1, le=19)
 
     # How often a worker's main process writes its heartbeat (``worker_heartbeats``).
     heartbeat_interval_seconds: float = 10.0

@@ -75,21 +75,25 @@ class FakeCalDAV:
     def stop(self) -> None:
         self.server.stop()
 
-    def add_account(self, account: str) -> str:
-        """The account's calendar URL, with its generated events."""
-        path = f"/dav/{account}/cal/"
-        calendar = DavCalendar(path)
-        for n, event in enumerate(generated(account, self.events_per_calendar)):
-            calendar.put(f"{path}e{n}.ics", vcalendar([event]))
-        with self.lock:
-            self.calendars[path] = calendar
-        return self.base + path
+    def add_account(self, account: str, calendars: int = 1) -> list[str]:
+        """The account's calendar URLs, each with its generated events."""
+        urls = []
+        for k in range(calendars):
+            path = f"/dav/{account}/cal{k or ''}/"
+            calendar = DavCalendar(path)
+            for n, event in enumerate(generated(path, self.events_per_calendar)):
+                calendar.put(f"{path}e{n}.ics", vcalendar([event]))
+            with self.lock:
+                self.calendars[path] = calendar
+            urls.append(self.base + path)
+        return urls
 
-    def change(self, account: str, rng: random.Random) -> None:
-        """An external change: a new event in the account's calendar (ctag and token move)."""
-        event: FakeEvent = one(account, rng, f"c{rng.random():.12f}")
+    def change(self, calendar_url: str, rng: random.Random) -> None:
+        """An external change: a new event in the calendar (ctag and token move)."""
+        path = calendar_url.removeprefix(self.base)
+        event: FakeEvent = one(path, rng, f"c{rng.random():.12f}")
         with self.lock:
-            calendar = self.calendars[f"/dav/{account}/cal/"]
+            calendar = self.calendars[path]
             calendar.put(f"{calendar.path}x{calendar.seq}.ics", vcalendar([event]))
 
     # -- HTTP ---------------------------------------------------------------------------------

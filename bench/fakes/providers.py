@@ -2,7 +2,8 @@
 
 The fakes model one mailbox each; calbook never lists calendars during a sync when the
 connection names its busy calendars (docs/sync.md#pull), so one fake can hold every account's
-calendar under its own id (Google: the account's e-mail, Microsoft: ``AAMk<n>==``). Each seeded
+calendars under their own ids (Google: the account's e-mail for the primary, group-calendar ids
+for the others; Microsoft: ``AAMk<n>==``). Each seeded
 account gets an access token the fake accepts and a refresh token its token endpoint knows, so
 the stored credentials are exactly what an OAuth connect would have stored.
 
@@ -72,30 +73,36 @@ class GoogleAccounts:
                 "CALBOOK_GOOGLE_AUTH_URI": "https://accounts.test/o/oauth2/auth",
                 "OAUTHLIB_INSECURE_TRANSPORT": "1"}
 
-    def add_account(self, email: str) -> dict[str, Any]:
-        """The account's calendar (id: the e-mail) with its events; the credentials dict calbook stores."""
-        self.fake.add_calendar(email, "Work", "UTC", "owner", primary=True)
-        for event in generated(email, self.events_per_calendar):
-            self.fake.add_event(email, self._body(event))
+    def add_account(self, email: str, calendars: int = 1) -> tuple[list[str], dict[str, Any]]:
+        """The account's calendars (the primary's id is the e-mail, others are group calendars) with their
+        events; the credentials dict calbook stores."""
+        local = email.split("@")[0]
+        ids = [email] + [f"c{k}.{local}@group.calendar.google.com" for k in range(1, calendars)]
+        for k, calendar_id in enumerate(ids):
+            self.fake.add_calendar(calendar_id, "Work" if k == 0 else f"Team {k}", "UTC", "owner", primary=k == 0)
+            for event in generated(calendar_id, self.events_per_calendar):
+                self.fake.add_event(calendar_id, self._body(event))
         access, refresh = "access-" + secrets.token_urlsafe(16), "refresh-" + secrets.token_urlsafe(16)
         with self.fake.lock:
             self.fake.valid_tokens.add(access)
         with self.oauth.lock:
             self.oauth.refresh_tokens[refresh] = email
-        return {"format": 1, "token": access, "refresh_token": refresh, "expiry": _z(FAR), "scopes": GOOGLE_SCOPES}
+        return ids, {"format": 1, "token": access, "refresh_token": refresh, "expiry": _z(FAR),
+                     "scopes": GOOGLE_SCOPES}
 
     @staticmethod
     def _body(event: FakeEvent) -> dict[str, Any]:
         return {"id": "ev" + secrets.token_hex(8), "summary": "busy", "start": {"dateTime": _z(event.start)},
                 "end": {"dateTime": _z(event.end)}}
 
-    def change(self, email: str, rng: random.Random) -> None:
-        self.fake.add_event(email, self._body(one(email, rng, "c")))
+    def change(self, calendar_id: str, rng: random.Random) -> None:
+        self.fake.add_event(calendar_id, self._body(one(calendar_id, rng, "c")))
 
-    def notify(self, http: httpx.Client, email: str) -> int | None:
+    def notify(self, http: httpx.Client, calendar_id: str) -> int | None:
         """What Google does after a change: POST the channel's notification to calbook (None: no channel yet)."""
         with self.fake.lock:
-            channel = next((dict(c) for c in reversed(self.fake.channels.values()) if c["calendarId"] == email), None)
+            channel = next((dict(c) for c in reversed(self.fake.channels.values()) if c["calendarId"] == calendar_id),
+                           None)
         if channel is None:
             return None
         self.notified += 1
@@ -125,7 +132,7 @@ class MicrosoftAccounts:
         self.events_per_calendar = events_per_calendar
         self.fake = FakeGraph(MICROSOFT_CLIENT_ID, MICROSOFT_CLIENT_SECRET)
         self.fake.log = KeepNothing()
-        self.calendar_of: dict[str, str] = {}
+        self.next_calendar = 0
 
     def start(self) -> None:
         self.fake.start()
@@ -140,18 +147,22 @@ class MicrosoftAccounts:
                 "CALBOOK_MICROSOFT_AUTHORITY_HOST": self.fake.base, "CALBOOK_MICROSOFT_TENANT": "common",
                 "CALBOOK_MICROSOFT_GRAPH_ROOT": self.fake.graph_root, "SSL_CERT_FILE": str(self.fake.cert_path)}
 
-    def add_account(self, email: str) -> tuple[str, dict[str, Any]]:
-        """The account's calendar id and the credentials dict calbook stores."""
-        calendar_id = f"AAMk{len(self.calendar_of)}=="
-        self.calendar_of[email] = calendar_id
-        self.fake.add_calendar(calendar_id, "Calendar", can_edit=True, default=not self.fake.calendars)
-        for event in generated(email, self.events_per_calendar):
-            self.fake.put_event(calendar_id, self._body(event))
+    def add_account(self, email: str, calendars: int = 1) -> tuple[list[str], dict[str, Any]]:
+        """The account's calendar ids and the credentials dict calbook stores."""
+        ids = []
+        for k in range(calendars):
+            calendar_id = f"AAMk{self.next_calendar}=="
+            self.next_calendar += 1
+            ids.append(calendar_id)
+            self.fake.add_calendar(calendar_id, "Calendar" if k == 0 else f"Team {k}", can_edit=True,
+                                   default=not self.fake.calendars)
+            for event in generated(calendar_id, self.events_per_calendar):
+                self.fake.put_event(calendar_id, self._body(event))
         access, refresh = "access-" + secrets.token_urlsafe(16), "refresh-" + secrets.token_urlsafe(16)
         with self.fake.lock:
             self.fake.access_tokens.add(access)
             self.fake.refresh_tokens[refresh] = email
-        return calendar_id, {"access_token": access, "refresh_token": refresh, "expires_at": FAR.timestamp(),
+        return ids, {"access_token": access, "refresh_token": refresh, "expires_at": FAR.timestamp(),
                              "tenant": TENANT_ID}
 
     @staticmethod
@@ -160,11 +171,11 @@ class MicrosoftAccounts:
         return {"subject": "busy", "start": {"dateTime": event.start.strftime(fmt), "timeZone": "UTC"},
                 "end": {"dateTime": event.end.strftime(fmt), "timeZone": "UTC"}}
 
-    def change(self, email: str, rng: random.Random) -> None:
-        self.fake.put_event(self.calendar_of[email], self._body(one(email, rng, "c")))
+    def change(self, calendar_id: str, rng: random.Random) -> None:
+        self.fake.put_event(calendar_id, self._body(one(calendar_id, rng, "c")))
 
-    def notify(self, http: httpx.Client, email: str) -> int | None:
-        items = self.fake.change_items(self.calendar_of[email])
+    def notify(self, http: httpx.Client, calendar_id: str) -> int | None:
+        items = self.fake.change_items(calendar_id)
         if not items:
             return None
         return http.post("/v1/webhooks/microsoft", json={"value": items}).status_code

@@ -164,23 +164,25 @@ def sampler(run: Run, stop: threading.Event, engine: Any, database: str, meter: 
 
 def mutator(run: Run, stop: threading.Event, fakes: Fakes, experts: list[Expert], per_minute: float,
             api: str) -> None:
-    """Changes in the fakes' calendars at ``per_minute`` (Poisson), notifying calbook for push providers."""
+    """Changes in the fakes' calendars at ``per_minute`` (Poisson, each calendar as likely), notifying
+    calbook for push providers."""
     rng = random.Random(42)
+    calendars = [(expert, calendar) for expert in experts for calendar in expert.calendars]
     if per_minute <= 0:
         return
     with httpx.Client(base_url=api, timeout=10) as http:
         while not stop.wait(rng.expovariate(per_minute / 60)):
-            expert = rng.choice(experts)
+            expert, calendar = rng.choice(calendars)
             changed_at = time.time()
             try:
                 if expert.provider == "google":
-                    fakes.google.change(expert.account, rng)
-                    status = fakes.google.notify(http, expert.account)
+                    fakes.google.change(calendar, rng)
+                    status = fakes.google.notify(http, calendar)
                 elif expert.provider == "microsoft":
-                    fakes.microsoft.change(expert.account, rng)
-                    status = fakes.microsoft.notify(http, expert.account)
+                    fakes.microsoft.change(calendar, rng)
+                    status = fakes.microsoft.notify(http, calendar)
                 elif expert.provider == "caldav":
-                    fakes.caldav.change(expert.account, rng)
+                    fakes.caldav.change(calendar, rng)
                     status = 0
                 else:
                     fakes.feeds.change(expert.account, rng)
@@ -358,6 +360,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--quick", action="store_true", help="200 experts for 60 s (a smoke run)")
     parser.add_argument("--events", type=int, default=20, help="events per fake calendar")
+    parser.add_argument("--one-calendar", action="store_true",
+                        help="one busy calendar per connection (default: one to three, 1.5 on average)")
     parser.add_argument("--changes", type=float, default=3.0, help="changes per minute per thousand calendars")
     parser.add_argument("--bookings-per-minute", type=float, default=30)
     parser.add_argument("--slots-per-second", type=float, default=10)
@@ -366,6 +370,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="the one worker's --concurrency (one queue)")
     parser.add_argument("--sync-concurrency", type=int, default=8,
                         help="the sync worker's --concurrency when the queues are separate")
+    parser.add_argument("--sync-nice", type=int, default=None,
+                        help="the sync worker's --nice (default: calbook's own, 10 for a sync-only worker)")
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--queues", choices=["auto", "one"], default="auto",
                         help="auto: separate sync and push/notify workers when `calbook worker --queues` exists")
@@ -423,16 +429,17 @@ def execute(args: argparse.Namespace) -> int:
             raise SystemExit(f"calbook migrate failed:\n{migrated.stderr}")
         store = Store.from_url(url)
         began = time.perf_counter()
-        experts = seed(store, fakes, args.experts, args.bookable, key)
+        experts = seed(store, fakes, args.experts, args.bookable, key, one_calendar=args.one_calendar)
         bookers = publish(store, experts, args.bookers, hook_url, key)
         seeded_in = time.perf_counter() - began
         mix = Counter(e.provider for e in experts)
-        log(f"seeded {len(experts)} experts ({dict(mix)}) in {seeded_in:.1f} s; database {database}")
+        log(f"seeded {len(experts)} experts ({dict(mix)}), {sum(len(e.calendars) for e in experts)} calendars, "
+            f"in {seeded_in:.1f} s; database {database}")
         settings = Settings(jwt_secret=SECRET, data_dir=workdir / "data")
         engine = create_engine(url, pool_size=2)
         meter = CpuMeter()
         layout = layout_mod.start(group, env, api_port, args.api_workers, args.concurrency, args.queues,
-                                  args.sync_concurrency)
+                                  args.sync_concurrency, args.sync_nice)
         log(f"started: {layout.description}")
         run = Run(started=time.time())
         sample_cpu(meter, layout.sessions(), engine, database)
@@ -446,7 +453,7 @@ def execute(args: argparse.Namespace) -> int:
                 run, stop, engine, database, meter, layout.sessions(), layout.metrics_ports, len(experts), 2.0,
                 redis_client)),
             threading.Thread(target=mutator, daemon=True, args=(
-                run, stop, fakes, experts, args.changes * len(experts) / 1000, api)),
+                run, stop, fakes, experts, args.changes * sum(len(e.calendars) for e in experts) / 1000, api)),
         ]
         for thread in threads:
             thread.start()
@@ -518,7 +525,8 @@ def report(args: argparse.Namespace, run: Run, layout: layout_mod.Layout, expert
     slots = sorted(outcome.slot_latencies)
     result: dict[str, Any] = {
         "command": " ".join(sys.argv),
-        "config": {"experts": len(experts), "seconds": args.seconds, "mix": dict(mix), "events": args.events,
+        "config": {"experts": len(experts), "calendars": sum(len(e.calendars) for e in experts),
+                   "seconds": args.seconds, "mix": dict(mix), "events": args.events,
                    "changes_per_minute_per_1000": args.changes, "bookings_per_minute": args.bookings_per_minute,
                    "slots_per_second": args.slots_per_second, "cold": args.cold, "layout": layout.description,
                    "seeded_in_s": round(seeded_in, 1), "load_average_end": os.getloadavg()},

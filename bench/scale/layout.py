@@ -46,8 +46,9 @@ class Layout:
 
 
 def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int, concurrency: int,
-          queues: str, sync_concurrency: int = 8) -> Layout:
-    """Start the API, then the workers and beat; returns once the API answers."""
+          queues: str, sync_concurrency: int = 8, sync_nice: int | None = None) -> Layout:
+    """Start the API, then the workers and beat; returns once the API answers. ``sync_nice``: the
+    sync worker's ``--nice`` (None: calbook's default, 10 for a worker serving only sync)."""
     api = group.start("api", ["api", "--host", "127.0.0.1", "--port", str(api_port), "--workers", str(api_workers)],
                       env)
     wait_until_up(f"http://127.0.0.1:{api_port}", api, timeout=120)
@@ -64,6 +65,8 @@ def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int
         args = ["worker", "--concurrency", str(slots), "--metrics-port", str(port)]
         if serve is not None:
             args += ["--queues", serve]
+        if serve == "sync" and sync_nice is not None and "--nice" in options:
+            args += ["--nice", str(sync_nice)]
         if named:
             args += ["--name", f"bench-{name}"]
         layout.workers.append(group.start(name, args, env))
@@ -71,9 +74,11 @@ def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int
     layout.sync_processes = 1
     layout.sync_slots = plans[0][2]
     layout.beat = group.start("beat", ["beat"], env)
+    nice = f" --nice {sync_nice}" if sync_nice is not None else ""
     layout.description = (
         f"api --workers {api_workers}; " + "; ".join(
-            f"worker{' --queues ' + s if s else ''} --concurrency {c}" for _, s, c in plans) + "; beat")
+            f"worker{' --queues ' + s if s else ''} --concurrency {c}{nice if s == 'sync' else ''}"
+            for _, s, c in plans) + "; beat")
     return layout
 
 

@@ -2,9 +2,10 @@
 
 It runs in a process of its own (``run`` is the entry point, started with the ``spawn``
 method), so that its timing does not share a GIL with the fakes; it speaks HTTP/1.1 over
-keep-alive connections with a minimal client, as ``bench/api_load.py`` does, so that it costs
-the 2-core machine little. Rates are open-loop: a request that answers late does not slow
-the next one down, and the latency is measured from when the request was due.
+keep-alive connections with the minimal client of ``bench/http_wire.py``, as
+``bench/api_load.py`` does, so that it costs the 2-core machine little. Rates are open-loop:
+a request that answers late does not slow the next one down, and the latency is measured from
+when the request was due.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from bench.http_wire import Connection, http_request
 
 
 @dataclass
@@ -43,34 +46,6 @@ class Outcome:
     """(booking id, expert id, wall time the confirm was sent)"""
 
 
-def _request(method: str, path: str, token: str, body: bytes | None = None) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}"]
-    lines += ["Content-Type: application/json", f"Content-Length: {len(body or b'')}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
-
-
-class Connection:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def call(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        body = await self.reader.readexactly(length) if length else b""
-        return status, body
-
-
 def slot_targets(plan: Plan) -> Iterator[bytes]:
     rng = random.Random(1)
     today = datetime.now(UTC).date()
@@ -78,7 +53,7 @@ def slot_targets(plan: Plan) -> Iterator[bytes]:
     while True:
         expert, _ = rng.choice(plan.experts)
         day = today + timedelta(days=rng.randrange(1, 15))
-        yield _request("GET", f"/v1/experts/{expert}/slots?date={day}&duration=60", reader)
+        yield http_request("GET", f"/v1/experts/{expert}/slots?date={day}&duration=60", reader)
 
 
 def booking_targets(plan: Plan) -> Iterator[tuple[str, str, str]]:
@@ -143,13 +118,13 @@ async def _run(plan: Plan) -> Outcome:
             expert, token, start = next(bookings)
             body = json.dumps({"expertId": expert, "startTime": start, "durationMinutes": 60,
                                "type": "video_call"}).encode()
-            status, answer = await connection.call(_request("POST", "/v1/bookings", next(users), body))
+            status, answer = await connection.call(http_request("POST", "/v1/bookings", next(users), body))
             outcome.booking_statuses[f"create {status}"] += 1
             if status != 201:
                 return
             booking_id = json.loads(answer)["id"]
             sent = time.time()
-            status, _ = await connection.call(_request("POST", f"/v1/bookings/{booking_id}/confirm", token))
+            status, _ = await connection.call(http_request("POST", f"/v1/bookings/{booking_id}/confirm", token))
             outcome.booking_statuses[f"confirm {status}"] += 1
             if status == 200:
                 outcome.confirmed.append((booking_id, expert, sent))

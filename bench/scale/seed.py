@@ -27,6 +27,9 @@ from connectors.secrets import encrypt_json
 
 #: Out of every ten experts: five on Google, two on Microsoft 365, two on CalDAV, one on an ICS feed.
 MIX = ("google",) * 5 + ("microsoft",) * 2 + ("caldav",) * 2 + ("ics",)
+#: Busy calendars per connection, by block of ten experts (so every provider gets each count):
+#: six in ten have one, three have two, one has three, 1.5 on average. A feed is one calendar.
+CALENDARS = (1, 2, 1, 1, 3, 1, 2, 1, 1, 2)
 BATCH = 500
 
 
@@ -38,6 +41,8 @@ class Expert:
     """the account's name in its fake (an e-mail for Google and Microsoft, ``u<n>`` for CalDAV and feeds)"""
     connection_id: str
     bookable: bool
+    calendars: tuple[str, ...] = ()
+    """its calendars' ids in the fakes (for a feed, its account), what a change names"""
 
 
 @dataclass
@@ -57,34 +62,41 @@ def schedule_body() -> dict[str, object]:
             "hourlyRateCents": 6000}
 
 
-def _row(index: int, fakes: Fakes, key: str) -> tuple[str, str, str, dict[str, object]]:
-    """(provider, account, encrypted credentials, config) of expert ``index``; a feed's account is its URL."""
+def calendars_of(index: int, one_calendar: bool = False) -> int:
+    return 1 if one_calendar else CALENDARS[(index // len(MIX)) % len(CALENDARS)]
+
+
+def _config(ids: list[str]) -> dict[str, object]:
+    """What a connect stores: the account's calendars, all of them busy, the first the destination."""
+    calendars = [{"id": c, "name": "Work" if n == 0 else f"Team {n}", "writable": True} for n, c in enumerate(ids)]
+    return {"calendars": calendars, "busyCalendars": list(ids), "destinationCalendar": ids[0]}
+
+
+def _row(index: int, fakes: Fakes, key: str, one_calendar: bool,
+         ) -> tuple[str, str, str, dict[str, object], list[str]]:
+    """(provider, account, encrypted credentials, config, calendar ids in the fake) of expert ``index``;
+    a feed's account is its URL."""
     provider = MIX[index % len(MIX)]
+    count = calendars_of(index, one_calendar)
     email = f"expert{index}@bench.test"
     if provider == "google":
-        credentials = fakes.google.add_account(email)
-        calendars = [{"id": email, "name": "Work", "writable": True}]
-        return provider, email, encrypt_json(credentials, key), {
-            "calendars": calendars, "busyCalendars": [email], "destinationCalendar": email}
+        ids, credentials = fakes.google.add_account(email, count)
+        return provider, email, encrypt_json(credentials, key), _config(ids), ids
     if provider == "microsoft":
-        calendar_id, credentials = fakes.microsoft.add_account(email)
-        calendars = [{"id": calendar_id, "name": "Calendar", "writable": True}]
-        return provider, email, encrypt_json(credentials, key), {
-            "calendars": calendars, "busyCalendars": [calendar_id], "destinationCalendar": calendar_id}
+        ids, credentials = fakes.microsoft.add_account(email, count)
+        return provider, email, encrypt_json(credentials, key), _config(ids), ids
     account = f"u{index}"
     if provider == "caldav":
-        calendar_url = fakes.caldav.add_account(account)
-        calendars = [{"id": calendar_url, "name": "cal", "writable": True}]
+        ids = fakes.caldav.add_account(account, count)
         return provider, account, encrypt_json({"username": account, "password": "pw"}, key), {
-            "url": f"{fakes.caldav.base}/dav/{account}/", "calendars": calendars, "busyCalendars": [calendar_url],
-            "destinationCalendar": calendar_url}
+            "url": f"{fakes.caldav.base}/dav/{account}/", **_config(ids)}, ids
     url = fakes.feeds.add_feed(account)
     return provider, url, encrypt_json({"url": url}, key), {
-        "url": url, "busyCalendars": [], "destinationCalendar": None}
+        "url": url, "busyCalendars": [], "destinationCalendar": None}, [account]
 
 
 def seed(store: Store, fakes: Fakes, count: int, bookable_share: float, key: str,
-         now: datetime | None = None) -> list[Expert]:
+         now: datetime | None = None, one_calendar: bool = False) -> list[Expert]:
     moment = now or utcnow()
     experts: list[Expert] = []
     every = max(1, round(1 / bookable_share)) if bookable_share > 0 else 0
@@ -92,7 +104,7 @@ def seed(store: Store, fakes: Fakes, count: int, bookable_share: float, key: str
         with store.write() as conn:
             for index in range(start, min(count, start + BATCH)):
                 expert_id = f"bx{index:07d}"
-                provider, account, credentials, config = _row(index, fakes, key)
+                provider, account, credentials, config, ids = _row(index, fakes, key, one_calendar)
                 user_rows.ensure_user(conn, expert_id, moment)
                 connection_id = new_id()
                 connection_rows.insert_connection(
@@ -102,7 +114,7 @@ def seed(store: Store, fakes: Fakes, count: int, bookable_share: float, key: str
                 # Every `every`-th block of ten experts is bookable: each provider is represented.
                 bookable = bool(every) and (index // len(MIX)) % every == 0
                 name = account if provider in ("google", "microsoft") else f"u{index}"
-                experts.append(Expert(expert_id, provider, name, connection_id, bookable))
+                experts.append(Expert(expert_id, provider, name, connection_id, bookable, tuple(ids)))
     return experts
 
 
