@@ -1,10 +1,11 @@
 """calbook's processes as production runs them (docker-compose.yml): ``calbook api``, workers, ``calbook beat``.
 
 Which worker layout: with a ``calbook worker --queues`` option (separate ``sync``, ``push``
-and ``notify`` queues, issue 15) one worker serves sync and another push and notifications,
-so a sync backlog cannot delay an e-mail; without it, one worker serves the one queue, as
-docker-compose.yml does today. Each process is the installed ``calbook`` command in a session
-of its own (``tests.support.processes``), so its whole process tree can be measured.
+and ``notify`` queues, issue 15) one worker serves sync, one push and one notifications and
+the periodic jobs, as docker-compose.yml does, so a sync backlog cannot delay an e-mail;
+without it (an older calbook), one worker serves the one queue. Each process is the installed
+``calbook`` command in a session of its own (``tests.support.processes``), so its whole process
+tree can be measured.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def start(group: Processes, env: dict[str, str], api_port: int, api_workers: int
     layout = Layout(api)
     split = "--queues" in options and queues != "one"
     named = "--name" in options
-    # Split: one worker for calendar syncs (its pool and concurrency as given), one for pushes,
-    # notifications and the periodic jobs, so a sync backlog cannot hold up an e-mail.
-    plans = ([("sync", "sync", sync_concurrency), ("notify", "push,notify,default", 2)] if split
+    # Split, as docker-compose.yml runs it: a worker for calendar syncs (threads, the concurrency
+    # given), one for calendar pushes (threads), one for e-mail, webhooks and the periodic jobs
+    # (prefork), so neither a sync backlog nor a slow calendar push can hold up an e-mail.
+    plans = ([("sync", "sync", sync_concurrency), ("push", "push", 4), ("notify", "notify,default", 2)] if split
              else [("worker", None, concurrency)])
     for name, serve, slots in plans:
         port = free_port()

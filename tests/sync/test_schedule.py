@@ -8,6 +8,7 @@ row locks open in another transaction to show ``SKIP LOCKED`` passing them by.
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -166,7 +167,7 @@ def test_reauth_required_is_not_due(store: Store, expert: AvailabilitySettings, 
 def test_a_sync_past_its_budget_stops_after_the_calendar_and_resumes(
     store: Store, expert: AvailabilitySettings, direct: Direct, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    paths = [direct.make_calendar(f"budget-{i}-{utcnow().timestamp():.0f}") for i in range(3)]
+    paths = [direct.make_calendar(f"budget-{i}-{uuid.uuid4().hex[:10]}") for i in range(3)]  # unique per run
     urls = [proxy.url.rstrip("/") + p for p in paths]
     for i, path in enumerate(paths):
         direct.put(path + f"e{i}.ics", event_text(f"e{i}", day(1 + i, 13), day(1 + i, 14)))

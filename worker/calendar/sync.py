@@ -54,6 +54,15 @@ AfterSync = Callable[[Store, CalendarConnection, Settings], object]
 """What a provider does after a successful sync (Google: reconcile its watch channels); ``worker.wiring``."""
 
 
+def _unchanged(pulled: PullResult, cursor: dict[str, Any] | None) -> bool:
+    """A pull that changes nothing: not a full listing (whose emptiness would mean "delete every
+    block"), nothing upserted or deleted, and the cursor it hands back is the one it was given
+    (a CalDAV ctag that did not move, a feed's 304). Its transaction would write the same cursor
+    back, so it is skipped: the commonest poll costs no transaction (docs/scaling.md#database-work-per-sync)."""
+    return (not pulled.full and not pulled.upserts and not pulled.deleted and cursor is not None
+            and pulled.cursor == cursor)
+
+
 def _ended(result: str, error: str | None = None, *, resume_from: int | None = None,
            retry_at: datetime | None = None, reconciled: bool = False) -> SyncEnd:
     """What ``finish_sync`` records for a sync that ended with ``result`` (the metrics' label)."""
@@ -126,6 +135,10 @@ def sync_connection(
                     pulled = reconciler.reconcile(calendar_id, cursor, window_start, horizon)
                 else:
                     pulled = provider.pull(calendar_id, cursor, window_start, horizon, started.timezone)
+                outcome.warnings.extend(pulled.warnings)
+                outcome.calendars += 1
+                if _unchanged(pulled, cursor):
+                    continue  # nothing to write: its blocks and cursor are what the last sync saved
                 upserts = _blocks(pulled)
                 tracker.step(SyncPhase.SAVING, index, len(calendars), outcome.blocks,
                              pulled=len(upserts) + len(pulled.deleted))
@@ -135,8 +148,6 @@ def sync_connection(
                     deleted=pulled.deleted, cursor=pulled.cursor, kept=pulled.kept,
                     progress=tracker.after_calendar(index + 1, len(calendars), outcome.blocks) if following else None,
                 )
-                outcome.warnings.extend(pulled.warnings)
-                outcome.calendars += 1
         if resume_from is None:
             result, end = "active", _ended("active", reconciled=reconcile)
         else:
