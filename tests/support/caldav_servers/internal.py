@@ -8,6 +8,7 @@ header, answering each with a status line and body a port scanner would love to 
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -17,6 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 INTERNAL_HOST = "127.0.0.2"
 SECRET_STATUS = 418
 SECRET_BODY = b"internal-metadata-secret"
+
+
+def assert_no_echo(text: str) -> None:
+    """Nothing of the internal service's answer in ``text``: not its status (as a number of its
+    own: a port such as 41847 in a URL is not the status line), its body or its reason phrase."""
+    assert not re.search(rf"(?<!\d){SECRET_STATUS}(?!\d)", text), text
+    assert SECRET_BODY.decode() not in text and "Teapot" not in text, text
 
 
 @dataclass
