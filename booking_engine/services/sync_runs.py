@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from booking_engine.connections import CalendarConnection, ConnectionStatus
 from booking_engine.services._common import now_or
 from booking_engine.services.availability import load_settings
@@ -94,7 +96,7 @@ def finish_sync(store: Store, connection_id: str, end: SyncEnd, schedule: SyncSc
     """Record the sync's outcome, schedule its next one and release its lease; flag conflicts if asked."""
     moment = now_or(now)
 
-    def work(conn: Any) -> SyncFinished:
+    def work(conn: Connection) -> SyncFinished:
         row = connection_rows.get(conn, connection_id, for_update=True)
         if row is None:
             return SyncFinished(None, [])
