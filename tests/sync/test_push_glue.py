@@ -6,6 +6,8 @@ late deliveries converge on one event per booking (or none, once cancelled).
 
 from __future__ import annotations
 
+import threading
+
 import icalendar
 import pytest
 from sqlalchemy import select, update
@@ -183,6 +185,39 @@ def test_no_push_for_ics_or_connections_without_destination(
         store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
     assert push_booking(store, booking.id, settings=Settings()) == 0
     assert _events(direct, calendar_path) == {}
+
+
+def test_a_sync_disconnected_while_it_ran_writes_nothing_back(
+    store: Store, expert: AvailabilitySettings, direct: Direct, proxy: FaultProxy, calendar_path: str,
+    calendar_url: str,
+) -> None:
+    connection_id = connect(store, calendar_url)
+    connections.set_status(store, connection_id, "reauth_required", "password changed")
+    booking = bookings.confirm_booking(
+        store, EXPERT, bookings.create_booking(store, USER, EXPERT, day(1, 10), 60, "video_call").id)
+    push_to_calendars(store, _outbox_event(store, "booking.confirmed", booking.id))
+    connections.set_status(store, connection_id, "active")  # the event is now missing: a sync would write it
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
+        inside.set()
+        release.wait(30)
+        return body
+
+    proxy.response_hook = hold
+    results: list[int] = []
+    sync = threading.Thread(target=lambda: results.append(
+        wiring.sync_connection(store, connection_id, Settings()).backfilled))
+    sync.start()
+    try:
+        assert inside.wait(30)
+        connections.disconnect(store, EXPERT, connection_id)  # the expert disconnects while it pulls
+    finally:
+        release.set()
+        proxy.response_hook = None
+        sync.join(60)
+    assert results == [0]
+    assert _events(direct, calendar_path) == {}  # nothing written to a calendar the expert took away
 
 
 def test_sync_writes_events_missed_while_the_connection_needed_reauth(

@@ -32,6 +32,7 @@ from tests.support.feed_server import serve_feed
 from tests.support.sync import event_text
 from tests.support.worker import ENCRYPTION_KEY, wait_until
 from worker import wiring
+from worker.calendar.progress import SAVING_SHOWN, ProgressTracker
 
 
 @pytest.fixture
@@ -119,3 +120,25 @@ def test_the_schema_lists_statuses_and_phases(tmp_path: Path, store: Store) -> N
     assert schema["SyncProgressOut"]["properties"]["phase"]["enum"] == ["listing", "fetching", "saving"]
 
 
+
+
+def test_a_step_is_stored_only_when_a_reader_could_see_it(store: Store) -> None:
+    created = connections.create_connection(
+        store, EXPERT, EXPERT, "caldav", account="someone", credentials=None, busy_calendars=["a", "b"],
+        destination_calendar=None,
+    )
+    started = sync_runs.start_sync(store, created.id, timedelta(minutes=10))
+    assert started is not None
+    tracker = ProgressTracker(store, created.id, "caldav", 60, (started.phase, 0, 2, 0))
+
+    def shown() -> tuple[str, int]:
+        progress = connections.get_connection(store, EXPERT, created.id).as_dict()["syncProgress"]
+        return progress["phase"], progress["calendarsDone"]
+
+    tracker.step(SyncPhase.FETCHING, 0, 2, 0)  # what the start stored already
+    tracker.step(SyncPhase.SAVING, 0, 2, 0, pulled=SAVING_SHOWN - 1)  # over in milliseconds: not stored
+    assert shown() == ("fetching", 0)
+    tracker.step(SyncPhase.FETCHING, 1, 2, 10)  # another calendar: stored
+    assert shown() == ("fetching", 1)
+    tracker.step(SyncPhase.SAVING, 1, 2, 10, pulled=SAVING_SHOWN)  # a large save: stored
+    assert shown() == ("saving", 1)
